@@ -1,0 +1,112 @@
+// pivisor entry points: the arm64 Image header, the primary core's entry
+// (self-relocation, BSS, stack) and the secondary cores' entry.
+//
+// Image header layout: Linux Documentation/arch/arm64/booting.rst, "Call the
+// kernel image". The loader (Pi 4 firmware or QEMU) enters at _start at EL2,
+// MMU and D-cache off, x0 = physical address of the device tree.
+
+.section .text.head, "ax"
+.global _start
+_start:
+    b       primary_entry           // code0: branch past the header
+    .long   0                       // code1
+    .quad   0                       // text_offset (tools/mkimage sets it)
+    .quad   __image_size            // image_size: file + BSS + stacks
+    .quad   {IMAGE_FLAGS}           // flags: LE, 4 KiB pages, place anywhere
+    .quad   0                       // res2
+    .quad   0                       // res3
+    .quad   0                       // res4
+    .ascii  "ARM\x64"               // magic
+    .long   0                       // res5
+
+.section .text.boot, "ax"
+primary_entry:
+    msr     daifset, #0xf
+    mov     x19, x0                 // device tree address
+    adr     x20, _start             // load address (linked at 0)
+
+    // adrp-based addressing needs a 4 KiB aligned load address.
+    tst     x20, #0xfff
+    b.ne    park_early
+
+    // Apply R_AARCH64_RELATIVE relocations: *(base + offset) = base + addend.
+    adrp    x1, __rela_start
+    add     x1, x1, :lo12:__rela_start
+    adrp    x2, __rela_end
+    add     x2, x2, :lo12:__rela_end
+1:  cmp     x1, x2
+    b.hs    2f
+    ldp     x3, x4, [x1], #16       // r_offset, r_info
+    ldr     x5, [x1], #8            // r_addend
+    cmp     w4, #1027               // R_AARCH64_RELATIVE
+    b.ne    park_early              // no other kind can be handled here
+    add     x5, x5, x20
+    str     x5, [x20, x3]
+    b       1b
+
+    // Zero BSS.
+2:  adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+3:  cmp     x1, x2
+    b.hs    4f
+    stp     xzr, xzr, [x1], #16
+    b       3b
+
+    // Core 0's stack is the first per-core stack.
+4:  adrp    x1, __stacks_start
+    add     x1, x1, :lo12:__stacks_start
+    mov     x2, #{STACK_SIZE}
+    add     sp, x1, x2
+    mov     x29, xzr
+    mov     x30, xzr
+
+    // EL2 state the Rust code relies on; skipped at another EL, which the
+    // Rust entry then reports.
+    mrs     x1, CurrentEL
+    ubfx    x1, x1, #2, #2
+    cmp     x1, #2
+    b.ne    5f
+    msr     tpidr_el2, xzr          // logical core index 0
+    adrp    x2, __exception_vectors
+    add     x2, x2, :lo12:__exception_vectors
+    msr     vbar_el2, x2
+    isb
+5:  mov     x0, x19                 // dtb
+    // x1 = current EL
+    mov     x2, x20                 // load address
+    bl      rust_primary_entry
+    b       park_early
+
+// Secondary cores arrive here from the spin table (or PSCI CPU_ON) at EL2,
+// MMU off. The primary has written SECONDARY_BOOT (stack top, core index,
+// MMU settings) and cleaned it to the point of coherency.
+.global secondary_entry
+secondary_entry:
+    msr     daifset, #0xf
+    mrs     x1, CurrentEL
+    ubfx    x1, x1, #2, #2
+    cmp     x1, #2
+    b.ne    park_early
+    adrp    x0, SECONDARY_BOOT
+    add     x0, x0, :lo12:SECONDARY_BOOT
+    ldr     x1, [x0]                // stack top
+    mov     sp, x1
+    ldr     x2, [x0, #8]            // logical core index
+    msr     tpidr_el2, x2
+    adrp    x2, __exception_vectors
+    add     x2, x2, :lo12:__exception_vectors
+    msr     vbar_el2, x2
+    isb
+    mov     x29, xzr
+    mov     x30, xzr
+    bl      rust_secondary_entry    // x0 = &SECONDARY_BOOT
+    b       park_early
+
+// Nothing can be reported this early: sleep forever.
+.global park_early
+park_early:
+    msr     daifset, #0xf
+6:  wfe
+    b       6b

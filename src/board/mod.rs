@@ -1,0 +1,4 @@
+//! Board support: MMIO access and the BCM2711 (Raspberry Pi 4) drivers.
+
+pub mod mmio;
+pub mod rpi4;

@@ -1,0 +1,236 @@
+//! The console logger behind the `log` macros.
+//!
+//! Every line reads `[    s.micros] cN LEVEL message`: counter time since
+//! reset, the logical core, the level. A line is written whole under a lock
+//! whose owner is the core, so output from four cores never interleaves
+//! mid-line, and a core that faults while holding it can still report.
+//! Before the MMU is on (exclusives are not guaranteed on Device memory) the
+//! logger runs in early mode: one core only, no lock.
+
+use core::cell::UnsafeCell;
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use log::{Level, Log, Metadata, Record};
+
+/// Where console bytes go.
+pub trait ConsoleSink: Send {
+    /// Writes bytes, blocking until they are accepted.
+    fn write_bytes(&mut self, bytes: &[u8]);
+}
+
+/// Platform hooks: counter time and core number.
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// Counter ticks since reset.
+    pub ticks: fn() -> u64,
+    /// Counter frequency in Hz.
+    pub freq: fn() -> u64,
+    /// Logical core number.
+    pub core: fn() -> usize,
+}
+
+fn zero() -> u64 {
+    0
+}
+fn one() -> u64 {
+    1
+}
+fn core0() -> usize {
+    0
+}
+
+/// The line prefix: `[    s.micros] cN LEVEL `.
+pub struct Prefix {
+    /// Counter ticks.
+    pub ticks: u64,
+    /// Counter frequency.
+    pub freq: u64,
+    /// Core.
+    pub core: usize,
+    /// Level.
+    pub level: Level,
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let freq = self.freq.max(1);
+        let secs = self.ticks / freq;
+        let micros = (self.ticks % freq) * 1_000_000 / freq;
+        let lvl = match self.level {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN ",
+            Level::Info => "INFO ",
+            Level::Debug => "DEBUG",
+            Level::Trace => "TRACE",
+        };
+        write!(f, "[{secs:>5}.{micros:06}] c{} {lvl} ", self.core)
+    }
+}
+
+/// Adapts a sink to `fmt::Write`, turning `\n` into `\r\n` for terminals.
+pub struct LineWriter<'s>(pub &'s mut dyn ConsoleSink);
+
+impl Write for LineWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for (i, part) in s.split('\n').enumerate() {
+            if i > 0 {
+                self.0.write_bytes(b"\r\n");
+            }
+            self.0.write_bytes(part.as_bytes());
+        }
+        Ok(())
+    }
+}
+
+/// Writes one whole log line.
+pub fn write_line(sink: &mut dyn ConsoleSink, prefix: &Prefix, args: fmt::Arguments<'_>) {
+    let mut w = LineWriter(sink);
+    let _ = write!(w, "{prefix}{args}\n");
+}
+
+/// The console logger.
+pub struct Logger {
+    sink: UnsafeCell<Option<&'static mut dyn ConsoleSink>>,
+    hooks: UnsafeCell<Hooks>,
+    /// 0 when free, else owning core + 1.
+    owner: AtomicUsize,
+    early: AtomicBool,
+}
+
+// SAFETY: the sink and hooks are written only by `install`, in early mode,
+// while a single core runs; afterwards the sink is used only under `owner`.
+unsafe impl Sync for Logger {}
+
+impl Logger {
+    /// A logger with no sink (messages are dropped) in early mode.
+    pub const fn new() -> Self {
+        Logger {
+            sink: UnsafeCell::new(None),
+            hooks: UnsafeCell::new(Hooks { ticks: zero, freq: one, core: core0 }),
+            owner: AtomicUsize::new(0),
+            early: AtomicBool::new(true),
+        }
+    }
+
+    /// Sets the sink and hooks.
+    ///
+    /// # Safety
+    /// Only while one core runs and before the logger leaves early mode.
+    pub unsafe fn install(&self, sink: &'static mut dyn ConsoleSink, hooks: Hooks) {
+        // SAFETY: the caller guarantees nothing else touches the logger now.
+        unsafe {
+            *self.sink.get() = Some(sink);
+            *self.hooks.get() = hooks;
+        }
+    }
+
+    /// Leaves early mode: from now on lines are written under the lock.
+    /// Call once exclusive accesses work (MMU and caches on).
+    pub fn enable_locking(&self) {
+        self.early.store(false, Ordering::Release);
+    }
+
+    fn hooks(&self) -> Hooks {
+        // SAFETY: hooks are only written in early mode by `install`.
+        unsafe { *self.hooks.get() }
+    }
+
+    /// Runs `f` with the sink, holding the line lock.
+    pub fn with_sink(&self, f: impl FnOnce(&mut dyn ConsoleSink, Hooks)) {
+        let hooks = self.hooks();
+        let me = (hooks.core)() + 1;
+        let mut acquired = false;
+        if !self.early.load(Ordering::Acquire) {
+            loop {
+                match self.owner.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => {
+                        acquired = true;
+                        break;
+                    }
+                    // This core already holds it: a fault while logging.
+                    Err(o) if o == me => break,
+                    Err(_) => core::hint::spin_loop(),
+                }
+            }
+        }
+        // SAFETY: we hold the lock (or run alone in early mode, or are the
+        // owner re-entering from an exception on the same core).
+        if let Some(sink) = unsafe { (*self.sink.get()).as_deref_mut() } {
+            f(sink, hooks);
+        }
+        if acquired {
+            self.owner.store(0, Ordering::Release);
+        }
+    }
+}
+
+impl Default for Logger {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        self.with_sink(|sink, h| {
+            let p = Prefix { ticks: (h.ticks)(), freq: (h.freq)(), core: (h.core)(), level: record.level() };
+            write_line(sink, &p, *record.args());
+        });
+    }
+
+    fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    struct Buf(Vec<u8>);
+    impl ConsoleSink for Buf {
+        fn write_bytes(&mut self, b: &[u8]) {
+            self.0.extend_from_slice(b);
+        }
+    }
+
+    #[test]
+    fn prefix_format() {
+        let p = Prefix { ticks: 62_500_000 * 3 + 625, freq: 62_500_000, core: 2, level: Level::Info };
+        assert_eq!(std::format!("{p}"), "[    3.000010] c2 INFO  ");
+        let p = Prefix { ticks: 5, freq: 0, core: 0, level: Level::Error };
+        assert_eq!(std::format!("{p}"), "[    5.000000] c0 ERROR ");
+    }
+
+    #[test]
+    fn lines_end_with_crlf_and_inner_newlines_too() {
+        let mut b = Buf(Vec::new());
+        let p = Prefix { ticks: 0, freq: 1, core: 1, level: Level::Warn };
+        write_line(&mut b, &p, format_args!("a\nb"));
+        assert_eq!(b.0, b"[    0.000000] c1 WARN  a\r\nb\r\n");
+    }
+
+    #[test]
+    fn logger_writes_through_sink_with_lock() {
+        let sink: &'static mut Buf = std::boxed::Box::leak(std::boxed::Box::new(Buf(Vec::new())));
+        let ptr: *const Buf = sink;
+        let l = Logger::new();
+        // SAFETY: single-threaded test.
+        unsafe { l.install(sink, Hooks { ticks: zero, freq: one, core: core0 }) };
+        l.enable_locking();
+        l.with_sink(|s, _| s.write_bytes(b"x"));
+        // Re-entry from the owning core must not deadlock.
+        l.with_sink(|s, _| {
+            s.write_bytes(b"y");
+        });
+        assert_eq!(l.owner.load(Ordering::Relaxed), 0);
+        // SAFETY: the logger is done with the sink.
+        assert_eq!(unsafe { &(*ptr).0 }, b"xy");
+    }
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Install what building and testing pivisor needs, idempotently.
+#
+#   - the rustup target aarch64-unknown-none-softfloat (the hypervisor never
+#     touches FP/SIMD, so guest FP state survives every exit untouched);
+#   - Debian packages: binutils-aarch64-linux-gnu (objcopy ELF -> flat image),
+#     device-tree-compiler (dtc, for the test device trees), and
+#     qemu-system-arm >= 9.0 (raspi4b). Debian bookworm's own QEMU is 7.2 and
+#     has no raspi4b, so the bookworm-backports suite is added to apt's sources,
+#     derived from the machine's existing Debian entry (same URI), and QEMU is
+#     installed from it.
+#
+# Runs as root, or with sudo when not root. Says what it installs.
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        say "not root and no sudo: install the packages listed in tools/setup.sh by hand"; exit 1
+    fi
+fi
+
+# ---- Rust target -----------------------------------------------------------
+TARGET=aarch64-unknown-none-softfloat
+if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+    say "installing rustup target $TARGET"
+    rustup target add "$TARGET"
+fi
+
+# ---- QEMU version check ----------------------------------------------------
+qemu_ok() {
+    command -v qemu-system-aarch64 >/dev/null 2>&1 || return 1
+    local v major
+    v=$(qemu-system-aarch64 --version | head -n1 | sed -E 's/.*version ([0-9]+)\..*/\1/')
+    major=${v:-0}
+    [ "$major" -ge 9 ] 2>/dev/null || return 1
+    qemu-system-aarch64 -M help | grep -q '^raspi4b'
+}
+
+need_pkgs=()
+command -v aarch64-linux-gnu-objcopy >/dev/null 2>&1 || need_pkgs+=(binutils-aarch64-linux-gnu)
+command -v dtc >/dev/null 2>&1 || need_pkgs+=(device-tree-compiler)
+
+APT_UPDATED=0
+apt_update() {
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        say "apt-get update"
+        $SUDO apt-get update -qq
+        APT_UPDATED=1
+    fi
+}
+
+# Add bookworm-backports, derived from the machine's own Debian entry.
+add_backports() {
+    local codename
+    codename=$( . /etc/os-release && echo "${VERSION_CODENAME:-}")
+    [ -n "$codename" ] || { say "cannot tell the Debian release (/etc/os-release)"; exit 1; }
+    local suite="${codename}-backports"
+    if grep -rqs -- "$suite" /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null; then
+        return 0
+    fi
+    local uri="" signed=""
+    # deb822 entries first (.sources files), then one-line entries.
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        # Find the stanza whose Suites include the plain release name.
+        uri=$(awk -v rel="$codename" '
+            BEGIN { RS=""; FS="\n" }
+            {
+                u=""; s=""
+                for (i = 1; i <= NF; i++) {
+                    if ($i ~ /^URIs:/)   { u = $i; sub(/^URIs:[ \t]*/, "", u) }
+                    if ($i ~ /^Suites:/) { s = $i; sub(/^Suites:[ \t]*/, "", s) }
+                }
+                n = split(s, parts, /[ \t]+/)
+                for (j = 1; j <= n; j++) if (parts[j] == rel) { split(u, us, /[ \t]+/); print us[1]; exit }
+            }' "$f")
+        if [ -n "$uri" ]; then
+            signed=$(awk -v rel="$codename" 'BEGIN{RS="";FS="\n"} $0 ~ ("Suites:.*[ \t]" rel "([ \t]|$)") || $0 ~ ("Suites:[ \t]*" rel "([ \t]|$)") { for(i=1;i<=NF;i++) if ($i ~ /^Signed-By:/) { sub(/^Signed-By:[ \t]*/, "", $i); print $i; exit } }' "$f")
+            break
+        fi
+    done
+    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+        uri=$(awk -v rel="$codename" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } if ($(i+1) == rel) { print $i; exit } }' /etc/apt/sources.list)
+    fi
+    [ -n "$uri" ] || { say "no Debian '$codename' entry found in apt's sources to derive $suite from"; exit 1; }
+    say "adding apt suite $suite (same archive as the existing '$codename' entry)"
+    {
+        echo "Types: deb"
+        echo "URIs: $uri"
+        echo "Suites: $suite"
+        echo "Components: main"
+        [ -n "$signed" ] && echo "Signed-By: $signed"
+    } | $SUDO tee /etc/apt/sources.list.d/pivisor-backports.sources >/dev/null
+    APT_UPDATED=0
+}
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    apt_update
+    say "installing ${need_pkgs[*]}"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if ! qemu_ok; then
+    add_backports
+    apt_update
+    codename=$( . /etc/os-release && echo "${VERSION_CODENAME}")
+    say "installing qemu-system-arm from ${codename}-backports (raspi4b needs QEMU >= 9.0)"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t "${codename}-backports" qemu-system-arm >/dev/null
+    qemu_ok || { say "qemu-system-aarch64 still lacks raspi4b after install"; exit 1; }
+fi
+exit 0
