@@ -104,9 +104,10 @@ secondary_entry:
     bl      rust_secondary_entry    // x0 = &SECONDARY_BOOT
     b       park_early
 
-// Nothing can be reported this early: sleep forever.
+// Nothing can be reported this early: sleep forever (wfi: under QEMU a
+// wfe loop spins on the host CPU).
 .global park_early
 park_early:
     msr     daifset, #0xf
-6:  wfe
+6:  wfi
     b       6b

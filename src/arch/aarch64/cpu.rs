@@ -1,0 +1,129 @@
+//! CPU control at EL2: identity, counters, sleeping, cache maintenance,
+//! EL2 configuration, SMC calls and deliberate faults.
+
+use crate::bootargs::FaultKind;
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::*;
+use core::arch::asm;
+
+/// Logical core index (kept in TPIDR_EL2).
+pub fn core_index() -> usize {
+    TPIDR_EL2.get() as usize
+}
+
+/// Sets the logical core index.
+pub fn set_core_index(i: usize) {
+    TPIDR_EL2.set(i as u64);
+}
+
+/// MPIDR affinity bits (Aff3..Aff0).
+pub fn mpidr() -> u64 {
+    MPIDR_EL1.get() & 0xff_00ff_ffff
+}
+
+/// Physical counter.
+pub fn counter() -> u64 {
+    barrier::isb(barrier::SY);
+    CNTPCT_EL0.get()
+}
+
+/// Counter frequency in Hz (62.5 MHz on QEMU, 54 MHz on a Pi 4).
+pub fn counter_freq() -> u64 {
+    CNTFRQ_EL0.get()
+}
+
+/// Sleeps forever with interrupts masked (wfi: QEMU halts the vCPU).
+pub fn park() -> ! {
+    // SAFETY: masking interrupts and waiting has no memory effects.
+    unsafe { asm!("msr daifset, #0xf", options(nomem, nostack)) };
+    loop {
+        aarch64_cpu::asm::wfi();
+    }
+}
+
+/// Unmasks SError at EL2, so asynchronous aborts get reported.
+pub fn unmask_serror() {
+    // SAFETY: only changes PSTATE.A; the vectors are installed.
+    unsafe { asm!("msr daifclr, #4", options(nomem, nostack)) };
+}
+
+/// Sends an event to all cores.
+pub fn sev() {
+    aarch64_cpu::asm::sev();
+}
+
+fn dcache_line() -> u64 {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    4 << ((ctr >> 16) & 0xf)
+}
+
+macro_rules! dcache_op {
+    ($name:ident, $op:literal, $doc:literal) => {
+        #[doc = $doc]
+        pub fn $name(start: u64, len: u64) {
+            let line = dcache_line();
+            let mut a = start & !(line - 1);
+            while a < start + len {
+                // SAFETY: data cache maintenance by VA on mapped memory.
+                unsafe { asm!(concat!("dc ", $op, ", {}"), in(reg) a, options(nostack)) };
+                a += line;
+            }
+            barrier::dsb(barrier::SY);
+        }
+    };
+}
+
+dcache_op!(clean_dcache, "cvac", "Cleans `[start, start+len)` to the point of coherency.");
+dcache_op!(clean_inval_dcache, "civac", "Cleans and invalidates `[start, start+len)` to the point of coherency.");
+dcache_op!(inval_dcache, "ivac", "Invalidates `[start, start+len)` to the point of coherency (discards lines).");
+
+/// EL2 settings every core needs: FP/SIMD not trapped for guests (CPTR_EL2
+/// TFP=0, with its RES1 bits), EL1 may use the physical counter and timer
+/// (CNTHCTL_EL2 EL1PCTEN/EL1PCEN), no virtual counter offset yet.
+pub fn configure_el2() {
+    // CPTR_EL2 (non-VHE): RES1 bits 13:12 and 9:0 (and 8, TZ, without SVE);
+    // TFP (10), TTA (20), TCPAC (31) clear.
+    const CPTR_EL2_RES1: u64 = 0x33ff;
+    // SAFETY: writes EL2 configuration registers that only affect lower ELs.
+    unsafe { asm!("msr cptr_el2, {}", in(reg) CPTR_EL2_RES1, options(nostack)) };
+    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::SET);
+    CNTVOFF_EL2.set(0);
+    barrier::isb(barrier::SY);
+}
+
+/// A PSCI call through SMC or HVC; returns x0.
+pub fn psci_call(hvc: bool, fid: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+    let mut r0 = fid;
+    // SAFETY: SMCCC call: x0-x3 in, x0 out, x4-x17 may be clobbered.
+    unsafe {
+        if hvc {
+            asm!("hvc #0", inout("x0") r0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+                 out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
+                 out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _);
+        } else {
+            asm!("smc #0", inout("x0") r0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+                 out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
+                 out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _);
+        }
+    }
+    r0 as i64
+}
+
+/// Takes the deliberate fault a debug option asked for.
+pub fn inject_fault(kind: FaultKind) {
+    match kind {
+        // 256 GiB: inside the 39-bit input range, never mapped.
+        FaultKind::DataAbort => {
+            // SAFETY: not safe at all, on purpose: the read faults and the
+            // exception vector reports it.
+            let v = unsafe { core::ptr::read_volatile(0x40_0000_0000 as *const u64) };
+            core::hint::black_box(v);
+        }
+        // SAFETY: raises an exception that the vector reports.
+        FaultKind::Undefined => unsafe { asm!("udf #0xbad", options(nomem, nostack)) },
+        // SAFETY: as above.
+        FaultKind::Breakpoint => unsafe { asm!("brk #0x1", options(nomem, nostack)) },
+    }
+}

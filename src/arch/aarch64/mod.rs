@@ -1,0 +1,6 @@
+//! AArch64 at EL2: entry, CPU control, the EL2 MMU and exception vectors.
+
+pub mod boot;
+pub mod cpu;
+pub mod exception;
+pub mod mmu;

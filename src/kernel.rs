@@ -1,0 +1,353 @@
+//! Boot glue: brings the machine up in order (console, device tree, memory
+//! plan, EL2 MMU, heap and frames, the other cores) and reports every
+//! failure on the console before parking. No inline assembly here: the
+//! hardware is reached through `arch` and `board`.
+
+use crate::arch::{boot, cpu, mmu};
+use crate::board::rpi4::{self, gpio::Gpio, pl011::Pl011};
+use crate::bootargs::{self, FaultKind, Options};
+use crate::console::{Hooks, Logger};
+use crate::dt::{blob, host::HostInfo, DtError};
+use crate::exception::{self, Snapshot};
+use crate::mm::pagetable::{PageTable, PoolAlloc, TableMem, ENTRIES, PAGE_SIZE};
+use crate::mm::region::{Range, Size};
+use crate::mm::{self, MemoryPlan};
+use crate::smp::{self, BootMethod};
+use buddy_system_allocator::{FrameAllocator, LockedHeap};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use log::{error, info, warn};
+
+/// Largest device tree accepted (the Pi 4 tree is about 50 KiB).
+const DTB_MAX: usize = 128 * 1024;
+/// Translation tables for the EL2 identity map.
+const EL2_TABLES: usize = 32;
+/// Hypervisor heap.
+const HEAP_SIZE: u64 = 8 << 20;
+/// How long a secondary core gets to report online.
+const ONLINE_TIMEOUT_MS: u64 = 1000;
+
+/// Storage written by the primary core alone, before any other core runs.
+struct BootCell<T>(UnsafeCell<T>);
+// SAFETY: every BootCell is written only on the primary core before the
+// secondaries are released, and only read afterwards.
+unsafe impl<T> Sync for BootCell<T> {}
+
+static LOGGER: Logger = Logger::new();
+static CONSOLE: BootCell<Option<Pl011>> = BootCell(UnsafeCell::new(None));
+static CONSOLE_READY: AtomicBool = AtomicBool::new(false);
+static DTB_COPY: BootCell<[u8; DTB_MAX]> = BootCell(UnsafeCell::new([0; DTB_MAX]));
+static TABLES: BootCell<[TableMem; EL2_TABLES]> = BootCell(UnsafeCell::new([const { TableMem([0; ENTRIES]) }; EL2_TABLES]));
+static OPTIONS: spin::Once<Options> = spin::Once::new();
+static ONLINE: AtomicU32 = AtomicU32::new(0);
+
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+/// Free physical memory, in 4 KiB frames, for guest memory and tables.
+pub static FRAMES: spin::Mutex<FrameAllocator<32>> = spin::Mutex::new(FrameAllocator::new());
+
+fn hooks() -> Hooks {
+    Hooks { ticks: cpu::counter, freq: cpu::counter_freq, core: cpu::core_index }
+}
+
+/// Brings up the PL011 at `uart` (routing it to the header pins through the
+/// GPIO block at `gpio`) and makes it the log console. Primary core, early.
+fn console_init(uart: u64, gpio: Option<u64>) {
+    if let Some(g) = gpio {
+        // SAFETY: the GPIO block from the device tree (or the BCM2711
+        // default), MMU off: device accesses.
+        unsafe { Gpio::new(g as usize) }.route_pl011_to_header();
+    }
+    // SAFETY: single core, early: nothing else holds the console.
+    let slot = unsafe { &mut *CONSOLE.0.get() };
+    // SAFETY: the PL011 from the device tree (or the BCM2711 default).
+    let mut uart = unsafe { Pl011::new(uart as usize) };
+    uart.init(rpi4::UART_CLOCK_HZ, rpi4::BAUD);
+    *slot = Some(uart);
+    if let Some(u) = slot.as_mut() {
+        // SAFETY: single core, early mode.
+        unsafe { LOGGER.install(u, hooks()) };
+    }
+    if !CONSOLE_READY.swap(true, Ordering::Relaxed) {
+        // First install: hook up `log`. (set_logger_racy: no CAS before the MMU.)
+        // SAFETY: no other core runs and no logging is in progress.
+        unsafe {
+            let _ = log::set_logger_racy(&LOGGER);
+        }
+        log::set_max_level(log::LevelFilter::Info);
+    }
+}
+
+/// The primary core's boot, from boot.s. MMU off, single core.
+pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
+    if el != 2 {
+        console_init(rpi4::DEFAULT_UART0, Some(rpi4::DEFAULT_GPIO));
+        banner(load);
+        error!("entered at EL{el}, not EL2: the firmware or boot loader must start pivisor at EL2; parking");
+        cpu::park();
+    }
+    cpu::configure_el2();
+    let dt = read_device_tree(dtb_pa);
+    let (info, dtb) = match dt {
+        Ok(v) => v,
+        Err(e) => {
+            console_init(rpi4::DEFAULT_UART0, Some(rpi4::DEFAULT_GPIO));
+            banner(load);
+            error!("device tree at {dtb_pa:#x}: {e}");
+            error!("cannot continue without a usable device tree: on a Pi 4 put bcm2711-rpi-4-b.dtb on the card; under QEMU pass -dtb; parking");
+            cpu::park();
+        }
+    };
+    let uart = info.uart.unwrap_or(rpi4::DEFAULT_UART0);
+    console_init(uart, info.gpio);
+    banner(load);
+
+    let (opts, bad) = bootargs::parse(info.bootargs);
+    log::set_max_level(opts.log_level);
+    for b in bad.iter() {
+        warn!("bootargs: ignoring '{}': {}", b.word, b.reason);
+    }
+    info!("device tree: {} ({} bytes at {:#x}), bootargs \"{}\"", info.model, dtb.size(), dtb.start, info.bootargs);
+    if info.uart.is_none() {
+        warn!("no enabled arm,pl011 in /soc: console on the BCM2711 default {uart:#x}");
+    }
+    info!("console: PL011 at {uart:#x}, {} 8N1", rpi4::BAUD);
+
+    let image = boot::image_layout();
+    let plan = match mm::plan_memory(&info, dtb, &image) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("memory: {e}; parking");
+            cpu::park();
+        }
+    };
+    log_memory_map(&info, &plan);
+
+    let cfg = match build_el2_map(&info, &plan, &image) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("EL2 map: {e}; parking");
+            cpu::park();
+        }
+    };
+    // Everything the MMU-off code wrote (relocations, BSS, tables, stacks)
+    // went to memory; drop any stale cache lines over it before caching.
+    cpu::inval_dcache(image.start, image.end - image.start);
+    // SAFETY: the map covers the image, the stacks, RAM and the console, 1:1.
+    unsafe { mmu::enable(&cfg) };
+    LOGGER.enable_locking();
+    cpu::unmask_serror();
+    info!("EL2 MMU on: 39-bit identity map, caches on (TCR_EL2 {:#x}, SCTLR_EL2 {:#x})", cfg.tcr, cfg.sctlr);
+
+    let mut usable = plan.usable;
+    setup_allocators(&mut usable);
+    OPTIONS.call_once(|| opts);
+
+    start_secondaries(&info, &cfg);
+    let online = ONLINE.load(Ordering::Acquire).count_ones();
+    let ms = cpu::counter() * 1000 / cpu::counter_freq().max(1);
+    info!("{online} of {} cores online; boot complete at {ms} ms", info.cpus.len());
+    after_boot(0);
+}
+
+fn banner(load: usize) {
+    info!(
+        "pivisor {} - a type-1 hypervisor for the Raspberry Pi 4 - at EL2, loaded at {load:#x}",
+        crate::VERSION
+    );
+}
+
+/// Reads, checks and copies the firmware's device tree.
+fn read_device_tree(dtb_pa: usize) -> Result<(HostInfo<'static>, Range), DtError> {
+    if dtb_pa == 0 || dtb_pa % 8 != 0 {
+        return Err(DtError::BadHeader("device tree address is 0 or not 8-byte aligned"));
+    }
+    // SAFETY: reads the 40-byte header where the boot loader says the tree
+    // is; MMU off, so any RAM address is readable.
+    let head = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, blob::HEADER_SIZE) };
+    let h = blob::Header::read(head)?;
+    let total = h.totalsize as usize;
+    if total > DTB_MAX {
+        return Err(DtError::TooLarge { size: total, max: DTB_MAX });
+    }
+    // SAFETY: as above, for the size the header gives (bounded by DTB_MAX).
+    let full = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, total.max(blob::HEADER_SIZE)) };
+    // SAFETY: single core, early; DTB_COPY is only written here.
+    let copy = unsafe { &mut *DTB_COPY.0.get() };
+    let n = blob::sanitize(full, copy)?;
+    let copy: &'static [u8] = &copy[..n];
+    let info = HostInfo::parse(copy)?;
+    Ok((info, Range { start: dtb_pa as u64, end: (dtb_pa + total) as u64 }))
+}
+
+fn log_memory_map(info: &HostInfo<'_>, plan: &MemoryPlan<'_>) {
+    info!("memory map from the device tree:");
+    for r in plan.ram.ranges() {
+        info!("  RAM      {r}  {}", Size(r.size()));
+    }
+    for (r, why) in plan.reserved.iter() {
+        info!("  reserved {r}  {why}");
+    }
+    for w in info.windows.iter() {
+        info!("  device   {}  bus {:#x}", w.cpu_range(), w.bus);
+    }
+    info!(
+        "  usable: {} in {} ranges of {} RAM",
+        Size(plan.usable.total()),
+        plan.usable.ranges().len(),
+        Size(plan.ram.total())
+    );
+}
+
+fn build_el2_map(info: &HostInfo<'_>, plan: &MemoryPlan<'_>, image: &mm::ImageLayout) -> Result<mmu::MmuConfig, mm::PlanError> {
+    let regions = mm::identity_map_regions(plan, &info.windows, image)?;
+    // SAFETY: single core, before the MMU: the pool is only used here, and
+    // after this it is only read by the table walker.
+    let pool = unsafe { &mut *TABLES.0.get() };
+    let mut table = PageTable::new(PoolAlloc::new(pool)).map_err(mm::PlanError::Map)?;
+    mm::build_identity_map(&mut table, &regions)?;
+    info!(
+        "EL2 identity map: {} regions, {} of {} tables; text RX, rodata R, data RW+XN, devices nGnRE+XN",
+        regions.len(),
+        table.allocator().used(),
+        EL2_TABLES
+    );
+    Ok(mmu::config_for(table.root()))
+}
+
+/// Heap first (the frame allocator's lists live on it), then every other
+/// usable page as frames.
+fn setup_allocators(usable: &mut mm::region::RangeSet<48>) {
+    let Some(heap) = usable.take(HEAP_SIZE, 2 << 20).or_else(|| usable.take(HEAP_SIZE / 8, PAGE_SIZE)) else {
+        error!("memory: no room for the hypervisor heap; parking");
+        cpu::park();
+    };
+    // SAFETY: the range is free RAM, mapped RW, given to the heap alone.
+    unsafe { HEAP.lock().init(heap.start as usize, heap.size() as usize) };
+    let mut frames = FRAMES.lock();
+    for r in usable.ranges() {
+        frames.add_frame((r.start / PAGE_SIZE) as usize, (r.end / PAGE_SIZE) as usize);
+    }
+    // Prove both work before anyone relies on them.
+    let v: alloc::vec::Vec<u64> = (0..1024).collect();
+    let probe = frames.alloc(1);
+    if let Some(f) = probe {
+        frames.dealloc(f, 1);
+    }
+    info!(
+        "allocators: heap {} at {:#x} ({} probe bytes ok), {} of free frames{}",
+        Size(heap.size()),
+        heap.start,
+        v.len() * 8,
+        Size(usable.total()),
+        if probe.is_some() { "" } else { " (frame probe FAILED)" }
+    );
+}
+
+/// Starts every other core the tree lists, one at a time.
+fn start_secondaries(info: &HostInfo<'_>, cfg: &mmu::MmuConfig) {
+    let me = cpu::mpidr();
+    let primary = info.cpus.iter().position(|c| c.mpidr == me);
+    match primary {
+        Some(i) => cpu::set_core_index(i),
+        None => warn!("boot core MPIDR {me:#x} is not in /cpus; calling it core 0"),
+    }
+    ONLINE.fetch_or(1 << cpu::core_index(), Ordering::AcqRel);
+    let sb = &boot::SECONDARY_BOOT;
+    sb.ttbr.store(cfg.ttbr, Ordering::Relaxed);
+    sb.tcr.store(cfg.tcr, Ordering::Relaxed);
+    sb.mair.store(cfg.mair, Ordering::Relaxed);
+    sb.sctlr.store(cfg.sctlr, Ordering::Relaxed);
+    let entry = boot::secondary_entry_pa();
+    let mut slot = 1;
+    for (idx, c) in info.cpus.iter().enumerate() {
+        if Some(idx) == primary || (primary.is_none() && idx == 0) {
+            continue;
+        }
+        if slot >= boot::MAX_STACKS {
+            warn!("core {idx} (MPIDR {:#x}): the image has stacks for {} cores; not started", c.mpidr, boot::MAX_STACKS);
+            continue;
+        }
+        let method = match smp::boot_method(c, info.psci_method) {
+            Ok(m) => m,
+            Err(e) => {
+                error!("core {idx} (MPIDR {:#x}): {e}; not started", c.mpidr);
+                continue;
+            }
+        };
+        sb.stack_top.store(boot::stack_top(slot), Ordering::Relaxed);
+        sb.core.store(idx as u64, Ordering::Relaxed);
+        // The secondary reads the block with its caches off.
+        cpu::clean_dcache(sb as *const _ as u64, core::mem::size_of_val(sb) as u64);
+        match method {
+            BootMethod::SpinTable { release_addr } => {
+                // SAFETY: the release address is in the low page, mapped RW;
+                // the firmware's stub polls it with caches off.
+                unsafe { core::ptr::write_volatile(release_addr as *mut u64, entry) };
+                cpu::clean_dcache(release_addr, 8);
+                cpu::sev();
+            }
+            BootMethod::Psci { hvc } => {
+                let r = cpu::psci_call(hvc, smp::PSCI_CPU_ON_64, c.mpidr, entry, 0);
+                if r != 0 {
+                    error!("core {idx}: PSCI CPU_ON failed: {} ({r})", smp::psci_error_name(r));
+                    continue;
+                }
+            }
+        }
+        let deadline = cpu::counter() + cpu::counter_freq() * ONLINE_TIMEOUT_MS / 1000;
+        while ONLINE.load(Ordering::Acquire) & (1 << idx) == 0 {
+            if cpu::counter() > deadline {
+                error!("core {idx} (MPIDR {:#x}) did not come online within {ONLINE_TIMEOUT_MS} ms", c.mpidr);
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        slot += 1;
+    }
+}
+
+/// A secondary core's boot, MMU on.
+pub fn secondary_main(core: usize) -> ! {
+    cpu::configure_el2();
+    cpu::unmask_serror();
+    ONLINE.fetch_or(1 << core, Ordering::AcqRel);
+    info!("core {core} online (MPIDR {:#x}, EL2, MMU on)", cpu::mpidr());
+    after_boot(core)
+}
+
+/// Runs a requested deliberate fault on this core, then sleeps.
+fn after_boot(core: usize) -> ! {
+    if let Some(f) = OPTIONS.get().and_then(|o| o.fault).filter(|f| f.core == core) {
+        let name = match f.kind {
+            FaultKind::DataAbort => "data abort (read of unmapped 0x4000000000)",
+            FaultKind::Undefined => "undefined instruction",
+            FaultKind::Breakpoint => "breakpoint",
+        };
+        warn!("pivisor.fault: core {core} takes a deliberate {name}");
+        cpu::inject_fault(f.kind);
+        error!("pivisor.fault: core {core} returned from the deliberate fault");
+    }
+    // No guests yet: sleep (wfi, so QEMU does not spin).
+    cpu::park()
+}
+
+/// Reports an exception nothing handles and parks this core.
+pub fn unexpected_exception(s: &Snapshot) -> ! {
+    if !CONSOLE_READY.load(Ordering::Relaxed) {
+        console_init(rpi4::DEFAULT_UART0, None);
+    }
+    exception::report(s, &mut |line| error!("{line}"));
+    error!("core {} parked", s.core);
+    cpu::park()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    if !CONSOLE_READY.load(Ordering::Relaxed) {
+        console_init(rpi4::DEFAULT_UART0, None);
+    }
+    error!("PANIC on core {}: {info}", cpu::core_index());
+    error!("core {} parked", cpu::core_index());
+    cpu::park()
+}
