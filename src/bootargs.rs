@@ -43,7 +43,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { log_level: LevelFilter::Info, fault: None }
+        Self {
+            log_level: LevelFilter::Info,
+            fault: None,
+        }
     }
 }
 
@@ -61,7 +64,9 @@ pub fn parse(cmdline: &str) -> (Options, FixedVec<BadWord<'_>, 8>) {
     let mut opts = Options::default();
     let mut bad = FixedVec::new();
     for word in cmdline.split_ascii_whitespace() {
-        let Some(rest) = word.strip_prefix("pivisor.") else { continue };
+        let Some(rest) = word.strip_prefix("pivisor.") else {
+            continue;
+        };
         let (key, value) = rest.split_once('=').unwrap_or((rest, ""));
         let result = match key {
             "log" => parse_level(value).map(|l| opts.log_level = l),
@@ -90,7 +95,11 @@ fn parse_level(value: &str) -> Result<LevelFilter, &'static str> {
 
 fn parse_fault(value: &str) -> Result<FaultInjection, &'static str> {
     let (kind, core) = match value.split_once('@') {
-        Some((k, c)) => (k, c.parse::<usize>().map_err(|_| "fault core must be a number")?),
+        Some((k, c)) => (
+            k,
+            c.parse::<usize>()
+                .map_err(|_| "fault core must be a number")?,
+        ),
         None => (value, 0),
     };
     let kind = match kind {
@@ -115,7 +124,8 @@ mod tests {
 
     #[test]
     fn firmware_words_are_ignored() {
-        let (o, bad) = parse("coherent_pool=1M 8250.nr_uarts=1 console=ttyS0,115200 pivisor.log=debug");
+        let (o, bad) =
+            parse("coherent_pool=1M 8250.nr_uarts=1 console=ttyS0,115200 pivisor.log=debug");
         assert_eq!(o.log_level, LevelFilter::Debug);
         assert!(bad.is_empty());
     }
@@ -123,16 +133,29 @@ mod tests {
     #[test]
     fn fault_with_and_without_core() {
         let (o, _) = parse("pivisor.fault=data");
-        assert_eq!(o.fault, Some(FaultInjection { kind: FaultKind::DataAbort, core: 0 }));
+        assert_eq!(
+            o.fault,
+            Some(FaultInjection {
+                kind: FaultKind::DataAbort,
+                core: 0
+            })
+        );
         let (o, _) = parse("pivisor.fault=undef@2");
-        assert_eq!(o.fault, Some(FaultInjection { kind: FaultKind::Undefined, core: 2 }));
+        assert_eq!(
+            o.fault,
+            Some(FaultInjection {
+                kind: FaultKind::Undefined,
+                core: 2
+            })
+        );
         let (o, _) = parse("pivisor.fault=brk@3");
         assert_eq!(o.fault.map(|f| f.kind), Some(FaultKind::Breakpoint));
     }
 
     #[test]
     fn bad_words_are_reported_not_applied() {
-        let (o, bad) = parse("pivisor.log=loud pivisor.fault=nope@x pivisor.bogus pivisor.fault=data@-1");
+        let (o, bad) =
+            parse("pivisor.log=loud pivisor.fault=nope@x pivisor.bogus pivisor.fault=data@-1");
         assert_eq!(o, Options::default());
         assert_eq!(bad.len(), 4);
         assert_eq!(bad[0].word, "pivisor.log=loud");

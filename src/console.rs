@@ -85,7 +85,7 @@ impl Write for LineWriter<'_> {
 /// Writes one whole log line.
 pub fn write_line(sink: &mut dyn ConsoleSink, prefix: &Prefix, args: fmt::Arguments<'_>) {
     let mut w = LineWriter(sink);
-    let _ = write!(w, "{prefix}{args}\n");
+    let _ = writeln!(w, "{prefix}{args}");
 }
 
 /// The console logger.
@@ -106,7 +106,11 @@ impl Logger {
     pub const fn new() -> Self {
         Logger {
             sink: UnsafeCell::new(None),
-            hooks: UnsafeCell::new(Hooks { ticks: zero, freq: one, core: core0 }),
+            hooks: UnsafeCell::new(Hooks {
+                ticks: zero,
+                freq: one,
+                core: core0,
+            }),
             owner: AtomicUsize::new(0),
             early: AtomicBool::new(true),
         }
@@ -142,7 +146,10 @@ impl Logger {
         let mut acquired = false;
         if !self.early.load(Ordering::Acquire) {
             loop {
-                match self.owner.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                match self
+                    .owner
+                    .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+                {
                     Ok(_) => {
                         acquired = true;
                         break;
@@ -180,7 +187,12 @@ impl Log for Logger {
             return;
         }
         self.with_sink(|sink, h| {
-            let p = Prefix { ticks: (h.ticks)(), freq: (h.freq)(), core: (h.core)(), level: record.level() };
+            let p = Prefix {
+                ticks: (h.ticks)(),
+                freq: (h.freq)(),
+                core: (h.core)(),
+                level: record.level(),
+            };
             write_line(sink, &p, *record.args());
         });
     }
@@ -202,16 +214,31 @@ mod tests {
 
     #[test]
     fn prefix_format() {
-        let p = Prefix { ticks: 62_500_000 * 3 + 625, freq: 62_500_000, core: 2, level: Level::Info };
+        let p = Prefix {
+            ticks: 62_500_000 * 3 + 625,
+            freq: 62_500_000,
+            core: 2,
+            level: Level::Info,
+        };
         assert_eq!(std::format!("{p}"), "[    3.000010] c2 INFO  ");
-        let p = Prefix { ticks: 5, freq: 0, core: 0, level: Level::Error };
+        let p = Prefix {
+            ticks: 5,
+            freq: 0,
+            core: 0,
+            level: Level::Error,
+        };
         assert_eq!(std::format!("{p}"), "[    5.000000] c0 ERROR ");
     }
 
     #[test]
     fn lines_end_with_crlf_and_inner_newlines_too() {
         let mut b = Buf(Vec::new());
-        let p = Prefix { ticks: 0, freq: 1, core: 1, level: Level::Warn };
+        let p = Prefix {
+            ticks: 0,
+            freq: 1,
+            core: 1,
+            level: Level::Warn,
+        };
         write_line(&mut b, &p, format_args!("a\nb"));
         assert_eq!(b.0, b"[    0.000000] c1 WARN  a\r\nb\r\n");
     }
@@ -222,7 +249,16 @@ mod tests {
         let ptr: *const Buf = sink;
         let l = Logger::new();
         // SAFETY: single-threaded test.
-        unsafe { l.install(sink, Hooks { ticks: zero, freq: one, core: core0 }) };
+        unsafe {
+            l.install(
+                sink,
+                Hooks {
+                    ticks: zero,
+                    freq: one,
+                    core: core0,
+                },
+            )
+        };
         l.enable_locking();
         l.with_sink(|s, _| s.write_bytes(b"x"));
         // Re-entry from the owning core must not deadlock.

@@ -176,7 +176,10 @@ impl Syndrome {
     /// Splits an ESR value.
     pub fn from_esr(esr: u64) -> Self {
         let r: InMemoryRegister<u64, ESR::Register> = InMemoryRegister::new(esr);
-        Self { ec: r.read(ESR::EC), iss: r.read(ESR::ISS) }
+        Self {
+            ec: r.read(ESR::EC),
+            iss: r.read(ESR::ISS),
+        }
     }
 
     /// True when FAR holds a meaningful fault address.
@@ -256,12 +259,24 @@ pub fn report(s: &Snapshot, line: &mut dyn FnMut(fmt::Arguments<'_>)) {
         s.esr, s.elr, s.spsr
     ));
     if syn.far_valid() {
-        line(format_args!("  FAR {:#018x}  HPFAR {:#018x}", s.far, s.hpfar));
+        line(format_args!(
+            "  FAR {:#018x}  HPFAR {:#018x}",
+            s.far, s.hpfar
+        ));
     } else {
-        line(format_args!("  FAR {:#018x} (not valid for this exception)", s.far));
+        line(format_args!(
+            "  FAR {:#018x} (not valid for this exception)",
+            s.far
+        ));
     }
     for first in (0..31).step_by(4) {
-        line(format_args!("  {}", RegRow { regs: &s.regs, first }));
+        line(format_args!(
+            "  {}",
+            RegRow {
+                regs: &s.regs,
+                first
+            }
+        ));
     }
 }
 
@@ -345,7 +360,14 @@ mod tests {
 
     #[test]
     fn report_names_everything() {
-        let mut s = Snapshot { slot: 4, core: 2, esr: (0x25 << 26) | (1 << 25) | 0x06, far: 0x40_0000_0000, elr: 0x20_1234, ..Default::default() };
+        let mut s = Snapshot {
+            slot: 4,
+            core: 2,
+            esr: (0x25 << 26) | (1 << 25) | 0x06,
+            far: 0x40_0000_0000,
+            elr: 0x20_1234,
+            ..Default::default()
+        };
         for (i, r) in s.regs.iter_mut().enumerate() {
             *r = i as u64 * 0x1111;
         }
@@ -355,7 +377,12 @@ mod tests {
         assert!(l[1].contains("translation fault (level 2)"), "{l:?}");
         assert!(l.iter().any(|x| x.contains("ELR 0x0000000000201234")));
         assert!(l.iter().any(|x| x.contains("FAR 0x0000004000000000")));
-        assert!(l.iter().any(|x| x.contains("x29 0x000000000001eeed") && x.contains("lr  0x000000000001fffe")), "{l:?}");
+        assert!(
+            l.iter()
+                .any(|x| x.contains("x29 0x000000000001eeed")
+                    && x.contains("lr  0x000000000001fffe")),
+            "{l:?}"
+        );
         assert!(l.iter().any(|x| x.contains("x0  0x0000000000000000")));
     }
 }

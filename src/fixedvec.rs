@@ -23,7 +23,10 @@ impl<T: Copy + Default, const N: usize> Default for FixedVec<T, N> {
 impl<T: Copy + Default, const N: usize> FixedVec<T, N> {
     /// An empty vector.
     pub fn new() -> Self {
-        Self { items: [T::default(); N], len: 0 }
+        Self {
+            items: [T::default(); N],
+            len: 0,
+        }
     }
 
     /// Appends `item`, or reports that the vector is full.

@@ -37,7 +37,9 @@ static LOGGER: Logger = Logger::new();
 static CONSOLE: BootCell<Option<Pl011>> = BootCell(UnsafeCell::new(None));
 static CONSOLE_READY: AtomicBool = AtomicBool::new(false);
 static DTB_COPY: BootCell<[u8; DTB_MAX]> = BootCell(UnsafeCell::new([0; DTB_MAX]));
-static TABLES: BootCell<[TableMem; EL2_TABLES]> = BootCell(UnsafeCell::new([const { TableMem([0; ENTRIES]) }; EL2_TABLES]));
+static TABLES: BootCell<[TableMem; EL2_TABLES]> = BootCell(UnsafeCell::new(
+    [const { TableMem([0; ENTRIES]) }; EL2_TABLES],
+));
 static OPTIONS: spin::Once<Options> = spin::Once::new();
 static ONLINE: AtomicU32 = AtomicU32::new(0);
 
@@ -47,7 +49,11 @@ static HEAP: LockedHeap<32> = LockedHeap::empty();
 pub static FRAMES: spin::Mutex<FrameAllocator<32>> = spin::Mutex::new(FrameAllocator::new());
 
 fn hooks() -> Hooks {
-    Hooks { ticks: cpu::counter, freq: cpu::counter_freq, core: cpu::core_index }
+    Hooks {
+        ticks: cpu::counter,
+        freq: cpu::counter_freq,
+        core: cpu::core_index,
+    }
 }
 
 /// Brings up the PL011 at `uart` (routing it to the header pins through the
@@ -107,7 +113,13 @@ pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
     for b in bad.iter() {
         warn!("bootargs: ignoring '{}': {}", b.word, b.reason);
     }
-    info!("device tree: {} ({} bytes at {:#x}), bootargs \"{}\"", info.model, dtb.size(), dtb.start, info.bootargs);
+    info!(
+        "device tree: {} ({} bytes at {:#x}), bootargs \"{}\"",
+        info.model,
+        dtb.size(),
+        dtb.start,
+        info.bootargs
+    );
     if info.uart.is_none() {
         warn!("no enabled arm,pl011 in /soc: console on the BCM2711 default {uart:#x}");
     }
@@ -137,7 +149,10 @@ pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
     unsafe { mmu::enable(&cfg) };
     LOGGER.enable_locking();
     cpu::unmask_serror();
-    info!("EL2 MMU on: 39-bit identity map, caches on (TCR_EL2 {:#x}, SCTLR_EL2 {:#x})", cfg.tcr, cfg.sctlr);
+    info!(
+        "EL2 MMU on: 39-bit identity map, caches on (TCR_EL2 {:#x}, SCTLR_EL2 {:#x})",
+        cfg.tcr, cfg.sctlr
+    );
 
     let mut usable = plan.usable;
     setup_allocators(&mut usable);
@@ -146,7 +161,10 @@ pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
     start_secondaries(&info, &cfg);
     let online = ONLINE.load(Ordering::Acquire).count_ones();
     let ms = cpu::counter() * 1000 / cpu::counter_freq().max(1);
-    info!("{online} of {} cores online; boot complete at {ms} ms", info.cpus.len());
+    info!(
+        "{online} of {} cores online; boot complete at {ms} ms",
+        info.cpus.len()
+    );
     after_boot(0);
 }
 
@@ -159,8 +177,10 @@ fn banner(load: usize) {
 
 /// Reads, checks and copies the firmware's device tree.
 fn read_device_tree(dtb_pa: usize) -> Result<(HostInfo<'static>, Range), DtError> {
-    if dtb_pa == 0 || dtb_pa % 8 != 0 {
-        return Err(DtError::BadHeader("device tree address is 0 or not 8-byte aligned"));
+    if dtb_pa == 0 || !dtb_pa.is_multiple_of(8) {
+        return Err(DtError::BadHeader(
+            "device tree address is 0 or not 8-byte aligned",
+        ));
     }
     // SAFETY: reads the 40-byte header where the boot loader says the tree
     // is; MMU off, so any RAM address is readable.
@@ -168,16 +188,26 @@ fn read_device_tree(dtb_pa: usize) -> Result<(HostInfo<'static>, Range), DtError
     let h = blob::Header::read(head)?;
     let total = h.totalsize as usize;
     if total > DTB_MAX {
-        return Err(DtError::TooLarge { size: total, max: DTB_MAX });
+        return Err(DtError::TooLarge {
+            size: total,
+            max: DTB_MAX,
+        });
     }
     // SAFETY: as above, for the size the header gives (bounded by DTB_MAX).
-    let full = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, total.max(blob::HEADER_SIZE)) };
+    let full =
+        unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, total.max(blob::HEADER_SIZE)) };
     // SAFETY: single core, early; DTB_COPY is only written here.
     let copy = unsafe { &mut *DTB_COPY.0.get() };
     let n = blob::sanitize(full, copy)?;
     let copy: &'static [u8] = &copy[..n];
     let info = HostInfo::parse(copy)?;
-    Ok((info, Range { start: dtb_pa as u64, end: (dtb_pa + total) as u64 }))
+    Ok((
+        info,
+        Range {
+            start: dtb_pa as u64,
+            end: (dtb_pa + total) as u64,
+        },
+    ))
 }
 
 fn log_memory_map(info: &HostInfo<'_>, plan: &MemoryPlan<'_>) {
@@ -199,7 +229,11 @@ fn log_memory_map(info: &HostInfo<'_>, plan: &MemoryPlan<'_>) {
     );
 }
 
-fn build_el2_map(info: &HostInfo<'_>, plan: &MemoryPlan<'_>, image: &mm::ImageLayout) -> Result<mmu::MmuConfig, mm::PlanError> {
+fn build_el2_map(
+    info: &HostInfo<'_>,
+    plan: &MemoryPlan<'_>,
+    image: &mm::ImageLayout,
+) -> Result<mmu::MmuConfig, mm::PlanError> {
     let regions = mm::identity_map_regions(plan, &info.windows, image)?;
     // SAFETY: single core, before the MMU: the pool is only used here, and
     // after this it is only read by the table walker.
@@ -218,7 +252,10 @@ fn build_el2_map(info: &HostInfo<'_>, plan: &MemoryPlan<'_>, image: &mm::ImageLa
 /// Heap first (the frame allocator's lists live on it), then every other
 /// usable page as frames.
 fn setup_allocators(usable: &mut mm::region::RangeSet<48>) {
-    let Some(heap) = usable.take(HEAP_SIZE, 2 << 20).or_else(|| usable.take(HEAP_SIZE / 8, PAGE_SIZE)) else {
+    let Some(heap) = usable
+        .take(HEAP_SIZE, 2 << 20)
+        .or_else(|| usable.take(HEAP_SIZE / 8, PAGE_SIZE))
+    else {
         error!("memory: no room for the hypervisor heap; parking");
         cpu::park();
     };
@@ -240,7 +277,11 @@ fn setup_allocators(usable: &mut mm::region::RangeSet<48>) {
         heap.start,
         v.len() * 8,
         Size(usable.total()),
-        if probe.is_some() { "" } else { " (frame probe FAILED)" }
+        if probe.is_some() {
+            ""
+        } else {
+            " (frame probe FAILED)"
+        }
     );
 }
 
@@ -265,7 +306,11 @@ fn start_secondaries(info: &HostInfo<'_>, cfg: &mmu::MmuConfig) {
             continue;
         }
         if slot >= boot::MAX_STACKS {
-            warn!("core {idx} (MPIDR {:#x}): the image has stacks for {} cores; not started", c.mpidr, boot::MAX_STACKS);
+            warn!(
+                "core {idx} (MPIDR {:#x}): the image has stacks for {} cores; not started",
+                c.mpidr,
+                boot::MAX_STACKS
+            );
             continue;
         }
         let method = match smp::boot_method(c, info.psci_method) {
@@ -290,7 +335,10 @@ fn start_secondaries(info: &HostInfo<'_>, cfg: &mmu::MmuConfig) {
             BootMethod::Psci { hvc } => {
                 let r = cpu::psci_call(hvc, smp::PSCI_CPU_ON_64, c.mpidr, entry, 0);
                 if r != 0 {
-                    error!("core {idx}: PSCI CPU_ON failed: {} ({r})", smp::psci_error_name(r));
+                    error!(
+                        "core {idx}: PSCI CPU_ON failed: {} ({r})",
+                        smp::psci_error_name(r)
+                    );
                     continue;
                 }
             }
@@ -298,7 +346,10 @@ fn start_secondaries(info: &HostInfo<'_>, cfg: &mmu::MmuConfig) {
         let deadline = cpu::counter() + cpu::counter_freq() * ONLINE_TIMEOUT_MS / 1000;
         while ONLINE.load(Ordering::Acquire) & (1 << idx) == 0 {
             if cpu::counter() > deadline {
-                error!("core {idx} (MPIDR {:#x}) did not come online within {ONLINE_TIMEOUT_MS} ms", c.mpidr);
+                error!(
+                    "core {idx} (MPIDR {:#x}) did not come online within {ONLINE_TIMEOUT_MS} ms",
+                    c.mpidr
+                );
                 break;
             }
             core::hint::spin_loop();
@@ -312,13 +363,20 @@ pub fn secondary_main(core: usize) -> ! {
     cpu::configure_el2();
     cpu::unmask_serror();
     ONLINE.fetch_or(1 << core, Ordering::AcqRel);
-    info!("core {core} online (MPIDR {:#x}, EL2, MMU on)", cpu::mpidr());
+    info!(
+        "core {core} online (MPIDR {:#x}, EL2, MMU on)",
+        cpu::mpidr()
+    );
     after_boot(core)
 }
 
 /// Runs a requested deliberate fault on this core, then sleeps.
 fn after_boot(core: usize) -> ! {
-    if let Some(f) = OPTIONS.get().and_then(|o| o.fault).filter(|f| f.core == core) {
+    if let Some(f) = OPTIONS
+        .get()
+        .and_then(|o| o.fault)
+        .filter(|f| f.core == core)
+    {
         let name = match f.kind {
             FaultKind::DataAbort => "data abort (read of unmapped 0x4000000000)",
             FaultKind::Undefined => "undefined instruction",

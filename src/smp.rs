@@ -39,17 +39,32 @@ pub enum SmpError<'a> {
 impl fmt::Display for SmpError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SmpError::NoReleaseAddr => f.write_str("enable-method spin-table without cpu-release-addr"),
-            SmpError::BadReleaseAddr(a) => write!(f, "cpu-release-addr {a:#x} is not 8-byte aligned low memory"),
-            SmpError::NoPsciNode => f.write_str("enable-method psci but no /psci node with method smc or hvc"),
-            SmpError::Unsupported(m) if m.is_empty() => f.write_str("no enable-method (need spin-table or psci)"),
-            SmpError::Unsupported(m) => write!(f, "enable-method '{m}' is not supported (need spin-table or psci)"),
+            SmpError::NoReleaseAddr => {
+                f.write_str("enable-method spin-table without cpu-release-addr")
+            }
+            SmpError::BadReleaseAddr(a) => write!(
+                f,
+                "cpu-release-addr {a:#x} is not 8-byte aligned low memory"
+            ),
+            SmpError::NoPsciNode => {
+                f.write_str("enable-method psci but no /psci node with method smc or hvc")
+            }
+            SmpError::Unsupported("") => {
+                f.write_str("no enable-method (need spin-table or psci)")
+            }
+            SmpError::Unsupported(m) => write!(
+                f,
+                "enable-method '{m}' is not supported (need spin-table or psci)"
+            ),
         }
     }
 }
 
 /// Decides how to start `cpu`. `psci_method` is /psci `method`.
-pub fn boot_method<'a>(cpu: &CpuNode<'a>, psci_method: Option<&str>) -> Result<BootMethod, SmpError<'a>> {
+pub fn boot_method<'a>(
+    cpu: &CpuNode<'a>,
+    psci_method: Option<&str>,
+) -> Result<BootMethod, SmpError<'a>> {
     match cpu.enable_method {
         "spin-table" => {
             let a = cpu.release_addr.ok_or(SmpError::NoReleaseAddr)?;
@@ -94,31 +109,65 @@ mod tests {
     use super::*;
 
     fn cpu(method: &'static str, release: Option<u64>) -> CpuNode<'static> {
-        CpuNode { mpidr: 1, enable_method: method, release_addr: release }
+        CpuNode {
+            mpidr: 1,
+            enable_method: method,
+            release_addr: release,
+        }
     }
 
     #[test]
     fn spin_table() {
-        assert_eq!(boot_method(&cpu("spin-table", Some(0xe0)), None), Ok(BootMethod::SpinTable { release_addr: 0xe0 }));
-        assert_eq!(boot_method(&cpu("spin-table", None), None), Err(SmpError::NoReleaseAddr));
-        assert_eq!(boot_method(&cpu("spin-table", Some(0xe1)), None), Err(SmpError::BadReleaseAddr(0xe1)));
-        assert_eq!(boot_method(&cpu("spin-table", Some(0x20_0000)), None), Err(SmpError::BadReleaseAddr(0x20_0000)));
+        assert_eq!(
+            boot_method(&cpu("spin-table", Some(0xe0)), None),
+            Ok(BootMethod::SpinTable { release_addr: 0xe0 })
+        );
+        assert_eq!(
+            boot_method(&cpu("spin-table", None), None),
+            Err(SmpError::NoReleaseAddr)
+        );
+        assert_eq!(
+            boot_method(&cpu("spin-table", Some(0xe1)), None),
+            Err(SmpError::BadReleaseAddr(0xe1))
+        );
+        assert_eq!(
+            boot_method(&cpu("spin-table", Some(0x20_0000)), None),
+            Err(SmpError::BadReleaseAddr(0x20_0000))
+        );
     }
 
     #[test]
     fn psci() {
-        assert_eq!(boot_method(&cpu("psci", None), Some("smc")), Ok(BootMethod::Psci { hvc: false }));
-        assert_eq!(boot_method(&cpu("psci", None), Some("hvc")), Ok(BootMethod::Psci { hvc: true }));
-        assert_eq!(boot_method(&cpu("psci", None), None), Err(SmpError::NoPsciNode));
-        assert_eq!(boot_method(&cpu("psci", None), Some("weird")), Err(SmpError::NoPsciNode));
+        assert_eq!(
+            boot_method(&cpu("psci", None), Some("smc")),
+            Ok(BootMethod::Psci { hvc: false })
+        );
+        assert_eq!(
+            boot_method(&cpu("psci", None), Some("hvc")),
+            Ok(BootMethod::Psci { hvc: true })
+        );
+        assert_eq!(
+            boot_method(&cpu("psci", None), None),
+            Err(SmpError::NoPsciNode)
+        );
+        assert_eq!(
+            boot_method(&cpu("psci", None), Some("weird")),
+            Err(SmpError::NoPsciNode)
+        );
     }
 
     #[test]
     fn anything_else_is_refused_by_name() {
         let e = boot_method(&cpu("brcm,bcm2836-smp", None), None).unwrap_err();
-        assert_eq!(std::format!("{e}"), "enable-method 'brcm,bcm2836-smp' is not supported (need spin-table or psci)");
+        assert_eq!(
+            std::format!("{e}"),
+            "enable-method 'brcm,bcm2836-smp' is not supported (need spin-table or psci)"
+        );
         let e = boot_method(&cpu("", None), None).unwrap_err();
-        assert_eq!(std::format!("{e}"), "no enable-method (need spin-table or psci)");
+        assert_eq!(
+            std::format!("{e}"),
+            "no enable-method (need spin-table or psci)"
+        );
     }
 
     #[test]

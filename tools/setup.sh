@@ -3,8 +3,8 @@
 #
 #   - the rustup target aarch64-unknown-none-softfloat (the hypervisor never
 #     touches FP/SIMD, so guest FP state survives every exit untouched);
-#   - Debian packages: binutils-aarch64-linux-gnu (objcopy ELF -> flat image),
-#     device-tree-compiler (dtc, for the test device trees), and
+#   - Debian packages: device-tree-compiler (fdtput, for the test device
+#     trees), and
 #     qemu-system-arm >= 9.0 (raspi4b). Debian bookworm's own QEMU is 7.2 and
 #     has no raspi4b, so the bookworm-backports suite is added to apt's sources,
 #     derived from the machine's existing Debian entry (same URI), and QEMU is
@@ -39,7 +39,7 @@ qemu_ok() {
 }
 
 need_pkgs=()
-command -v aarch64-linux-gnu-objcopy >/dev/null 2>&1 || need_pkgs+=(binutils-aarch64-linux-gnu)
+
 command -v dtc >/dev/null 2>&1 || need_pkgs+=(device-tree-compiler)
 
 APT_UPDATED=0

@@ -17,7 +17,10 @@ impl<T> Mmio<T> {
     /// `base` must be the address of a device register block laid out as `T`,
     /// mapped as device memory (or the MMU off), for as long as the view lives.
     pub const unsafe fn new(base: usize) -> Self {
-        Self { base, _t: PhantomData }
+        Self {
+            base,
+            _t: PhantomData,
+        }
     }
 
     /// The block's address.

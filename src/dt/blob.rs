@@ -86,15 +86,22 @@ impl Header {
         if total < HEADER_SIZE as u64 {
             return Err(DtError::BadHeader("totalsize is smaller than the header"));
         }
-        let inside = |off: u32, size: u32| (off as u64) >= HEADER_SIZE as u64 && off as u64 + size as u64 <= total;
-        if !inside(self.off_dt_struct, self.size_dt_struct) || self.off_dt_struct % 4 != 0 {
-            return Err(DtError::BadHeader("structure block outside the blob or misaligned"));
+        let inside = |off: u32, size: u32| {
+            (off as u64) >= HEADER_SIZE as u64 && off as u64 + size as u64 <= total
+        };
+        if !inside(self.off_dt_struct, self.size_dt_struct) || !self.off_dt_struct.is_multiple_of(4)
+        {
+            return Err(DtError::BadHeader(
+                "structure block outside the blob or misaligned",
+            ));
         }
         if !inside(self.off_dt_strings, self.size_dt_strings) {
             return Err(DtError::BadHeader("strings block outside the blob"));
         }
-        if !inside(self.off_mem_rsvmap, 16) || self.off_mem_rsvmap % 8 != 0 {
-            return Err(DtError::BadHeader("reservation block outside the blob or misaligned"));
+        if !inside(self.off_mem_rsvmap, 16) || !self.off_mem_rsvmap.is_multiple_of(8) {
+            return Err(DtError::BadHeader(
+                "reservation block outside the blob or misaligned",
+            ));
         }
         Ok(())
     }
@@ -121,10 +128,10 @@ struct Out<'o> {
 impl Out<'_> {
     fn put(&mut self, bytes: &[u8]) -> Result<(), DtError> {
         let end = self.len + bytes.len();
-        let dst = self
-            .buf
-            .get_mut(self.len..end)
-            .ok_or(DtError::TooLarge { size: self.src_size, max: self.max })?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(DtError::TooLarge {
+            size: self.src_size,
+            max: self.max,
+        })?;
         dst.copy_from_slice(bytes);
         self.len = end;
         Ok(())
@@ -151,7 +158,12 @@ pub fn sanitize(blob: &[u8], out: &mut [u8]) -> Result<usize, DtError> {
     let structs = &blob[h.off_dt_struct as usize..(h.off_dt_struct + h.size_dt_struct) as usize];
     let strings = &blob[h.off_dt_strings as usize..(h.off_dt_strings + h.size_dt_strings) as usize];
 
-    let mut o = Out { buf: out, len: HEADER_SIZE, max, src_size: total };
+    let mut o = Out {
+        buf: out,
+        len: HEADER_SIZE,
+        max,
+        src_size: total,
+    };
     // total >= HEADER_SIZE (check_layout) and total <= max: the header fits.
 
     // Reservation block: entries until (0, 0).
@@ -159,8 +171,10 @@ pub fn sanitize(blob: &[u8], out: &mut [u8]) -> Result<usize, DtError> {
     let mut at = h.off_mem_rsvmap as usize;
     let mut n = 0;
     loop {
-        let addr = be64(blob, at).ok_or(DtError::BadHeader("reservation block is not terminated"))?;
-        let size = be64(blob, at + 8).ok_or(DtError::BadHeader("reservation block is not terminated"))?;
+        let addr =
+            be64(blob, at).ok_or(DtError::BadHeader("reservation block is not terminated"))?;
+        let size =
+            be64(blob, at + 8).ok_or(DtError::BadHeader("reservation block is not terminated"))?;
         o.put(&addr.to_be_bytes())?;
         o.put(&size.to_be_bytes())?;
         if addr == 0 && size == 0 {
@@ -188,7 +202,8 @@ pub fn sanitize(blob: &[u8], out: &mut [u8]) -> Result<usize, DtError> {
                 if root_done {
                     return Err(bad(pos, "node after the root node"));
                 }
-                let name = cstr_at(structs, pos + 4).ok_or(bad(pos, "node name not terminated or not UTF-8"))?;
+                let name = cstr_at(structs, pos + 4)
+                    .ok_or(bad(pos, "node name not terminated or not UTF-8"))?;
                 if depth == 0 && !name.is_empty() {
                     return Err(bad(pos, "root node has a name"));
                 }
@@ -204,7 +219,11 @@ pub fn sanitize(blob: &[u8], out: &mut [u8]) -> Result<usize, DtError> {
                 had_child[depth] = false;
                 depth += 1;
                 let len = align4(4 + name.len() + 1);
-                o.put(structs.get(pos..pos + len).ok_or(bad(pos, "node name runs past the block"))?)?;
+                o.put(
+                    structs
+                        .get(pos..pos + len)
+                        .ok_or(bad(pos, "node name runs past the block"))?,
+                )?;
                 pos += len;
             }
             PROP => {
@@ -214,15 +233,27 @@ pub fn sanitize(blob: &[u8], out: &mut [u8]) -> Result<usize, DtError> {
                 if had_child[depth - 1] {
                     return Err(bad(pos, "property after a subnode"));
                 }
-                let len = be32(structs, pos + 4).ok_or(bad(pos, "property header truncated"))? as usize;
-                let nameoff = be32(structs, pos + 8).ok_or(bad(pos, "property header truncated"))? as usize;
-                let name = cstr_at(strings, nameoff).ok_or(bad(pos, "property name offset invalid"))?;
+                let len =
+                    be32(structs, pos + 4).ok_or(bad(pos, "property header truncated"))? as usize;
+                let nameoff =
+                    be32(structs, pos + 8).ok_or(bad(pos, "property header truncated"))? as usize;
+                let name =
+                    cstr_at(strings, nameoff).ok_or(bad(pos, "property name offset invalid"))?;
                 if (name == "#address-cells" || name == "#size-cells") && len != 4 {
                     return Err(bad(pos, "#address-cells/#size-cells is not one cell"));
                 }
-                let whole = 12usize.checked_add(len).map(align4).ok_or(bad(pos, "property too long"))?;
-                let end = pos.checked_add(whole).ok_or(bad(pos, "property too long"))?;
-                o.put(structs.get(pos..end).ok_or(bad(pos, "property value runs past the block"))?)?;
+                let whole = 12usize
+                    .checked_add(len)
+                    .map(align4)
+                    .ok_or(bad(pos, "property too long"))?;
+                let end = pos
+                    .checked_add(whole)
+                    .ok_or(bad(pos, "property too long"))?;
+                o.put(
+                    structs
+                        .get(pos..end)
+                        .ok_or(bad(pos, "property value runs past the block"))?,
+                )?;
                 pos = end;
             }
             END_NODE => {

@@ -49,7 +49,10 @@ pub struct Window {
 impl Window {
     /// The CPU physical range.
     pub fn cpu_range(&self) -> Range {
-        Range { start: self.cpu, end: self.cpu.saturating_add(self.size) }
+        Range {
+            start: self.cpu,
+            end: self.cpu.saturating_add(self.size),
+        }
     }
 }
 
@@ -91,39 +94,59 @@ fn cells(bytes: &[u8], at: usize, n: usize) -> Option<u64> {
 /// `#address-cells` / `#size-cells` of `node` (defaults 2 and 1).
 fn cell_sizes(node: &FdtNode<'_, '_>) -> Result<(usize, usize), DtError> {
     let get = |name, default| match node.property(name) {
-        Some(p) => cells(p.value, 0, 1).map(|v| v as usize).ok_or(DtError::BadValue("#cells property")),
+        Some(p) => cells(p.value, 0, 1)
+            .map(|v| v as usize)
+            .ok_or(DtError::BadValue("#cells property")),
         None => Ok(default),
     };
     let (a, s) = (get("#address-cells", 2)?, get("#size-cells", 1)?);
     if !(1..=2).contains(&a) || s > 2 {
-        return Err(DtError::BadValue("#address-cells must be 1 or 2 and #size-cells at most 2"));
+        return Err(DtError::BadValue(
+            "#address-cells must be 1 or 2 and #size-cells at most 2",
+        ));
     }
     Ok((a, s))
 }
 
 /// Iterates the (address, size) pairs of a `reg`-like property.
-fn pairs<'v>(value: &'v [u8], ac: usize, sc: usize) -> impl Iterator<Item = Option<(u64, u64)>> + 'v {
+fn pairs<'v>(
+    value: &'v [u8],
+    ac: usize,
+    sc: usize,
+) -> impl Iterator<Item = Option<(u64, u64)>> + 'v {
     let stride = (ac + sc) * 4;
-    let whole = value.len() % stride == 0;
+    let whole = value.len().is_multiple_of(stride);
     value.chunks(stride).map(move |c| {
         if !whole {
             return None;
         }
-        Some((cells(c, 0, ac)?, if sc == 0 { 0 } else { cells(c, ac * 4, sc)? }))
+        Some((
+            cells(c, 0, ac)?,
+            if sc == 0 { 0 } else { cells(c, ac * 4, sc)? },
+        ))
     })
 }
 
 fn enabled(node: &FdtNode<'_, '_>) -> bool {
-    node.property("status").and_then(|p| p.as_str()).map_or(true, |s| s == "okay" || s == "ok")
+    node.property("status")
+        .and_then(|p| p.as_str())
+        .is_none_or(|s| s == "okay" || s == "ok")
 }
 
 fn first_string<'a>(node: &FdtNode<'_, 'a>, name: &str) -> &'a str {
-    node.property(name).and_then(|p| p.as_str()).and_then(|s| s.split('\0').next()).unwrap_or("")
+    node.property(name)
+        .and_then(|p| p.as_str())
+        .and_then(|s| s.split('\0').next())
+        .unwrap_or("")
 }
 
 fn compatible_with(node: &FdtNode<'_, '_>, names: &[&str]) -> bool {
     node.property("compatible")
-        .map(|p| p.value.split(|&c| c == 0).any(|c| names.iter().any(|n| n.as_bytes() == c)))
+        .map(|p| {
+            p.value
+                .split(|&c| c == 0)
+                .any(|c| names.iter().any(|n| n.as_bytes() == c))
+        })
         .unwrap_or(false)
 }
 
@@ -141,14 +164,21 @@ impl<'a> HostInfo<'a> {
             if !is_memory || !enabled(&node) {
                 continue;
             }
-            let Some(reg) = node.property("reg") else { continue };
+            let Some(reg) = node.property("reg") else {
+                continue;
+            };
             for pair in pairs(reg.value, root_ac, root_sc) {
-                let (addr, size) = pair.ok_or(DtError::BadValue("/memory reg is not whole (address, size) pairs"))?;
+                let (addr, size) = pair.ok_or(DtError::BadValue(
+                    "/memory reg is not whole (address, size) pairs",
+                ))?;
                 if size == 0 {
                     continue;
                 }
-                let r = Range::from_size(addr, size).ok_or(DtError::BadValue("/memory range overflows"))?;
-                info.memory.push(r).map_err(|_| DtError::BadValue("more than 16 /memory ranges"))?;
+                let r = Range::from_size(addr, size)
+                    .ok_or(DtError::BadValue("/memory range overflows"))?;
+                info.memory
+                    .push(r)
+                    .map_err(|_| DtError::BadValue("more than 16 /memory ranges"))?;
             }
         }
 
@@ -156,8 +186,14 @@ impl<'a> HostInfo<'a> {
             let r = Range::from_size(rsv.address() as u64, rsv.size() as u64)
                 .ok_or(DtError::BadValue("/memreserve/ range overflows"))?;
             if !r.is_empty() {
-                let e = Reserved { range: r, name: "/memreserve/", no_map: false };
-                info.reserved.push(e).map_err(|_| DtError::BadValue("more than 32 reservations"))?;
+                let e = Reserved {
+                    range: r,
+                    name: "/memreserve/",
+                    no_map: false,
+                };
+                info.reserved
+                    .push(e)
+                    .map_err(|_| DtError::BadValue("more than 32 reservations"))?;
             }
         }
         if let Some(rm) = fdt.find_node("/reserved-memory") {
@@ -166,41 +202,66 @@ impl<'a> HostInfo<'a> {
                 if !enabled(&child) {
                     continue;
                 }
-                let Some(reg) = child.property("reg") else { continue };
+                let Some(reg) = child.property("reg") else {
+                    continue;
+                };
                 let no_map = child.property("no-map").is_some();
                 for pair in pairs(reg.value, ac, sc) {
-                    let (addr, size) = pair.ok_or(DtError::BadValue("/reserved-memory reg is malformed"))?;
-                    let r = Range::from_size(addr, size).ok_or(DtError::BadValue("/reserved-memory range overflows"))?;
+                    let (addr, size) =
+                        pair.ok_or(DtError::BadValue("/reserved-memory reg is malformed"))?;
+                    let r = Range::from_size(addr, size)
+                        .ok_or(DtError::BadValue("/reserved-memory range overflows"))?;
                     if !r.is_empty() {
-                        let e = Reserved { range: r, name: child.name, no_map };
-                        info.reserved.push(e).map_err(|_| DtError::BadValue("more than 32 reservations"))?;
+                        let e = Reserved {
+                            range: r,
+                            name: child.name,
+                            no_map,
+                        };
+                        info.reserved
+                            .push(e)
+                            .map_err(|_| DtError::BadValue("more than 32 reservations"))?;
                     }
                 }
             }
         }
 
         if let Some(chosen) = fdt.find_node("/chosen") {
-            info.bootargs = chosen.property("bootargs").and_then(|p| p.as_str()).unwrap_or("");
+            info.bootargs = chosen
+                .property("bootargs")
+                .and_then(|p| p.as_str())
+                .unwrap_or("");
             // QEMU writes two cells, the firmware may write one.
-            let num = |name| chosen.property(name).map(|p| match p.value.len() {
-                4 => cells(p.value, 0, 1).ok_or(DtError::BadValue("initrd address")),
-                8 => cells(p.value, 0, 2).ok_or(DtError::BadValue("initrd address")),
-                _ => Err(DtError::BadValue("linux,initrd-start/end must be one or two cells")),
-            });
+            let num = |name| {
+                chosen.property(name).map(|p| match p.value.len() {
+                    4 => cells(p.value, 0, 1).ok_or(DtError::BadValue("initrd address")),
+                    8 => cells(p.value, 0, 2).ok_or(DtError::BadValue("initrd address")),
+                    _ => Err(DtError::BadValue(
+                        "linux,initrd-start/end must be one or two cells",
+                    )),
+                })
+            };
             match (num("linux,initrd-start"), num("linux,initrd-end")) {
                 (Some(s), Some(e)) => {
                     let (s, e) = (s?, e?);
                     if e < s {
-                        return Err(DtError::BadValue("linux,initrd-end is below linux,initrd-start"));
+                        return Err(DtError::BadValue(
+                            "linux,initrd-end is below linux,initrd-start",
+                        ));
                     }
                     info.initrd = Some(Range { start: s, end: e }).filter(|r| !r.is_empty());
                 }
                 (None, None) => {}
-                _ => return Err(DtError::BadValue("only one of linux,initrd-start and linux,initrd-end")),
+                _ => {
+                    return Err(DtError::BadValue(
+                        "only one of linux,initrd-start and linux,initrd-end",
+                    ))
+                }
             }
         }
 
-        let cpus = fdt.find_node("/cpus").ok_or(DtError::Missing("/cpus node"))?;
+        let cpus = fdt
+            .find_node("/cpus")
+            .ok_or(DtError::Missing("/cpus node"))?;
         let (cpu_ac, _) = cell_sizes(&cpus)?;
         for cpu in cpus.children() {
             let is_cpu = cpu.property("device_type").and_then(|p| p.as_str()) == Some("cpu");
@@ -215,9 +276,17 @@ impl<'a> HostInfo<'a> {
                 None => None,
                 Some(p) if p.value.len() == 8 => cells(p.value, 0, 2),
                 Some(p) if p.value.len() == 4 => cells(p.value, 0, 1),
-                Some(_) => return Err(DtError::BadValue("cpu-release-addr must be one or two cells")),
+                Some(_) => {
+                    return Err(DtError::BadValue(
+                        "cpu-release-addr must be one or two cells",
+                    ))
+                }
             };
-            let node = CpuNode { mpidr, enable_method: first_string(&cpu, "enable-method"), release_addr };
+            let node = CpuNode {
+                mpidr,
+                enable_method: first_string(&cpu, "enable-method"),
+                release_addr,
+            };
             if info.cpus.push(node).is_err() {
                 break; // More CPUs than we track: the first MAX_CPUS are used.
             }
@@ -229,7 +298,9 @@ impl<'a> HostInfo<'a> {
 
         let soc = fdt.find_node("/soc").ok_or(DtError::Missing("/soc node"))?;
         let (soc_ac, soc_sc) = cell_sizes(&soc)?;
-        let ranges = soc.property("ranges").ok_or(DtError::Unusable("/soc has no ranges (peripheral windows)"))?;
+        let ranges = soc
+            .property("ranges")
+            .ok_or(DtError::Unusable("/soc has no ranges (peripheral windows)"))?;
         let stride = (soc_ac + root_ac + soc_sc) * 4;
         if ranges.value.is_empty() || ranges.value.len() % stride != 0 {
             return Err(DtError::Unusable("/soc ranges is empty or malformed"));
@@ -241,21 +312,29 @@ impl<'a> HostInfo<'a> {
                 size: cells(c, (soc_ac + root_ac) * 4, soc_sc).ok_or(DtError::Truncated)?,
             };
             if w.size == 0 || w.cpu.checked_add(w.size).is_none() {
-                return Err(DtError::Unusable("/soc ranges has an empty or overflowing window"));
+                return Err(DtError::Unusable(
+                    "/soc ranges has an empty or overflowing window",
+                ));
             }
-            info.windows.push(w).map_err(|_| DtError::Unusable("more than 8 /soc ranges windows"))?;
+            info.windows
+                .push(w)
+                .map_err(|_| DtError::Unusable("more than 8 /soc ranges windows"))?;
         }
 
         for child in soc.children() {
             if !enabled(&child) {
                 continue;
             }
-            let base = child.property("reg").and_then(|p| cells(p.value, 0, soc_ac));
+            let base = child
+                .property("reg")
+                .and_then(|p| cells(p.value, 0, soc_ac));
             let Some(bus) = base else { continue };
             if info.uart.is_none() && compatible_with(&child, &["arm,pl011"]) {
                 info.uart = info.translate(bus);
             }
-            if info.gpio.is_none() && compatible_with(&child, &["brcm,bcm2711-gpio", "brcm,bcm2835-gpio"]) {
+            if info.gpio.is_none()
+                && compatible_with(&child, &["brcm,bcm2711-gpio", "brcm,bcm2835-gpio"])
+            {
                 info.gpio = info.translate(bus);
             }
         }

@@ -21,7 +21,14 @@ struct Fixture {
 
 impl Default for Fixture {
     fn default() -> Self {
-        Fixture { memory: layout(1), initrd_cells: Some(2), cpus: true, soc_ranges: true, psci: false, nop_node: false }
+        Fixture {
+            memory: layout(1),
+            initrd_cells: Some(2),
+            cpus: true,
+            soc_ranges: true,
+            psci: false,
+            nop_node: false,
+        }
     }
 }
 
@@ -38,7 +45,10 @@ fn layout(gb: u64) -> Vec<(u64, u64)> {
 }
 
 fn reg_cells(pairs: &[(u64, u64)]) -> Vec<u32> {
-    pairs.iter().flat_map(|&(a, s)| [(a >> 32) as u32, a as u32, s as u32]).collect()
+    pairs
+        .iter()
+        .flat_map(|&(a, s)| [(a >> 32) as u32, a as u32, s as u32])
+        .collect()
 }
 
 fn build(f: &Fixture) -> Vec<u8> {
@@ -47,7 +57,8 @@ fn build(f: &Fixture) -> Vec<u8> {
     w.begin_node("").unwrap();
     w.property_u32("#address-cells", 2).unwrap();
     w.property_u32("#size-cells", 1).unwrap();
-    w.property_string("model", "Raspberry Pi 4 Model B").unwrap();
+    w.property_string("model", "Raspberry Pi 4 Model B")
+        .unwrap();
     if f.nop_node {
         w.begin_node("memory-old@0").unwrap();
         w.property_string("device_type", "memory").unwrap();
@@ -67,12 +78,14 @@ fn build(f: &Fixture) -> Vec<u8> {
     w.property_string("status", "disabled").unwrap();
     w.end_node().unwrap();
     w.begin_node("fw@3b3f0000").unwrap();
-    w.property_cells("reg", &[0, 0x3b3f_0000, 0x1_0000]).unwrap();
+    w.property_cells("reg", &[0, 0x3b3f_0000, 0x1_0000])
+        .unwrap();
     w.property_empty("no-map").unwrap();
     w.end_node().unwrap();
     w.end_node().unwrap();
     w.begin_node("chosen").unwrap();
-    w.property_string("bootargs", "pivisor.log=debug console=ttyS0").unwrap();
+    w.property_string("bootargs", "pivisor.log=debug console=ttyS0")
+        .unwrap();
     match f.initrd_cells {
         Some(1) => {
             w.property_u32("linux,initrd-start", 0x0280_0000).unwrap();
@@ -94,7 +107,8 @@ fn build(f: &Fixture) -> Vec<u8> {
         w.begin_node("cpus").unwrap();
         w.property_u32("#address-cells", 1).unwrap();
         w.property_u32("#size-cells", 0).unwrap();
-        w.property_string("enable-method", "brcm,bcm2836-smp").unwrap();
+        w.property_string("enable-method", "brcm,bcm2836-smp")
+            .unwrap();
         for i in 0..4u32 {
             w.begin_node(&std::format!("cpu@{i}")).unwrap();
             w.property_string("device_type", "cpu").unwrap();
@@ -103,7 +117,8 @@ fn build(f: &Fixture) -> Vec<u8> {
                 w.property_string("enable-method", "psci").unwrap();
             } else {
                 w.property_string("enable-method", "spin-table").unwrap();
-                w.property_u64("cpu-release-addr", 0xd8 + 8 * u64::from(i)).unwrap();
+                w.property_u64("cpu-release-addr", 0xd8 + 8 * u64::from(i))
+                    .unwrap();
             }
             w.end_node().unwrap();
         }
@@ -115,20 +130,36 @@ fn build(f: &Fixture) -> Vec<u8> {
     if f.soc_ranges {
         w.property_cells(
             "ranges",
-            &[0x7e00_0000, 0, 0xfe00_0000, 0x180_0000, 0x7c00_0000, 0, 0xfc00_0000, 0x200_0000, 0x4000_0000, 0, 0xff80_0000, 0x80_0000],
+            &[
+                0x7e00_0000,
+                0,
+                0xfe00_0000,
+                0x180_0000,
+                0x7c00_0000,
+                0,
+                0xfc00_0000,
+                0x200_0000,
+                0x4000_0000,
+                0,
+                0xff80_0000,
+                0x80_0000,
+            ],
         )
         .unwrap();
     }
     w.begin_node("gpio@7e200000").unwrap();
-    w.property_string("compatible", "brcm,bcm2711-gpio").unwrap();
+    w.property_string("compatible", "brcm,bcm2711-gpio")
+        .unwrap();
     w.property_cells("reg", &[0x7e20_0000, 0xb4]).unwrap();
     w.end_node().unwrap();
     w.begin_node("serial@7e201000").unwrap();
-    w.property_strings("compatible", &["arm,pl011", "arm,primecell"]).unwrap();
+    w.property_strings("compatible", &["arm,pl011", "arm,primecell"])
+        .unwrap();
     w.property_cells("reg", &[0x7e20_1000, 0x200]).unwrap();
     w.end_node().unwrap();
     w.begin_node("serial@7e201400").unwrap();
-    w.property_strings("compatible", &["arm,pl011", "arm,primecell"]).unwrap();
+    w.property_strings("compatible", &["arm,pl011", "arm,primecell"])
+        .unwrap();
     w.property_cells("reg", &[0x7e20_1400, 0x200]).unwrap();
     w.property_string("status", "disabled").unwrap();
     w.end_node().unwrap();
@@ -161,13 +192,22 @@ fn with_info<R>(blob: &[u8], f: impl FnOnce(Result<HostInfo<'_>, DtError>) -> R)
 #[test]
 fn pi4_layouts_1_2_4_8_gb() {
     for gb in [1, 2, 4, 8] {
-        let blob = build(&Fixture { memory: layout(gb), ..Default::default() });
+        let blob = build(&Fixture {
+            memory: layout(gb),
+            ..Default::default()
+        });
         with_info(&blob, |i| {
             let i = i.unwrap();
-            let expect: Vec<Range> = layout(gb).iter().map(|&(a, s)| Range::from_size(a, s).unwrap()).collect();
+            let expect: Vec<Range> = layout(gb)
+                .iter()
+                .map(|&(a, s)| Range::from_size(a, s).unwrap())
+                .collect();
             assert_eq!(&i.memory[..], &expect[..], "{gb} GB");
             let total: u64 = i.memory.iter().map(Range::size).sum();
-            assert!(total > (gb * GB) - (GB / 4) && total <= gb * GB, "{gb} GB total {total:#x}");
+            assert!(
+                total > (gb * GB) - (GB / 4) && total <= gb * GB,
+                "{gb} GB total {total:#x}"
+            );
         });
     }
 }
@@ -178,18 +218,45 @@ fn reads_everything_the_hypervisor_needs() {
         let i = i.unwrap();
         assert_eq!(i.model, "Raspberry Pi 4 Model B");
         assert_eq!(i.bootargs, "pivisor.log=debug console=ttyS0");
-        assert_eq!(i.initrd, Some(Range { start: 0x0280_0000, end: 0x0290_0000 }));
+        assert_eq!(
+            i.initrd,
+            Some(Range {
+                start: 0x0280_0000,
+                end: 0x0290_0000
+            })
+        );
         assert_eq!(i.cpus.len(), 4);
-        assert_eq!(i.cpus[3], CpuNode { mpidr: 3, enable_method: "spin-table", release_addr: Some(0xf0) });
+        assert_eq!(
+            i.cpus[3],
+            CpuNode {
+                mpidr: 3,
+                enable_method: "spin-table",
+                release_addr: Some(0xf0)
+            }
+        );
         assert_eq!(i.windows.len(), 3);
         assert_eq!(i.uart, Some(0xfe20_1000));
         assert_eq!(i.gpio, Some(0xfe20_0000));
-        assert_eq!(i.translate(0x4004_1000), Some(0xff84_1000), "the GIC through the third window");
+        assert_eq!(
+            i.translate(0x4004_1000),
+            Some(0xff84_1000),
+            "the GIC through the third window"
+        );
         assert_eq!(i.translate(0x1000), None);
         assert_eq!(i.psci_method, None);
         // memreserve + fw@3b3f0000 (no-map); the disabled and reg-less nodes are skipped.
         assert_eq!(i.reserved.len(), 2);
-        assert_eq!(i.reserved[0], Reserved { range: Range { start: 0, end: 0x1000 }, name: "/memreserve/", no_map: false });
+        assert_eq!(
+            i.reserved[0],
+            Reserved {
+                range: Range {
+                    start: 0,
+                    end: 0x1000
+                },
+                name: "/memreserve/",
+                no_map: false
+            }
+        );
         assert_eq!(i.reserved[1].name, "fw@3b3f0000");
         assert!(i.reserved[1].no_map);
     });
@@ -198,56 +265,105 @@ fn reads_everything_the_hypervisor_needs() {
 #[test]
 fn initrd_in_one_or_two_cells_or_absent() {
     for (cells, expect) in [(Some(1), true), (Some(2), true), (None, false)] {
-        with_info(&build(&Fixture { initrd_cells: cells, ..Default::default() }), |i| {
-            assert_eq!(i.unwrap().initrd.is_some(), expect);
-        });
+        with_info(
+            &build(&Fixture {
+                initrd_cells: cells,
+                ..Default::default()
+            }),
+            |i| {
+                assert_eq!(i.unwrap().initrd.is_some(), expect);
+            },
+        );
     }
 }
 
 #[test]
 fn psci_enable_method_is_read() {
-    with_info(&build(&Fixture { psci: true, ..Default::default() }), |i| {
-        let i = i.unwrap();
-        assert_eq!(i.psci_method, Some("smc"));
-        assert_eq!(i.cpus[1].enable_method, "psci");
-        assert_eq!(i.cpus[1].release_addr, None);
-    });
+    with_info(
+        &build(&Fixture {
+            psci: true,
+            ..Default::default()
+        }),
+        |i| {
+            let i = i.unwrap();
+            assert_eq!(i.psci_method, Some("smc"));
+            assert_eq!(i.cpus[1].enable_method, "psci");
+            assert_eq!(i.cpus[1].release_addr, None);
+        },
+    );
 }
 
 #[test]
 fn missing_cpus_or_soc_ranges_is_an_error() {
-    with_info(&build(&Fixture { cpus: false, ..Default::default() }), |i| {
-        assert_eq!(i.unwrap_err(), DtError::Missing("/cpus node"));
-    });
-    with_info(&build(&Fixture { soc_ranges: false, ..Default::default() }), |i| {
-        assert!(matches!(i.unwrap_err(), DtError::Unusable(_)));
-    });
+    with_info(
+        &build(&Fixture {
+            cpus: false,
+            ..Default::default()
+        }),
+        |i| {
+            assert_eq!(i.unwrap_err(), DtError::Missing("/cpus node"));
+        },
+    );
+    with_info(
+        &build(&Fixture {
+            soc_ranges: false,
+            ..Default::default()
+        }),
+        |i| {
+            assert!(matches!(i.unwrap_err(), DtError::Unusable(_)));
+        },
+    );
 }
 
 #[test]
 fn empty_memory_is_reported_as_no_ranges() {
-    with_info(&build(&Fixture { memory: std::vec![(0, 0)], ..Default::default() }), |i| {
-        assert!(i.unwrap().memory.is_empty());
-    });
+    with_info(
+        &build(&Fixture {
+            memory: std::vec![(0, 0)],
+            ..Default::default()
+        }),
+        |i| {
+            assert!(i.unwrap().memory.is_empty());
+        },
+    );
 }
 
 #[test]
 fn nodes_after_a_nopped_node_are_still_found() {
-    with_info(&build(&Fixture { nop_node: true, ..Default::default() }), |i| {
-        let i = i.unwrap();
-        assert_eq!(i.cpus.len(), 4);
-        assert_eq!(&i.memory[..], &[Range { start: 0, end: 0x3b40_0000 }], "only the live /memory");
-    });
+    with_info(
+        &build(&Fixture {
+            nop_node: true,
+            ..Default::default()
+        }),
+        |i| {
+            let i = i.unwrap();
+            assert_eq!(i.cpus.len(), 4);
+            assert_eq!(
+                &i.memory[..],
+                &[Range {
+                    start: 0,
+                    end: 0x3b40_0000
+                }],
+                "only the live /memory"
+            );
+        },
+    );
 }
 
 #[test]
 fn no_magic_and_tiny_buffers() {
     let mut buf = std::vec![0u8; 4096];
     assert_eq!(sanitize(&[], &mut buf), Err(DtError::Truncated));
-    assert_eq!(sanitize(&[0u8; 64], &mut buf), Err(DtError::NoMagic { found: 0 }));
+    assert_eq!(
+        sanitize(&[0u8; 64], &mut buf),
+        Err(DtError::NoMagic { found: 0 })
+    );
     let blob = build(&Fixture::default());
     let mut small = std::vec![0u8; 256];
-    assert!(matches!(sanitize(&blob, &mut small), Err(DtError::TooLarge { .. })));
+    assert!(matches!(
+        sanitize(&blob, &mut small),
+        Err(DtError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -264,7 +380,16 @@ fn lying_header_fields_are_refused() {
     let blob = build(&Fixture::default());
     let mut buf = std::vec![0u8; 128 * 1024];
     for field in 1..10 {
-        for v in [0u32, 1, 3, 39, 40, 0x7fff_ffff, 0xffff_ffff, blob.len() as u32 + 1] {
+        for v in [
+            0u32,
+            1,
+            3,
+            39,
+            40,
+            0x7fff_ffff,
+            0xffff_ffff,
+            blob.len() as u32 + 1,
+        ] {
             let mut b = blob.clone();
             b[field * 4..field * 4 + 4].copy_from_slice(&v.to_be_bytes());
             let _ = with_info(&b, |r| r.map(|_| ()));
@@ -275,7 +400,11 @@ fn lying_header_fields_are_refused() {
 
 #[test]
 fn random_corruption_never_panics() {
-    let blob = build(&Fixture { nop_node: true, memory: layout(8), ..Default::default() });
+    let blob = build(&Fixture {
+        nop_node: true,
+        memory: layout(8),
+        ..Default::default()
+    });
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
         state ^= state << 13;
@@ -299,5 +428,8 @@ fn random_corruption_never_panics() {
             accepted += 1;
         }
     }
-    assert!(accepted > 0, "some corruptions (in values) must still parse");
+    assert!(
+        accepted > 0,
+        "some corruptions (in values) must still parse"
+    );
 }

@@ -50,14 +50,25 @@ impl fmt::Display for DtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DtError::NoMagic { found } => {
-                write!(f, "no device tree (found {found:#010x}, not the FDT magic 0xd00dfeed)")
+                write!(
+                    f,
+                    "no device tree (found {found:#010x}, not the FDT magic 0xd00dfeed)"
+                )
             }
             DtError::Truncated => f.write_str("device tree is truncated"),
             DtError::BadHeader(w) => write!(f, "device tree header is invalid: {w}"),
-            DtError::UnsupportedVersion(v) => write!(f, "device tree version {v} is not supported (need 17)"),
-            DtError::TooLarge { size, max } => write!(f, "device tree is {size} bytes, larger than the {max} bytes accepted"),
+            DtError::UnsupportedVersion(v) => {
+                write!(f, "device tree version {v} is not supported (need 17)")
+            }
+            DtError::TooLarge { size, max } => write!(
+                f,
+                "device tree is {size} bytes, larger than the {max} bytes accepted"
+            ),
             DtError::BadStructure { offset, what } => {
-                write!(f, "device tree structure is malformed at offset {offset:#x}: {what}")
+                write!(
+                    f,
+                    "device tree structure is malformed at offset {offset:#x}: {what}"
+                )
             }
             DtError::Missing(n) => write!(f, "device tree has no {n}"),
             DtError::BadValue(w) => write!(f, "device tree value is unusable: {w}"),

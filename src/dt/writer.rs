@@ -106,7 +106,8 @@ impl FdtWriter {
         }
         let off = self.string_offset(name);
         self.structs.extend_from_slice(&3u32.to_be_bytes());
-        self.structs.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        self.structs
+            .extend_from_slice(&(value.len() as u32).to_be_bytes());
         self.structs.extend_from_slice(&off.to_be_bytes());
         self.structs.extend_from_slice(value);
         self.pad();
@@ -188,7 +189,7 @@ impl FdtWriter {
     }
 
     fn pad(&mut self) {
-        while self.structs.len() % 4 != 0 {
+        while !self.structs.len().is_multiple_of(4) {
             self.structs.push(0);
         }
     }
@@ -220,11 +221,28 @@ mod tests {
         w.end_node().unwrap();
         let b = w.finish().unwrap();
         let expect: Vec<u8> = [
-            0xd00dfeedu32, 103, 56, 88, 40, 17, 16, 0, 15, 32, // header
-            0, 0, 0, 0, // reservation terminator (2 x u64)
-            1, 0, // FDT_BEGIN_NODE, "" padded
-            3, 4, 0, 2, // FDT_PROP len 4 nameoff 0, value 2
-            2, 9, // END_NODE, END
+            0xd00dfeedu32,
+            103,
+            56,
+            88,
+            40,
+            17,
+            16,
+            0,
+            15,
+            32, // header
+            0,
+            0,
+            0,
+            0, // reservation terminator (2 x u64)
+            1,
+            0, // FDT_BEGIN_NODE, "" padded
+            3,
+            4,
+            0,
+            2, // FDT_PROP len 4 nameoff 0, value 2
+            2,
+            9, // END_NODE, END
         ]
         .iter()
         .flat_map(|v| v.to_be_bytes())
@@ -256,8 +274,14 @@ mod tests {
         assert_eq!(w.begin_node(""), Err(WriteError::BadName));
         w.begin_node("a").unwrap();
         w.end_node().unwrap();
-        assert_eq!(w.property_u32("late", 1), Err(WriteError::PropertyAfterSubnode));
-        assert_eq!(w.property_u32("bad\0name", 1), Err(WriteError::PropertyAfterSubnode));
+        assert_eq!(
+            w.property_u32("late", 1),
+            Err(WriteError::PropertyAfterSubnode)
+        );
+        assert_eq!(
+            w.property_u32("bad\0name", 1),
+            Err(WriteError::PropertyAfterSubnode)
+        );
         w.end_node().unwrap();
         assert_eq!(w.end_node(), Err(WriteError::Unbalanced));
         assert_eq!(w.begin_node(""), Err(WriteError::SecondRoot));
@@ -272,7 +296,8 @@ mod tests {
         let mut w = FdtWriter::new();
         w.add_reservation(0, 0x1000);
         w.begin_node("").unwrap();
-        w.property_strings("compatible", &["raspberrypi,4-model-b", "brcm,bcm2711"]).unwrap();
+        w.property_strings("compatible", &["raspberrypi,4-model-b", "brcm,bcm2711"])
+            .unwrap();
         w.begin_node("chosen").unwrap();
         w.property_string("bootargs", "x").unwrap();
         w.end_node().unwrap();

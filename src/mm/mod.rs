@@ -62,7 +62,9 @@ impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlanError::NoMemory => f.write_str("the device tree describes no memory (/memory)"),
-            PlanError::NoUsableMemory => f.write_str("no usable memory: every RAM page is reserved"),
+            PlanError::NoUsableMemory => {
+                f.write_str("no usable memory: every RAM page is reserved")
+            }
             PlanError::TooManyRanges => f.write_str("too many memory ranges or reservations"),
             PlanError::WindowOverlapsRam(r) => write!(f, "peripheral window {r} overlaps RAM"),
             PlanError::Map(e) => write!(f, "building the EL2 map failed: {e}"),
@@ -95,7 +97,11 @@ pub struct MemoryPlan<'a> {
 }
 
 /// Works out the memory plan from the tree, the DTB and the image.
-pub fn plan_memory<'a>(info: &HostInfo<'a>, dtb: Range, image: &ImageLayout) -> Result<MemoryPlan<'a>, PlanError> {
+pub fn plan_memory<'a>(
+    info: &HostInfo<'a>,
+    dtb: Range,
+    image: &ImageLayout,
+) -> Result<MemoryPlan<'a>, PlanError> {
     let too_many = |_| PlanError::TooManyRanges;
     let mut ram = RangeSet::new();
     for r in info.memory.iter() {
@@ -105,16 +111,36 @@ pub fn plan_memory<'a>(info: &HostInfo<'a>, dtb: Range, image: &ImageLayout) -> 
         return Err(PlanError::NoMemory);
     }
     let mut reserved: FixedVec<(Range, Reason<'a>), 48> = FixedVec::new();
-    reserved.push((Range { start: 0, end: PAGE_SIZE }, Reason::LowPage)).map_err(too_many)?;
+    reserved
+        .push((
+            Range {
+                start: 0,
+                end: PAGE_SIZE,
+            },
+            Reason::LowPage,
+        ))
+        .map_err(too_many)?;
     for r in info.reserved.iter() {
-        let why = if r.name == "/memreserve/" { Reason::MemReserve } else { Reason::ReservedNode(r.name, r.no_map) };
+        let why = if r.name == "/memreserve/" {
+            Reason::MemReserve
+        } else {
+            Reason::ReservedNode(r.name, r.no_map)
+        };
         reserved.push((r.range, why)).map_err(too_many)?;
     }
     reserved.push((dtb, Reason::DeviceTree)).map_err(too_many)?;
     if let Some(i) = info.initrd {
         reserved.push((i, Reason::Initrd)).map_err(too_many)?;
     }
-    reserved.push((Range { start: image.start, end: image.end }, Reason::Hypervisor)).map_err(too_many)?;
+    reserved
+        .push((
+            Range {
+                start: image.start,
+                end: image.end,
+            },
+            Reason::Hypervisor,
+        ))
+        .map_err(too_many)?;
 
     let mut usable: RangeSet<48> = RangeSet::new();
     for r in ram.ranges() {
@@ -127,7 +153,11 @@ pub fn plan_memory<'a>(info: &HostInfo<'a>, dtb: Range, image: &ImageLayout) -> 
     if usable.total() == 0 {
         return Err(PlanError::NoUsableMemory);
     }
-    Ok(MemoryPlan { ram, reserved, usable })
+    Ok(MemoryPlan {
+        ram,
+        reserved,
+        usable,
+    })
 }
 
 /// One region of the EL2 identity map.
@@ -141,7 +171,10 @@ pub struct MapRegion {
 
 impl Default for MapRegion {
     fn default() -> Self {
-        MapRegion { range: Range::default(), kind: El2Kind::ReadWrite }
+        MapRegion {
+            range: Range::default(),
+            kind: El2Kind::ReadWrite,
+        }
     }
 }
 
@@ -164,11 +197,18 @@ pub fn identity_map_regions(
             ram.remove(r.grow_to(PAGE_SIZE)).map_err(too_many)?;
         }
     }
-    let img = Range { start: image.start, end: image.end };
+    let img = Range {
+        start: image.start,
+        end: image.end,
+    };
     ram.remove(img).map_err(too_many)?;
     ram.shrink_to(PAGE_SIZE);
     for r in ram.ranges() {
-        out.push(MapRegion { range: *r, kind: El2Kind::ReadWrite }).map_err(too_many)?;
+        out.push(MapRegion {
+            range: *r,
+            kind: El2Kind::ReadWrite,
+        })
+        .map_err(too_many)?;
     }
     for (s, e, kind) in [
         (image.start, image.text_end, El2Kind::Text),
@@ -176,7 +216,11 @@ pub fn identity_map_regions(
         (image.rodata_end, image.end, El2Kind::ReadWrite),
     ] {
         if e > s {
-            out.push(MapRegion { range: Range { start: s, end: e }, kind }).map_err(too_many)?;
+            out.push(MapRegion {
+                range: Range { start: s, end: e },
+                kind,
+            })
+            .map_err(too_many)?;
         }
     }
     for w in windows {
@@ -191,17 +235,29 @@ pub fn identity_map_regions(
             pieces.remove(done.range).map_err(too_many)?;
         }
         for p in pieces.ranges() {
-            out.push(MapRegion { range: *p, kind: El2Kind::Device }).map_err(too_many)?;
+            out.push(MapRegion {
+                range: *p,
+                kind: El2Kind::Device,
+            })
+            .map_err(too_many)?;
         }
     }
     Ok(out)
 }
 
 /// Maps every region 1:1 into `table`.
-pub fn build_identity_map<A: TableAlloc>(table: &mut PageTable<A>, regions: &[MapRegion]) -> Result<(), PlanError> {
+pub fn build_identity_map<A: TableAlloc>(
+    table: &mut PageTable<A>,
+    regions: &[MapRegion],
+) -> Result<(), PlanError> {
     for m in regions {
         table
-            .map(m.range.start, m.range.start, m.range.size(), pagetable::el2_attrs(m.kind))
+            .map(
+                m.range.start,
+                m.range.start,
+                m.range.size(),
+                pagetable::el2_attrs(m.kind),
+            )
             .map_err(PlanError::Map)?;
     }
     Ok(())

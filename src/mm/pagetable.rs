@@ -7,7 +7,10 @@
 //! D8.3 "Translation table descriptor formats".
 
 use core::fmt;
-use tock_registers::{interfaces::{ReadWriteable, Readable}, registers::InMemoryRegister};
+use tock_registers::{
+    interfaces::{ReadWriteable, Readable},
+    registers::InMemoryRegister,
+};
 
 /// Granule and page size.
 pub const PAGE_SIZE: u64 = 4096;
@@ -64,7 +67,9 @@ pub fn el2_attrs(kind: El2Kind) -> u64 {
     let d: InMemoryRegister<u64, S1_DESC::Register> = InMemoryRegister::new(0);
     d.modify(S1_DESC::AF::SET);
     match kind {
-        El2Kind::Device => d.modify(S1_DESC::ATTR_INDX.val(MAIR_IDX_DEVICE) + S1_DESC::SH::OuterShareable),
+        El2Kind::Device => {
+            d.modify(S1_DESC::ATTR_INDX.val(MAIR_IDX_DEVICE) + S1_DESC::SH::OuterShareable)
+        }
         _ => d.modify(S1_DESC::ATTR_INDX.val(MAIR_IDX_NORMAL) + S1_DESC::SH::InnerShareable),
     }
     match kind {
@@ -77,9 +82,14 @@ pub fn el2_attrs(kind: El2Kind) -> u64 {
 
 /// Decodes the EL2 kind of leaf attributes, if they are one [`el2_attrs`] makes.
 pub fn el2_kind(attrs: u64) -> Option<El2Kind> {
-    [El2Kind::Text, El2Kind::ReadOnly, El2Kind::ReadWrite, El2Kind::Device]
-        .into_iter()
-        .find(|&k| el2_attrs(k) == attrs & !OA_MASK & !0b11)
+    [
+        El2Kind::Text,
+        El2Kind::ReadOnly,
+        El2Kind::ReadWrite,
+        El2Kind::Device,
+    ]
+    .into_iter()
+    .find(|&k| el2_attrs(k) == attrs & !OA_MASK & !0b11)
 }
 
 /// Supplies zeroed, page-aligned tables.
@@ -162,11 +172,14 @@ impl<A: TableAlloc> PageTable<A> {
     /// Maps `[va, va+size)` to `[pa, pa+size)` with leaf attributes `attrs`,
     /// using 1 GiB and 2 MiB blocks wherever alignment allows.
     pub fn map(&mut self, va: u64, pa: u64, size: u64, attrs: u64) -> Result<(), MapError> {
-        if va % PAGE_SIZE != 0 || pa % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 {
+        if !va.is_multiple_of(PAGE_SIZE)
+            || !pa.is_multiple_of(PAGE_SIZE)
+            || !size.is_multiple_of(PAGE_SIZE)
+        {
             return Err(MapError::Misaligned);
         }
         let end = va.checked_add(size).ok_or(MapError::OutOfRange)?;
-        if end > INPUT_LIMIT || pa.checked_add(size).map_or(true, |e| e > OA_MASK + PAGE_SIZE) {
+        if end > INPUT_LIMIT || pa.checked_add(size).is_none_or(|e| e > OA_MASK + PAGE_SIZE) {
             return Err(MapError::OutOfRange);
         }
         let mut off = 0;
@@ -185,7 +198,7 @@ impl<A: TableAlloc> PageTable<A> {
             let bsize = level_size(level);
             let idx = ((va >> (12 + 9 * (3 - level))) & 0x1ff) as usize;
             let entry = self.alloc.table(table)[idx];
-            let fits = va % bsize == 0 && pa % bsize == 0 && left >= bsize;
+            let fits = va.is_multiple_of(bsize) && pa.is_multiple_of(bsize) && left >= bsize;
             if level == 3 || fits {
                 if entry & 1 != 0 {
                     return Err(MapError::Overlap { va });
@@ -220,7 +233,11 @@ impl<A: TableAlloc> PageTable<A> {
                 (0b01, 1 | 2) | (0b11, 3) => {
                     let bsize = level_size(level);
                     let pa = (e & OA_MASK & !(bsize - 1)) | (va & (bsize - 1));
-                    return Some(Leaf { pa, attrs: e & !OA_MASK & !0b11, level });
+                    return Some(Leaf {
+                        pa,
+                        attrs: e & !OA_MASK & !0b11,
+                        level,
+                    });
                 }
                 (0b11, _) => table = e & OA_MASK,
                 _ => return None,
@@ -240,7 +257,11 @@ impl<A: TableAlloc> PageTable<A> {
             let va = base + idx as u64 * level_size(level);
             match (e & 0b11, level) {
                 (0b01, 1 | 2) | (0b11, 3) => {
-                    let leaf = Leaf { pa: e & OA_MASK, attrs: e & !OA_MASK & !0b11, level };
+                    let leaf = Leaf {
+                        pa: e & OA_MASK,
+                        attrs: e & !OA_MASK & !0b11,
+                        level,
+                    };
                     f(va, level_size(level), leaf);
                 }
                 (0b11, 1 | 2) => self.walk(e & OA_MASK, level + 1, va, f),
@@ -295,7 +316,10 @@ mod tests {
     use std::vec::Vec;
 
     fn pool(n: usize) -> Box<[TableMem]> {
-        (0..n).map(|_| TableMem([0; ENTRIES])).collect::<Vec<_>>().into_boxed_slice()
+        (0..n)
+            .map(|_| TableMem([0; ENTRIES]))
+            .collect::<Vec<_>>()
+            .into_boxed_slice()
     }
 
     #[test]
@@ -306,7 +330,8 @@ mod tests {
         // 1 GiB-aligned GiB, a 2 MiB block, and one page.
         t.map(1 << 30, 1 << 30, 1 << 30, rw).unwrap();
         t.map(0x20_0000, 0x20_0000, 0x20_0000, rw).unwrap();
-        t.map(0x40_0000, 0x40_0000, 0x1000, el2_attrs(El2Kind::Text)).unwrap();
+        t.map(0x40_0000, 0x40_0000, 0x1000, el2_attrs(El2Kind::Text))
+            .unwrap();
         assert_eq!(t.translate((1 << 30) + 0x1234).unwrap().level, 1);
         assert_eq!(t.translate(0x20_0000 + 0x1234).unwrap().level, 2);
         let page = t.translate(0x40_0123).unwrap();
@@ -321,7 +346,8 @@ mod tests {
     fn non_identity_mapping() {
         let mut p = pool(4);
         let mut t = PageTable::new(PoolAlloc::new(&mut p)).unwrap();
-        t.map(0, 0x8000_0000, 0x40_0000, el2_attrs(El2Kind::ReadOnly)).unwrap();
+        t.map(0, 0x8000_0000, 0x40_0000, el2_attrs(El2Kind::ReadOnly))
+            .unwrap();
         assert_eq!(t.translate(0x12_3456).unwrap().pa, 0x8012_3456);
     }
 
@@ -331,11 +357,20 @@ mod tests {
         let mut t = PageTable::new(PoolAlloc::new(&mut p)).unwrap();
         let rw = el2_attrs(El2Kind::ReadWrite);
         t.map(0x20_0000, 0x20_0000, 0x20_0000, rw).unwrap();
-        assert_eq!(t.map(0x30_0000, 0x30_0000, 0x1000, rw), Err(MapError::Overlap { va: 0x30_0000 }));
-        assert_eq!(t.map(0x1000, 0x1000, 0x20_0000, rw), Err(MapError::Overlap { va: 0x20_0000 }));
+        assert_eq!(
+            t.map(0x30_0000, 0x30_0000, 0x1000, rw),
+            Err(MapError::Overlap { va: 0x30_0000 })
+        );
+        assert_eq!(
+            t.map(0x1000, 0x1000, 0x20_0000, rw),
+            Err(MapError::Overlap { va: 0x20_0000 })
+        );
         assert_eq!(t.map(0x1001, 0x1000, 0x1000, rw), Err(MapError::Misaligned));
-        assert_eq!(t.map(INPUT_LIMIT - 0x1000, 0, 0x2000, rw), Err(MapError::OutOfRange));
-        assert_eq!(t.map(u64::MAX & !0xfff, 0, 0x2000, rw), Err(MapError::OutOfRange));
+        assert_eq!(
+            t.map(INPUT_LIMIT - 0x1000, 0, 0x2000, rw),
+            Err(MapError::OutOfRange)
+        );
+        assert_eq!(t.map(!0xfff, 0, 0x2000, rw), Err(MapError::OutOfRange));
     }
 
     #[test]
@@ -343,7 +378,10 @@ mod tests {
         let mut p = pool(2);
         let mut t = PageTable::new(PoolAlloc::new(&mut p)).unwrap();
         let rw = el2_attrs(El2Kind::ReadWrite);
-        assert_eq!(t.map(0x1000, 0x1000, 0x1000, rw), Err(MapError::OutOfTables));
+        assert_eq!(
+            t.map(0x1000, 0x1000, 0x1000, rw),
+            Err(MapError::OutOfTables)
+        );
     }
 
     #[test]

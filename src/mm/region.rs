@@ -15,7 +15,10 @@ pub struct Range {
 impl Range {
     /// `[start, start + size)`, or `None` if that overflows.
     pub fn from_size(start: u64, size: u64) -> Option<Self> {
-        Some(Range { start, end: start.checked_add(size)? })
+        Some(Range {
+            start,
+            end: start.checked_add(size)?,
+        })
     }
 
     /// Size in bytes.
@@ -40,7 +43,10 @@ impl Range {
 
     /// The largest `align`-aligned range inside this one (align: power of two).
     pub fn shrink_to(&self, align: u64) -> Range {
-        let start = self.start.checked_add(align - 1).map_or(u64::MAX, |v| v & !(align - 1));
+        let start = self
+            .start
+            .checked_add(align - 1)
+            .map_or(u64::MAX, |v| v & !(align - 1));
         let end = self.end & !(align - 1);
         if end > start {
             Range { start, end }
@@ -52,14 +58,22 @@ impl Range {
     /// The smallest `align`-aligned range covering this one.
     pub fn grow_to(&self, align: u64) -> Range {
         let start = self.start & !(align - 1);
-        let end = self.end.checked_add(align - 1).map_or(u64::MAX & !(align - 1), |v| v & !(align - 1));
+        let end = self
+            .end
+            .checked_add(align - 1)
+            .map_or(!(align - 1), |v| v & !(align - 1));
         Range { start, end }
     }
 }
 
 impl fmt::Display for Range {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#011x}-{:#011x}", self.start, self.end.saturating_sub(1))
+        write!(
+            f,
+            "{:#011x}-{:#011x}",
+            self.start,
+            self.end.saturating_sub(1)
+        )
     }
 }
 
@@ -69,11 +83,14 @@ pub struct Size(pub u64);
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        if b >= 1 << 30 && b % (1 << 30) == 0 {
+        if b >= 1 << 30 && b.is_multiple_of(1 << 30) {
             write!(f, "{} GiB", b >> 30)
-        } else if b >= 1 << 20 && b % (1 << 20) == 0 {
+        } else if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
             write!(f, "{} MiB", b >> 20)
-        } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+        } else if b >= 1 << 20 {
+            let tenths = b * 10 / (1 << 20);
+            write!(f, "{}.{} MiB", tenths / 10, tenths % 10)
+        } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
             write!(f, "{} KiB", b >> 10)
         } else {
             write!(f, "{b} B")
@@ -90,7 +107,9 @@ pub struct RangeSet<const N: usize> {
 impl<const N: usize> RangeSet<N> {
     /// An empty set.
     pub fn new() -> Self {
-        Self { ranges: FixedVec::new() }
+        Self {
+            ranges: FixedVec::new(),
+        }
     }
 
     /// The ranges, sorted by address.
@@ -120,7 +139,11 @@ impl<const N: usize> RangeSet<N> {
                 i += 1;
             }
         }
-        let pos = self.ranges.iter().position(|c| c.start > merged.start).unwrap_or(self.ranges.len());
+        let pos = self
+            .ranges
+            .iter()
+            .position(|c| c.start > merged.start)
+            .unwrap_or(self.ranges.len());
         self.ranges.insert(pos, merged)
     }
 
@@ -136,8 +159,14 @@ impl<const N: usize> RangeSet<N> {
                 i += 1;
                 continue;
             }
-            let left = Range { start: c.start, end: r.start.max(c.start) };
-            let right = Range { start: r.end.min(c.end), end: c.end };
+            let left = Range {
+                start: c.start,
+                end: r.start.max(c.start),
+            };
+            let right = Range {
+                start: r.end.min(c.end),
+                end: c.end,
+            };
             self.ranges.remove(i);
             if !right.is_empty() {
                 self.ranges.insert(i, right)?;
@@ -246,7 +275,14 @@ mod tests {
         s.add(r(0x10_0000, 0x90_0000)).unwrap();
         let t = s.take(0x20_0000, 0x20_0000).unwrap();
         assert_eq!(t, r(0x20_0000, 0x40_0000));
-        assert_eq!(s.ranges(), &[r(0x1000, 0x3000), r(0x10_0000, 0x20_0000), r(0x40_0000, 0x90_0000)]);
+        assert_eq!(
+            s.ranges(),
+            &[
+                r(0x1000, 0x3000),
+                r(0x10_0000, 0x20_0000),
+                r(0x40_0000, 0x90_0000)
+            ]
+        );
         assert!(s.take(1 << 40, 0x1000).is_none());
     }
 
@@ -261,6 +297,7 @@ mod tests {
         assert_eq!(std::format!("{}", Size(960 << 20)), "960 MiB");
         assert_eq!(std::format!("{}", Size(4 << 30)), "4 GiB");
         assert_eq!(std::format!("{}", Size(4096)), "4 KiB");
+        assert_eq!(std::format!("{}", Size(982_356 * 1024)), "959.3 MiB");
         assert_eq!(std::format!("{}", Size(100)), "100 B");
         assert_eq!(std::format!("{}", r(0, 0x1000)), "0x000000000-0x000000fff");
     }

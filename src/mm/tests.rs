@@ -11,9 +11,21 @@ const GB: u64 = 1 << 30;
 
 fn windows() -> Vec<Window> {
     std::vec![
-        Window { bus: 0x7e00_0000, cpu: 0xfe00_0000, size: 0x180_0000 },
-        Window { bus: 0x7c00_0000, cpu: 0xfc00_0000, size: 0x200_0000 },
-        Window { bus: 0x4000_0000, cpu: 0xff80_0000, size: 0x80_0000 },
+        Window {
+            bus: 0x7e00_0000,
+            cpu: 0xfe00_0000,
+            size: 0x180_0000
+        },
+        Window {
+            bus: 0x7c00_0000,
+            cpu: 0xfc00_0000,
+            size: 0x200_0000
+        },
+        Window {
+            bus: 0x4000_0000,
+            cpu: 0xff80_0000,
+            size: 0x80_0000
+        },
     ]
 }
 
@@ -28,22 +40,43 @@ fn info(memory: &[(u64, u64)], reserved: &[Reserved<'static>]) -> HostInfo<'stat
     for w in windows() {
         i.windows.push(w).unwrap();
     }
-    i.initrd = Some(Range { start: 0x0280_0000, end: 0x0290_0123 });
+    i.initrd = Some(Range {
+        start: 0x0280_0000,
+        end: 0x0290_0123,
+    });
     i
 }
 
-const IMAGE: ImageLayout = ImageLayout { start: 0x20_0000, text_end: 0x21_0000, rodata_end: 0x21_4000, end: 0x26_0000 };
+const IMAGE: ImageLayout = ImageLayout {
+    start: 0x20_0000,
+    text_end: 0x21_0000,
+    rodata_end: 0x21_4000,
+    end: 0x26_0000,
+};
 
 fn dtb() -> Range {
-    Range { start: 0x3bf0_0000, end: 0x3bf0_c123 }
+    Range {
+        start: 0x3bf0_0000,
+        end: 0x3bf0_c123,
+    }
 }
 
 fn nomap() -> Reserved<'static> {
-    Reserved { range: Range { start: 0x3b3f_0000, end: 0x3b40_0000 }, name: "fw", no_map: true }
+    Reserved {
+        range: Range {
+            start: 0x3b3f_0000,
+            end: 0x3b40_0000,
+        },
+        name: "fw",
+        no_map: true,
+    }
 }
 
 fn pool(n: usize) -> Box<[TableMem]> {
-    (0..n).map(|_| TableMem([0; ENTRIES])).collect::<Vec<_>>().into_boxed_slice()
+    (0..n)
+        .map(|_| TableMem([0; ENTRIES]))
+        .collect::<Vec<_>>()
+        .into_boxed_slice()
 }
 
 #[test]
@@ -52,11 +85,27 @@ fn qemu_layout_plan() {
     let p = plan_memory(&i, dtb(), &IMAGE).unwrap();
     assert_eq!(p.ram.total(), 960 << 20);
     let u = p.usable.ranges();
-    assert_eq!(u[0], Range { start: 0x1000, end: 0x20_0000 }, "low page and image kept out");
+    assert_eq!(
+        u[0],
+        Range {
+            start: 0x1000,
+            end: 0x20_0000
+        },
+        "low page and image kept out"
+    );
     assert!(!p.usable.overlaps(&dtb()));
     assert!(!p.usable.overlaps(&i.initrd.unwrap()));
-    assert!(!p.usable.overlaps(&Range { start: 0x0290_0000, end: 0x0290_1000 }), "initrd end rounded up to a page");
-    assert!(!p.usable.overlaps(&Range { start: IMAGE.start, end: IMAGE.end }));
+    assert!(
+        !p.usable.overlaps(&Range {
+            start: 0x0290_0000,
+            end: 0x0290_1000
+        }),
+        "initrd end rounded up to a page"
+    );
+    assert!(!p.usable.overlaps(&Range {
+        start: IMAGE.start,
+        end: IMAGE.end
+    }));
     for r in u {
         assert_eq!(r.start % PAGE_SIZE, 0);
         assert_eq!(r.end % PAGE_SIZE, 0);
@@ -66,10 +115,23 @@ fn qemu_layout_plan() {
 #[test]
 fn no_memory_or_nothing_usable() {
     let i = info(&[], &[]);
-    assert_eq!(plan_memory(&i, dtb(), &IMAGE).unwrap_err(), PlanError::NoMemory);
-    let all = Reserved { range: Range { start: 0, end: 0x3c00_0000 }, name: "all", no_map: true };
+    assert_eq!(
+        plan_memory(&i, dtb(), &IMAGE).unwrap_err(),
+        PlanError::NoMemory
+    );
+    let all = Reserved {
+        range: Range {
+            start: 0,
+            end: 0x3c00_0000,
+        },
+        name: "all",
+        no_map: true,
+    };
     let i = info(&[(0, 0x3c00_0000)], &[all]);
-    assert_eq!(plan_memory(&i, dtb(), &IMAGE).unwrap_err(), PlanError::NoUsableMemory);
+    assert_eq!(
+        plan_memory(&i, dtb(), &IMAGE).unwrap_err(),
+        PlanError::NoUsableMemory
+    );
 }
 
 /// Builds the identity map and checks every mapped byte has the right kind
@@ -83,11 +145,11 @@ fn check_map(memory: &[(u64, u64)]) -> usize {
     build_identity_map(&mut t, &regions).unwrap();
 
     let expect = |a: u64| -> Option<El2Kind> {
-        if a >= IMAGE.start && a < IMAGE.text_end {
+        if (IMAGE.start..IMAGE.text_end).contains(&a) {
             Some(El2Kind::Text)
-        } else if a >= IMAGE.text_end && a < IMAGE.rodata_end {
+        } else if (IMAGE.text_end..IMAGE.rodata_end).contains(&a) {
             Some(El2Kind::ReadOnly)
-        } else if a >= IMAGE.rodata_end && a < IMAGE.end {
+        } else if (IMAGE.rodata_end..IMAGE.end).contains(&a) {
             Some(El2Kind::ReadWrite)
         } else if nomap().range.start <= a && a < nomap().range.end {
             None
@@ -100,7 +162,22 @@ fn check_map(memory: &[(u64, u64)]) -> usize {
         }
     };
     // Probe page boundaries around every interesting address.
-    let mut probes: Vec<u64> = std::vec![0, 0x1000, 0x3b3f_0000, 0x3b3f_f000, 0x3b40_0000, 0x3c00_0000, 0xfbff_f000, 0xfc00_0000, 0xfe20_1000, 0xff84_1000, 0xffff_f000, 0x1_0000_0000, 0x2_0000_0000, 0x7f_ffff_f000];
+    let mut probes: Vec<u64> = std::vec![
+        0,
+        0x1000,
+        0x3b3f_0000,
+        0x3b3f_f000,
+        0x3b40_0000,
+        0x3c00_0000,
+        0xfbff_f000,
+        0xfc00_0000,
+        0xfe20_1000,
+        0xff84_1000,
+        0xffff_f000,
+        0x1_0000_0000,
+        0x2_0000_0000,
+        0x7f_ffff_f000
+    ];
     for x in [IMAGE.start, IMAGE.text_end, IMAGE.rodata_end, IMAGE.end] {
         probes.extend([x - 0x1000, x]);
     }
@@ -137,18 +214,27 @@ fn identity_map_pi4_layouts() {
     check_map(&[low, (GB, GB)]);
     check_map(&[low, (GB, 0xbc00_0000)]);
     let tables = check_map(&[low, (GB, 0xbc00_0000), (4 * GB, 2 * GB), (6 * GB, 2 * GB)]);
-    assert!(tables <= 8, "1 GiB and 2 MiB blocks keep the table count small: {tables}");
+    assert!(
+        tables <= 8,
+        "1 GiB and 2 MiB blocks keep the table count small: {tables}"
+    );
 }
 
 #[test]
 fn window_overlapping_ram_is_refused() {
     let i = info(&[(0, 0x3c00_0000), (0xfc00_0000, 0x1000)], &[]);
     let p = plan_memory(&i, dtb(), &IMAGE).unwrap();
-    assert!(matches!(identity_map_regions(&p, &i.windows, &IMAGE), Err(PlanError::WindowOverlapsRam(_))));
+    assert!(matches!(
+        identity_map_regions(&p, &i.windows, &IMAGE),
+        Err(PlanError::WindowOverlapsRam(_))
+    ));
 }
 
 #[test]
 fn reasons_print() {
-    assert_eq!(std::format!("{}", Reason::ReservedNode("fw", true)), "/reserved-memory/fw (no-map)");
+    assert_eq!(
+        std::format!("{}", Reason::ReservedNode("fw", true)),
+        "/reserved-memory/fw (no-map)"
+    );
     assert_eq!(std::format!("{}", Reason::Hypervisor), "pivisor image");
 }

@@ -75,9 +75,21 @@ macro_rules! dcache_op {
     };
 }
 
-dcache_op!(clean_dcache, "cvac", "Cleans `[start, start+len)` to the point of coherency.");
-dcache_op!(clean_inval_dcache, "civac", "Cleans and invalidates `[start, start+len)` to the point of coherency.");
-dcache_op!(inval_dcache, "ivac", "Invalidates `[start, start+len)` to the point of coherency (discards lines).");
+dcache_op!(
+    clean_dcache,
+    "cvac",
+    "Cleans `[start, start+len)` to the point of coherency."
+);
+dcache_op!(
+    clean_inval_dcache,
+    "civac",
+    "Cleans and invalidates `[start, start+len)` to the point of coherency."
+);
+dcache_op!(
+    inval_dcache,
+    "ivac",
+    "Invalidates `[start, start+len)` to the point of coherency (discards lines)."
+);
 
 /// EL2 settings every core needs: FP/SIMD not trapped for guests (CPTR_EL2
 /// TFP=0, with its RES1 bits), EL1 may use the physical counter and timer

@@ -19,7 +19,15 @@ pub struct MmuConfig {
 }
 
 /// SCTLR_EL2 RES1 bits (ARMv8.0, EL2 without VHE).
-const SCTLR_EL2_RES1: u64 = (1 << 4) | (1 << 5) | (1 << 11) | (1 << 16) | (1 << 18) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29);
+const SCTLR_EL2_RES1: u64 = (1 << 4)
+    | (1 << 5)
+    | (1 << 11)
+    | (1 << 16)
+    | (1 << 18)
+    | (1 << 22)
+    | (1 << 23)
+    | (1 << 28)
+    | (1 << 29);
 
 /// The configuration for a 39-bit identity map rooted at `root`.
 pub fn config_for(root: u64) -> MmuConfig {
@@ -30,14 +38,19 @@ pub fn config_for(root: u64) -> MmuConfig {
         | (0b01 << 10)             // ORGN0: write-back, write-allocate
         | (0b11 << 12)             // SH0: inner shareable
         | (parange << 16)          // PS
-        | (1 << 23) | (1 << 31);   // RES1
+        | (1 << 23) | (1 << 31); // RES1
     let sctlr = SCTLR_EL2_RES1
         | 1                        // M: MMU on
         | (1 << 2)                 // C: data caches
         | (1 << 3)                 // SA: stack alignment check
         | (1 << 12)                // I: instruction cache
-        | (1 << 19);               // WXN: writable implies execute-never
-    MmuConfig { ttbr: root, tcr, mair: MAIR_EL2_VALUE, sctlr }
+        | (1 << 19); // WXN: writable implies execute-never
+    MmuConfig {
+        ttbr: root,
+        tcr,
+        mair: MAIR_EL2_VALUE,
+        sctlr,
+    }
 }
 
 /// Turns the MMU and caches on with `cfg`.

@@ -6,7 +6,11 @@
 //! to ALT0 (TXD0/RXD0) with pulls off, GPIO32/33 back to inputs.
 
 use crate::board::mmio::Mmio;
-use tock_registers::{interfaces::{Readable, Writeable}, register_structs, registers::ReadWrite};
+use tock_registers::{
+    interfaces::{Readable, Writeable},
+    register_structs,
+    registers::ReadWrite,
+};
 
 register_structs! {
     /// GPIO register block (the parts used here).
@@ -36,7 +40,10 @@ pub enum Function {
 /// GPFSEL register index and new value for setting `pin` to `f`.
 pub fn fsel_update(old: u32, pin: u32, f: Function) -> (usize, u32) {
     let shift = (pin % 10) * 3;
-    ((pin / 10) as usize, (old & !(0b111 << shift)) | ((f as u32) << shift))
+    (
+        (pin / 10) as usize,
+        (old & !(0b111 << shift)) | ((f as u32) << shift),
+    )
 }
 
 /// PUP_PDN register index and new value for "no pull" on `pin`.
@@ -57,7 +64,9 @@ impl Gpio {
     /// `base` must be the BCM2711 GPIO block, device-mapped (or MMU off).
     pub const unsafe fn new(base: usize) -> Self {
         // SAFETY: forwarded from the caller.
-        Self { regs: unsafe { Mmio::new(base) } }
+        Self {
+            regs: unsafe { Mmio::new(base) },
+        }
     }
 
     /// Sets `pin`'s function (pins 0-57).
@@ -97,7 +106,7 @@ mod tests {
         // GPFSEL1 holds pins 10-19; 14 at bits 12-14, 15 at 15-17.
         let (i, v) = fsel_update(0xffff_ffff, 14, Function::Alt0);
         assert_eq!(i, 1);
-        assert_eq!(v, (0xffff_ffff & !(0b111 << 12)) | (0b100 << 12));
+        assert_eq!(v, !(0b111 << 12) | (0b100 << 12));
         let (i, v) = fsel_update(0, 33, Function::Input);
         assert_eq!((i, v), (3, 0));
         let (_, v) = fsel_update(0xffff_ffff, 32, Function::Input);

@@ -100,7 +100,9 @@ impl Pl011 {
     /// used by no one else.
     pub const unsafe fn new(base: usize) -> Self {
         // SAFETY: forwarded from the caller.
-        Self { regs: unsafe { Mmio::new(base) } }
+        Self {
+            regs: unsafe { Mmio::new(base) },
+        }
     }
 
     /// Programs the UART for `baud` 8N1 with FIFOs, interrupts masked.
@@ -159,7 +161,11 @@ mod tests {
     #[test]
     fn qemu_3mhz_and_extremes() {
         assert_eq!(divisors(3_000_000, 115_200), (1, 40));
-        assert_eq!(divisors(48_000_000, 0).0, 0xffff, "baud 0 is clamped, not a division by zero");
+        assert_eq!(
+            divisors(48_000_000, 0).0,
+            0xffff,
+            "baud 0 is clamped, not a division by zero"
+        );
         assert_eq!(divisors(0, 115_200).0, 1);
     }
 }

@@ -1,1 +1,226 @@
-//! QEMU harness (being written).
+//! QEMU raspi4b test harness: boots an image, collects its serial output,
+//! stops as soon as a condition holds or a timeout passes, and always kills
+//! QEMU (also when a test panics: the guard's Drop does it).
+//!
+//! Artifacts come from the environment `make test` sets: `PIVISOR_IMAGE`,
+//! `PIVISOR_IMAGE_80000`, `PIVISOR_DTB_DIR` (and optionally `PIVISOR_QEMU`).
+
+use regex::Regex;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A path from the environment `make test` provides.
+pub fn artifact(var: &str) -> PathBuf {
+    let v = std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is not set: run the QEMU tests through `make test`"));
+    let p = PathBuf::from(v);
+    assert!(
+        p.exists(),
+        "{var}={} does not exist: run `make test`",
+        p.display()
+    );
+    p
+}
+
+/// A device tree from `PIVISOR_DTB_DIR`.
+pub fn dtb(name: &str) -> PathBuf {
+    let p = artifact("PIVISOR_DTB_DIR").join(name);
+    assert!(p.exists(), "{} is missing: run `make test`", p.display());
+    p
+}
+
+/// One QEMU boot.
+pub struct Boot {
+    image: PathBuf,
+    dtb: Option<PathBuf>,
+    initrd: Option<PathBuf>,
+    append: String,
+    timeout: Duration,
+}
+
+/// What a boot printed.
+#[derive(Debug)]
+pub struct Output {
+    /// Everything read from the first serial port (the PL011).
+    pub serial: String,
+    /// QEMU's own stderr.
+    pub stderr: String,
+    /// True if the timeout ended the run.
+    pub timed_out: bool,
+}
+
+impl Output {
+    /// Asserts the serial output matches `re`.
+    pub fn expect(&self, re: &str) -> &Self {
+        let r = Regex::new(re).expect("valid regex");
+        assert!(
+            r.is_match(&self.serial),
+            "serial output does not match /{re}/:\n{}",
+            self.serial
+        );
+        self
+    }
+
+    /// Asserts the serial output does not match `re`.
+    pub fn reject(&self, re: &str) -> &Self {
+        let r = Regex::new(re).expect("valid regex");
+        assert!(
+            !r.is_match(&self.serial),
+            "serial output matches /{re}/ but must not:\n{}",
+            self.serial
+        );
+        self
+    }
+
+    /// Number of matches of `re`.
+    pub fn count(&self, re: &str) -> usize {
+        Regex::new(re)
+            .expect("valid regex")
+            .find_iter(&self.serial)
+            .count()
+    }
+}
+
+/// Kills QEMU when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Boot {
+    /// A boot of `image` with no device tree, no bootargs, 30 s timeout.
+    pub fn new(image: PathBuf) -> Self {
+        Boot {
+            image,
+            dtb: None,
+            initrd: None,
+            append: String::new(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Passes `-dtb`.
+    pub fn dtb(mut self, p: PathBuf) -> Self {
+        self.dtb = Some(p);
+        self
+    }
+
+    /// Passes `-initrd`.
+    pub fn initrd(mut self, p: PathBuf) -> Self {
+        self.initrd = Some(p);
+        self
+    }
+
+    /// Passes `-append` (the hypervisor's bootargs).
+    pub fn append(mut self, a: &str) -> Self {
+        self.append = a.to_string();
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Boots and reads serial output until `done` holds for it, or the
+    /// timeout passes (then `timed_out` is set; callers usually assert on
+    /// that). QEMU is killed either way.
+    pub fn run_until(&self, done: impl Fn(&str) -> bool) -> Output {
+        let qemu = std::env::var("PIVISOR_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into());
+        let mut cmd = Command::new(&qemu);
+        cmd.args([
+            "-M", "raspi4b", "-display", "none", "-monitor", "none", "-serial", "stdio", "-serial",
+            "null",
+        ])
+        .arg("-kernel")
+        .arg(&self.image);
+        if let Some(d) = &self.dtb {
+            cmd.arg("-dtb").arg(d);
+        }
+        if let Some(i) = &self.initrd {
+            cmd.arg("-initrd").arg(i);
+        }
+        if !self.append.is_empty() {
+            cmd.args(["-append", &self.append]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {qemu}: {e} (run `make test`)"));
+        let mut guard = Guard(child);
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let mut out = guard.0.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = guard.0.stderr.take().expect("piped stderr");
+        let err_thread = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + self.timeout;
+        let mut bytes = Vec::new();
+        let mut timed_out = false;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                timed_out = true;
+                break;
+            }
+            match rx.recv_timeout(deadline - now) {
+                Ok(chunk) => {
+                    bytes.extend_from_slice(&chunk);
+                    if done(&String::from_utf8_lossy(&bytes)) {
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    timed_out = true;
+                    break;
+                }
+                // QEMU exited.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Let a line in flight finish before killing QEMU.
+        std::thread::sleep(Duration::from_millis(100));
+        while let Ok(chunk) = rx.try_recv() {
+            bytes.extend_from_slice(&chunk);
+        }
+        drop(guard);
+        let stderr = err_thread.join().unwrap_or_default();
+        Output {
+            serial: String::from_utf8_lossy(&bytes).replace('\r', ""),
+            stderr,
+            timed_out,
+        }
+    }
+
+    /// Boots until the serial output matches `re`; panics on timeout.
+    pub fn run_until_match(&self, re: &str) -> Output {
+        let r = Regex::new(re).expect("valid regex");
+        let o = self.run_until(|s| r.is_match(s));
+        assert!(
+            !o.timed_out,
+            "timed out after {:?} waiting for /{re}/; serial:\n{}\nstderr:\n{}",
+            self.timeout, o.serial, o.stderr
+        );
+        o
+    }
+}

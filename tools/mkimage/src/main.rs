@@ -63,8 +63,11 @@ fn check_header(img: &[u8]) -> Result<(), String> {
         return Err("magic is not ARM\\x64".into());
     }
     let size = u64_at(img, IMAGE_SIZE);
-    if size < img.len() as u64 || size % 4096 != 0 {
-        return Err(format!("image_size {size:#x} does not cover the {:#x}-byte file or is not page-aligned", img.len()));
+    if size < img.len() as u64 || !size.is_multiple_of(4096) {
+        return Err(format!(
+            "image_size {size:#x} does not cover the {:#x}-byte file or is not page-aligned",
+            img.len()
+        ));
     }
     let flags = u64_at(img, FLAGS);
     if flags & 1 != 0 || (flags >> 1) & 3 != 1 {
@@ -94,7 +97,9 @@ fn run() -> Result<(), String> {
         _ => return Err("usage: pivisor-mkimage <elf> <out.img> [--text-offset N]".into()),
     };
     if text_offset % 4096 != 0 {
-        return Err(format!("text_offset {text_offset:#x} must be 4 KiB aligned (adrp addressing)"));
+        return Err(format!(
+            "text_offset {text_offset:#x} must be 4 KiB aligned (adrp addressing)"
+        ));
     }
     let elf = std::fs::read(&input).map_err(|e| format!("{input}: {e}"))?;
     let mut img = flatten(&elf)?;
