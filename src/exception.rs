@@ -142,9 +142,11 @@ pub fn fault_status_level(fsc: u64) -> Option<u64> {
     }
 }
 
-/// The state saved at exception entry.
+/// The registers the EL2 vector code saves, in its layout
+/// (src/arch/aarch64/vectors.s): 36 u64 = 288 bytes.
+#[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Snapshot {
+pub struct Frame {
     /// General registers x0-x30.
     pub regs: [u64; 31],
     /// Exception link register.
@@ -157,6 +159,15 @@ pub struct Snapshot {
     pub far: u64,
     /// Faulting IPA (stage-2 faults only).
     pub hpfar: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<Frame>() == 288);
+
+/// An exception as taken: the saved frame, the vector slot and the core.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    /// The saved registers.
+    pub frame: Frame,
     /// Vector slot taken (0-15).
     pub slot: u64,
     /// Logical core that took it.
@@ -242,7 +253,8 @@ impl fmt::Display for AbortDetail {
 /// Writes the multi-line fault report for `s`, one line per call of `line`.
 pub fn report(s: &Snapshot, line: &mut dyn FnMut(fmt::Arguments<'_>)) {
     let slot = VectorSlot(s.slot);
-    let syn = Syndrome::from_esr(s.esr);
+    let f = &s.frame;
+    let syn = Syndrome::from_esr(f.esr);
     line(format_args!(
         "FAULT on core {}: {} exception from {}: {} (EC {:#04x})",
         s.core,
@@ -256,24 +268,24 @@ pub fn report(s: &Snapshot, line: &mut dyn FnMut(fmt::Arguments<'_>)) {
     }
     line(format_args!(
         "  ESR {:#018x}  ELR {:#018x}  SPSR {:#018x}",
-        s.esr, s.elr, s.spsr
+        f.esr, f.elr, f.spsr
     ));
     if syn.far_valid() {
         line(format_args!(
             "  FAR {:#018x}  HPFAR {:#018x}",
-            s.far, s.hpfar
+            f.far, f.hpfar
         ));
     } else {
         line(format_args!(
             "  FAR {:#018x} (not valid for this exception)",
-            s.far
+            f.far
         ));
     }
     for first in (0..31).step_by(4) {
         line(format_args!(
             "  {}",
             RegRow {
-                regs: &s.regs,
+                regs: &f.regs,
                 first
             }
         ));
@@ -360,15 +372,18 @@ mod tests {
 
     #[test]
     fn report_names_everything() {
-        let mut s = Snapshot {
-            slot: 4,
-            core: 2,
+        let frame = Frame {
             esr: (0x25 << 26) | (1 << 25) | 0x06,
             far: 0x40_0000_0000,
             elr: 0x20_1234,
             ..Default::default()
         };
-        for (i, r) in s.regs.iter_mut().enumerate() {
+        let mut s = Snapshot {
+            frame,
+            slot: 4,
+            core: 2,
+        };
+        for (i, r) in s.frame.regs.iter_mut().enumerate() {
             *r = i as u64 * 0x1111;
         }
         let l = lines(&s);

@@ -49,9 +49,7 @@ impl fmt::Display for SmpError<'_> {
             SmpError::NoPsciNode => {
                 f.write_str("enable-method psci but no /psci node with method smc or hvc")
             }
-            SmpError::Unsupported("") => {
-                f.write_str("no enable-method (need spin-table or psci)")
-            }
+            SmpError::Unsupported("") => f.write_str("no enable-method (need spin-table or psci)"),
             SmpError::Unsupported(m) => write!(
                 f,
                 "enable-method '{m}' is not supported (need spin-table or psci)"

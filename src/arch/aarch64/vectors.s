@@ -3,7 +3,7 @@
 // the EL2 stack and calls handle_exception(frame, kind); a return from the
 // handler restores the frame (ELR/SPSR included) and erets.
 //
-// TrapFrame layout (src/arch/aarch64/exception.rs): x0..x30, elr, spsr, esr,
+// Frame layout (src/exception.rs, Frame): x0..x30, elr, spsr, esr,
 // far, hpfar = 36 u64 = 288 bytes (16-byte aligned).
 
 .equ FRAME_SIZE, 288
