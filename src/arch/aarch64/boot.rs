@@ -21,7 +21,8 @@ global_asm!(
 
 /// What a secondary core needs before it can run Rust with the MMU on.
 /// Written by the primary and cleaned to the point of coherency; read by
-/// the secondary with its MMU and caches still off.
+/// boot.s on the secondary with its MMU and caches still off (the field
+/// order is boot.s's: offsets 0, 8, 16, 24, 32, 40).
 #[repr(C)]
 pub struct SecondaryBoot {
     /// Top of this core's stack (read by boot.s).
@@ -37,6 +38,14 @@ pub struct SecondaryBoot {
     /// SCTLR_EL2.
     pub sctlr: AtomicU64,
 }
+
+// boot.s reads the block with ldp at these offsets.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(SecondaryBoot, stack_top) == 0 && offset_of!(SecondaryBoot, core) == 8);
+    assert!(offset_of!(SecondaryBoot, ttbr) == 16 && offset_of!(SecondaryBoot, tcr) == 24);
+    assert!(offset_of!(SecondaryBoot, mair) == 32 && offset_of!(SecondaryBoot, sctlr) == 40);
+};
 
 /// The hand-off block (boot.s finds it by name).
 #[no_mangle]
@@ -87,21 +96,12 @@ pub unsafe extern "C" fn rust_primary_entry(dtb: usize, el: u64, load: usize) ->
     crate::kernel::primary_main(dtb, el, load)
 }
 
-/// Called by boot.s on a secondary core, stack set, MMU off.
+/// Called by boot.s on a secondary core: MMU and caches on (same tables
+/// as the primary), stack set.
 ///
 /// # Safety
 /// Only boot.s calls this, with `boot` = &SECONDARY_BOOT.
 #[no_mangle]
 pub unsafe extern "C" fn rust_secondary_entry(boot: &SecondaryBoot) -> ! {
-    let cfg = super::mmu::MmuConfig {
-        ttbr: boot.ttbr.load(Ordering::Relaxed),
-        tcr: boot.tcr.load(Ordering::Relaxed),
-        mair: boot.mair.load(Ordering::Relaxed),
-        sctlr: boot.sctlr.load(Ordering::Relaxed),
-    };
-    let core = boot.core.load(Ordering::Relaxed) as usize;
-    // SAFETY: the tables are the primary's live identity map, which maps
-    // this code and stack; nothing of this core is cached yet.
-    unsafe { super::mmu::enable(&cfg) };
-    crate::kernel::secondary_main(core)
+    crate::kernel::secondary_main(boot.core.load(Ordering::Relaxed) as usize)
 }

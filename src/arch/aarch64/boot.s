@@ -81,7 +81,9 @@ primary_entry:
 
 // Secondary cores arrive here from the spin table (or PSCI CPU_ON) at EL2,
 // MMU off. The primary has written SECONDARY_BOOT (stack top, core index,
-// MMU settings) and cleaned it to the point of coherency.
+// MMU registers) and cleaned it to the point of coherency. The MMU goes on
+// before the stack is touched: writes made with caches off are not coherent
+// with lines another core may hold for the same memory.
 .global secondary_entry
 secondary_entry:
     msr     daifset, #0xf
@@ -91,10 +93,23 @@ secondary_entry:
     b.ne    park_early
     adrp    x0, SECONDARY_BOOT
     add     x0, x0, :lo12:SECONDARY_BOOT
-    ldr     x1, [x0]                // stack top
-    mov     sp, x1
-    ldr     x2, [x0, #8]            // logical core index
+    ldp     x1, x2, [x0]            // stack top, logical core index
+    ldp     x3, x4, [x0, #16]       // TTBR0_EL2, TCR_EL2
+    ldp     x5, x6, [x0, #32]       // MAIR_EL2, SCTLR_EL2
     msr     tpidr_el2, x2
+    msr     mair_el2, x5
+    msr     tcr_el2, x4
+    msr     ttbr0_el2, x3
+    isb
+    tlbi    alle2
+    dsb     ish
+    isb
+    ic      iallu
+    dsb     ish
+    isb
+    msr     sctlr_el2, x6
+    isb
+    mov     sp, x1
     adrp    x2, __exception_vectors
     add     x2, x2, :lo12:__exception_vectors
     msr     vbar_el2, x2
