@@ -93,23 +93,14 @@ secondary_entry:
     b.ne    park_early
     adrp    x0, SECONDARY_BOOT
     add     x0, x0, :lo12:SECONDARY_BOOT
-    ldp     x1, x2, [x0]            // stack top, logical core index
-    ldp     x3, x4, [x0, #16]       // TTBR0_EL2, TCR_EL2
-    ldp     x5, x6, [x0, #32]       // MAIR_EL2, SCTLR_EL2
+    mov     x19, x0
+    ldp     x20, x2, [x19]          // stack top, logical core index
     msr     tpidr_el2, x2
-    msr     mair_el2, x5
-    msr     tcr_el2, x4
-    msr     ttbr0_el2, x3
-    isb
-    tlbi    alle2
-    dsb     ish
-    isb
-    ic      iallu
-    dsb     ish
-    isb
-    msr     sctlr_el2, x6
-    isb
-    mov     sp, x1
+    ldp     x0, x1, [x19, #16]      // TTBR0_EL2, TCR_EL2
+    ldp     x2, x3, [x19, #32]      // MAIR_EL2, SCTLR_EL2
+    bl      el2_mmu_enable          // uses no stack
+    mov     sp, x20
+    mov     x0, x19
     adrp    x2, __exception_vectors
     add     x2, x2, :lo12:__exception_vectors
     msr     vbar_el2, x2
@@ -118,6 +109,26 @@ secondary_entry:
     mov     x30, xzr
     bl      rust_secondary_entry    // x0 = &SECONDARY_BOOT
     b       park_early
+
+// el2_mmu_enable(ttbr, tcr, mair, sctlr): the EL2 MMU enable sequence (ARM
+// ARM D8.2): translation registers, ISB, invalidate the EL2 TLB and the
+// I-cache, DSB, ISB, then SCTLR_EL2 and ISB. Touches no memory or stack, so
+// it serves both the primary (from Rust) and secondaries (before any stack).
+.global el2_mmu_enable
+el2_mmu_enable:
+    msr     mair_el2, x2
+    msr     tcr_el2, x1
+    msr     ttbr0_el2, x0
+    isb
+    tlbi    alle2
+    dsb     ish
+    isb
+    ic      iallu
+    dsb     ish
+    isb
+    msr     sctlr_el2, x3
+    isb
+    ret
 
 // Nothing can be reported this early: sleep forever (wfi: under QEMU a
 // wfe loop spins on the host CPU).

@@ -3,7 +3,6 @@
 
 use crate::mm::pagetable::MAIR_EL2_VALUE;
 use aarch64_cpu::registers::*;
-use core::arch::asm;
 
 /// The values written to the EL2 translation registers.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +52,11 @@ pub fn config_for(root: u64) -> MmuConfig {
     }
 }
 
+extern "C" {
+    /// boot.s: the enable sequence, shared with the secondary entry.
+    fn el2_mmu_enable(ttbr: u64, tcr: u64, mair: u64, sctlr: u64);
+}
+
 /// Turns the MMU and caches on with `cfg`.
 ///
 /// # Safety
@@ -60,28 +64,7 @@ pub fn config_for(root: u64) -> MmuConfig {
 /// touch, identity; stale cache lines for memory written with the MMU off
 /// must already be invalidated.
 pub unsafe fn enable(cfg: &MmuConfig) {
-    // SAFETY: the caller guarantees the map; the sequence is the one the ARM
-    // ARM requires: registers, ISB, invalidate the EL2 TLB, DSB, ISB, then
-    // SCTLR_EL2 with an ISB.
-    unsafe {
-        asm!(
-            "msr mair_el2, {mair}",
-            "msr tcr_el2, {tcr}",
-            "msr ttbr0_el2, {ttbr}",
-            "isb",
-            "tlbi alle2",
-            "dsb ish",
-            "isb",
-            "ic iallu",
-            "dsb ish",
-            "isb",
-            "msr sctlr_el2, {sctlr}",
-            "isb",
-            mair = in(reg) cfg.mair,
-            tcr = in(reg) cfg.tcr,
-            ttbr = in(reg) cfg.ttbr,
-            sctlr = in(reg) cfg.sctlr,
-            options(nostack),
-        );
-    }
+    // SAFETY: the caller guarantees the map; the routine follows the
+    // ARM ARM sequence and clobbers nothing but its arguments.
+    unsafe { el2_mmu_enable(cfg.ttbr, cfg.tcr, cfg.mair, cfg.sctlr) }
 }
