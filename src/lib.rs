@@ -12,11 +12,15 @@ extern crate alloc;
 pub mod board;
 pub mod bootargs;
 pub mod console;
+pub mod devices;
 pub mod dt;
 pub mod exception;
 pub mod fixedvec;
 pub mod mm;
 pub mod smp;
+pub mod stage2;
+pub mod trap;
+pub mod vm;
 
 #[cfg(target_os = "none")]
 pub mod arch;

@@ -1,0 +1,3 @@
+//! Device models: pure state machines behind [`crate::trap::mmio::MmioDevice`].
+
+pub mod testdev;

@@ -1,0 +1,176 @@
+//! The pivisor test device: a tiny register block for bare-metal test
+//! guests (device tree compatible "pivisor,test-device").
+//!
+//! | offset | width   | register                                          |
+//! |--------|---------|---------------------------------------------------|
+//! | 0x00   | 4       | ID, read-only: 0x70767464 ("pvtd")                |
+//! | 0x04   | 1, 2, 4 | SCRATCH, read-write (naturally aligned lanes)     |
+//! | 0x08   | 1-8     | PUTC, write-only: low byte to the VM's console    |
+//! | 0x0c   | 4       | INFO, read-only: vCPUs | VM index << 8            |
+//! | 0x10   | 8       | SCRATCH64, read-write                             |
+//!
+//! Console bytes are collected into lines (at most [`LINE_MAX`] bytes,
+//! non-printable bytes shown as '?') and handed to the line sink.
+
+use crate::trap::mmio::{MmioDevice, MmioError};
+use alloc::boxed::Box;
+use alloc::string::String;
+
+/// The ID register's value.
+pub const ID: u32 = 0x7076_7464;
+/// Longest console line before it is flushed.
+pub const LINE_MAX: usize = 160;
+
+/// Where finished console lines go.
+pub type LineSink = Box<dyn FnMut(&str) + Send>;
+
+/// The device state.
+pub struct TestDev {
+    scratch: u32,
+    scratch64: u64,
+    info: u32,
+    line: String,
+    sink: LineSink,
+}
+
+impl TestDev {
+    /// A device reporting `vcpus` and `vm_index`, printing through `sink`.
+    pub fn new(vcpus: usize, vm_index: usize, sink: LineSink) -> Self {
+        Self {
+            scratch: 0,
+            scratch64: 0,
+            info: (vcpus as u32 & 0xff) | ((vm_index as u32 & 0xff) << 8),
+            line: String::new(),
+            sink,
+        }
+    }
+
+    fn putc(&mut self, b: u8) {
+        match b {
+            b'\n' => {
+                (self.sink)(&self.line);
+                self.line.clear();
+            }
+            b'\r' => {}
+            0x20..=0x7e => self.line.push(b as char),
+            _ => self.line.push('?'),
+        }
+        if self.line.len() >= LINE_MAX {
+            (self.sink)(&self.line);
+            self.line.clear();
+        }
+    }
+}
+
+/// True if `width` is a naturally aligned access at `offset`.
+fn aligned(offset: u64, width: u8) -> bool {
+    matches!(width, 1 | 2 | 4 | 8) && offset.is_multiple_of(width as u64)
+}
+
+impl MmioDevice for TestDev {
+    fn name(&self) -> &str {
+        "pivisor-test"
+    }
+
+    fn read(&mut self, offset: u64, width: u8) -> Result<u64, MmioError> {
+        if !aligned(offset, width) {
+            return Err(MmioError::BadWidth);
+        }
+        match (offset, width) {
+            (0x00, 4) => Ok(ID as u64),
+            (0x0c, 4) => Ok(self.info as u64),
+            (0x04..=0x07, 1 | 2 | 4) => {
+                let v = (self.scratch >> ((offset - 4) * 8)) as u64;
+                Ok(v & ((1u64 << (width as u64 * 8)) - 1))
+            }
+            (0x10, 8) => Ok(self.scratch64),
+            (0x08, _) => Err(MmioError::BadDirection),
+            (0x00..=0x17, _) => Err(MmioError::BadWidth),
+            _ => Err(MmioError::BadOffset),
+        }
+    }
+
+    fn write(&mut self, offset: u64, width: u8, value: u64) -> Result<(), MmioError> {
+        if !aligned(offset, width) {
+            return Err(MmioError::BadWidth);
+        }
+        match (offset, width) {
+            (0x04..=0x07, 1 | 2 | 4) => {
+                let shift = (offset - 4) * 8;
+                let mask = (((1u64 << (width as u64 * 8)) - 1) << shift) as u32;
+                self.scratch = (self.scratch & !mask) | (((value << shift) as u32) & mask);
+                Ok(())
+            }
+            (0x08, _) => {
+                self.putc(value as u8);
+                Ok(())
+            }
+            (0x10, 8) => {
+                self.scratch64 = value;
+                Ok(())
+            }
+            (0x00 | 0x0c, _) => Err(MmioError::BadDirection),
+            (0x00..=0x17, _) => Err(MmioError::BadWidth),
+            _ => Err(MmioError::BadOffset),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::vec::Vec;
+
+    fn dev() -> (TestDev, Arc<Mutex<Vec<String>>>) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l2 = lines.clone();
+        let d = TestDev::new(2, 1, Box::new(move |s| l2.lock().unwrap().push(s.into())));
+        (d, lines)
+    }
+
+    #[test]
+    fn id_info_and_scratch() {
+        let (mut d, _) = dev();
+        assert_eq!(d.read(0, 4), Ok(ID as u64));
+        assert_eq!(d.read(0xc, 4), Ok(0x102));
+        d.write(4, 4, 0x1122_3344).unwrap();
+        assert_eq!(d.read(4, 4), Ok(0x1122_3344));
+        assert_eq!(d.read(5, 1), Ok(0x33));
+        assert_eq!(d.read(6, 2), Ok(0x1122));
+        d.write(7, 1, 0xff_aa).unwrap();
+        assert_eq!(d.read(4, 4), Ok(0xaa22_3344), "byte lane only");
+        d.write(4, 2, 0xbeef).unwrap();
+        assert_eq!(d.read(4, 4), Ok(0xaa22_beef));
+        d.write(0x10, 8, u64::MAX - 1).unwrap();
+        assert_eq!(d.read(0x10, 8), Ok(u64::MAX - 1));
+    }
+
+    #[test]
+    fn console_lines() {
+        let (mut d, lines) = dev();
+        for b in b"hello\r\n\x01x\n" {
+            d.write(8, 1, *b as u64).unwrap();
+        }
+        assert_eq!(*lines.lock().unwrap(), ["hello", "?x"]);
+        for _ in 0..LINE_MAX + 5 {
+            d.write(8, 4, b'a' as u64).unwrap();
+        }
+        assert_eq!(lines.lock().unwrap().len(), 3, "a long line is flushed");
+    }
+
+    #[test]
+    fn hostile_accesses_are_refused() {
+        let (mut d, _) = dev();
+        assert_eq!(d.write(0, 4, 1), Err(MmioError::BadDirection));
+        assert_eq!(d.read(8, 1), Err(MmioError::BadDirection));
+        assert_eq!(d.read(0, 8), Err(MmioError::BadWidth));
+        assert_eq!(d.read(0x10, 4), Err(MmioError::BadWidth));
+        assert_eq!(d.read(5, 2), Err(MmioError::BadWidth), "misaligned");
+        assert_eq!(d.read(3, 4), Err(MmioError::BadWidth));
+        assert_eq!(d.read(0x18, 4), Err(MmioError::BadOffset));
+        assert_eq!(d.write(0xffc, 4, 0), Err(MmioError::BadOffset));
+        assert_eq!(d.read(0, 3), Err(MmioError::BadWidth));
+        assert_eq!(d.read(0x4, 4), Ok(0), "state unchanged by refusals");
+    }
+}

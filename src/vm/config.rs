@@ -1,0 +1,375 @@
+//! The human-editable VM configuration (`guests/*.conf`), parsed and
+//! checked the same way by the bundle tool at build time and by the
+//! hypervisor at boot.
+//!
+//! ```text
+//! # one section per VM
+//! [vm linux]
+//! cores    = 0-3            # physical cores, one pinned vCPU each
+//! memory   = 768M           # RAM at IPA 0 (a multiple of 2 MiB)
+//! kernel   = Image          # a file in the bundle (arm64 Image format)
+//! initrd   = rootfs.cpio.gz # optional
+//! bootargs = console=ttyAMA0 earlycon
+//! devices  = testdev        # devices the VM owns or sees emulated
+//! ```
+//!
+//! Optional: `memory-at = 0x20000000` pins the VM's RAM at that host
+//! physical address (2 MiB-aligned) instead of letting the hypervisor
+//! place it.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Most VMs in one configuration.
+pub const MAX_VMS: usize = 4;
+/// Most cores a Pi 4 has.
+pub const MAX_CORES: usize = 4;
+/// RAM granularity: whole 2 MiB stage-2 blocks.
+pub const MEMORY_ALIGN: u64 = 2 << 20;
+
+/// Devices a VM can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// The pivisor test device (ID, scratch and console registers).
+    TestDev,
+}
+
+impl Device {
+    /// Every device, with its configuration name.
+    pub const ALL: [(&'static str, Device); 1] = [("testdev", Device::TestDev)];
+
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, d)| *d == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+/// One VM as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmConfig<'a> {
+    /// Name (letters, digits, '-' and '_', at most 15).
+    pub name: &'a str,
+    /// Physical cores, in vCPU order.
+    pub cores: Vec<usize>,
+    /// RAM bytes.
+    pub memory: u64,
+    /// Fixed host placement of the RAM, if given.
+    pub memory_at: Option<u64>,
+    /// Kernel file name in the bundle.
+    pub kernel: &'a str,
+    /// Initrd file name in the bundle.
+    pub initrd: Option<&'a str>,
+    /// Kernel command line.
+    pub bootargs: &'a str,
+    /// Devices.
+    pub devices: Vec<Device>,
+    /// Line of the `[vm ...]` header (for messages).
+    pub line: usize,
+}
+
+/// A configuration problem, with the line it is on (0: whole file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line number, 0 if not about one line.
+    pub line: usize,
+    /// What is wrong.
+    pub msg: alloc::string::String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: {}", self.line, self.msg)
+        } else {
+            f.write_str(&self.msg)
+        }
+    }
+}
+
+fn err(line: usize, msg: impl fmt::Display) -> ConfigError {
+    ConfigError {
+        line,
+        msg: alloc::format!("{msg}"),
+    }
+}
+
+/// Parses a size: decimal or 0x hex, with an optional K, M or G suffix.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.as_bytes().last()? {
+        b'K' | b'k' => (&s[..s.len() - 1], 1u64 << 10),
+        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
+        b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    parse_u64(num)?.checked_mul(mul)
+}
+
+/// Parses a decimal or 0x-prefixed hexadecimal number.
+pub fn parse_u64(s: &str) -> Option<u64> {
+    let s = s.trim();
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) if !h.is_empty() => u64::from_str_radix(h, 16).ok(),
+        Some(_) => None,
+        None if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        None => None,
+    }
+}
+
+fn parse_cores(s: &str, line: usize) -> Result<Vec<usize>, ConfigError> {
+    let mut v = Vec::new();
+    for part in s.split([',', ' ']).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (Some(a), Some(b)) = (parse_u64(a), parse_u64(b)) else {
+            return Err(err(
+                line,
+                alloc::format!("cores: '{part}' is not a core number or range"),
+            ));
+        };
+        if a > b || b >= MAX_CORES as u64 {
+            return Err(err(
+                line,
+                alloc::format!("cores: '{part}' is not within 0-{}", MAX_CORES - 1),
+            ));
+        }
+        for c in a..=b {
+            if v.contains(&(c as usize)) {
+                return Err(err(line, alloc::format!("cores: core {c} is listed twice")));
+            }
+            v.push(c as usize);
+        }
+    }
+    if v.is_empty() {
+        return Err(err(line, "cores: at least one core is needed"));
+    }
+    Ok(v)
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 15
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[derive(Default)]
+struct Partial<'a> {
+    name: &'a str,
+    line: usize,
+    cores: Option<Vec<usize>>,
+    memory: Option<u64>,
+    memory_at: Option<u64>,
+    kernel: Option<&'a str>,
+    initrd: Option<&'a str>,
+    bootargs: Option<&'a str>,
+    devices: Option<Vec<Device>>,
+}
+
+impl<'a> Partial<'a> {
+    fn finish(self) -> Result<VmConfig<'a>, ConfigError> {
+        let need = |what: &str| {
+            err(
+                self.line,
+                alloc::format!("VM '{}' has no {what}", self.name),
+            )
+        };
+        Ok(VmConfig {
+            name: self.name,
+            cores: self.cores.ok_or_else(|| need("cores"))?,
+            memory: self.memory.ok_or_else(|| need("memory"))?,
+            memory_at: self.memory_at,
+            kernel: self.kernel.ok_or_else(|| need("kernel"))?,
+            initrd: self.initrd,
+            bootargs: self.bootargs.unwrap_or(""),
+            devices: self.devices.unwrap_or_default(),
+            line: self.line,
+        })
+    }
+
+    fn set(&mut self, key: &str, val: &'a str, line: usize) -> Result<(), ConfigError> {
+        fn once<T>(slot: &mut Option<T>, v: T, key: &str, line: usize) -> Result<(), ConfigError> {
+            if slot.is_some() {
+                return Err(err(line, alloc::format!("'{key}' is given twice")));
+            }
+            *slot = Some(v);
+            Ok(())
+        }
+        match key {
+            "cores" => once(&mut self.cores, parse_cores(val, line)?, key, line),
+            "memory" => {
+                let m = parse_size(val)
+                    .ok_or_else(|| err(line, alloc::format!("memory: '{val}' is not a size")))?;
+                if m == 0 || !m.is_multiple_of(MEMORY_ALIGN) {
+                    return Err(err(line, "memory: must be a non-zero multiple of 2M"));
+                }
+                once(&mut self.memory, m, key, line)
+            }
+            "memory-at" => {
+                let a = parse_u64(val).ok_or_else(|| {
+                    err(line, alloc::format!("memory-at: '{val}' is not an address"))
+                })?;
+                if !a.is_multiple_of(MEMORY_ALIGN) {
+                    return Err(err(line, "memory-at: must be 2M-aligned"));
+                }
+                once(&mut self.memory_at, a, key, line)
+            }
+            "kernel" | "initrd" => {
+                if val.is_empty() || val.len() > super::bundle::NAME_MAX || val.contains(' ') {
+                    return Err(err(
+                        line,
+                        alloc::format!("{key}: '{val}' is not a bundle file name"),
+                    ));
+                }
+                let slot = if key == "kernel" {
+                    &mut self.kernel
+                } else {
+                    &mut self.initrd
+                };
+                once(slot, val, key, line)
+            }
+            "bootargs" => {
+                let v = val
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(val);
+                once(&mut self.bootargs, v, key, line)
+            }
+            "devices" => {
+                let mut ds = Vec::new();
+                for w in val.split([',', ' ']).filter(|w| !w.is_empty()) {
+                    let d = Device::ALL
+                        .iter()
+                        .find(|(n, _)| *n == w)
+                        .map(|(_, d)| *d)
+                        .ok_or_else(|| {
+                            err(line, alloc::format!("devices: unknown device '{w}'"))
+                        })?;
+                    if ds.contains(&d) {
+                        return Err(err(line, alloc::format!("devices: '{w}' is listed twice")));
+                    }
+                    ds.push(d);
+                }
+                once(&mut self.devices, ds, key, line)
+            }
+            _ => Err(err(line, alloc::format!("unknown key '{key}'"))),
+        }
+    }
+}
+
+/// Parses a configuration and checks it on its own (names, cores given to
+/// two VMs, overlapping fixed placements). See [`check_fits`] for the
+/// machine-dependent checks.
+pub fn parse(text: &str) -> Result<Vec<VmConfig<'_>>, ConfigError> {
+    let mut vms: Vec<VmConfig<'_>> = Vec::new();
+    let mut cur: Option<Partial<'_>> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let l = match raw.find('#') {
+            // A '#' inside a quoted bootargs value is kept.
+            Some(p) if !raw[..p].contains('"') => &raw[..p],
+            _ => raw,
+        }
+        .trim();
+        if l.is_empty() {
+            continue;
+        }
+        if let Some(h) = l.strip_prefix('[') {
+            let h = h
+                .strip_suffix(']')
+                .ok_or_else(|| err(line, "section header without ']'"))?;
+            let name = h.strip_prefix("vm ").map(str::trim).ok_or_else(|| {
+                err(
+                    line,
+                    alloc::format!("unknown section '[{h}]' (expected [vm NAME])"),
+                )
+            })?;
+            if !valid_name(name) {
+                return Err(err(
+                    line,
+                    alloc::format!("VM name '{name}': use 1-15 letters, digits, '-' or '_'"),
+                ));
+            }
+            if vms.iter().any(|v| v.name == name) || cur.as_ref().is_some_and(|c| c.name == name) {
+                return Err(err(line, alloc::format!("VM name '{name}' is used twice")));
+            }
+            if let Some(c) = cur.take() {
+                vms.push(c.finish()?);
+            }
+            if vms.len() == MAX_VMS {
+                return Err(err(line, alloc::format!("more than {MAX_VMS} VMs")));
+            }
+            cur = Some(Partial {
+                name,
+                line,
+                ..Default::default()
+            });
+            continue;
+        }
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| err(line, alloc::format!("expected 'key = value', found '{l}'")))?;
+        let c = cur
+            .as_mut()
+            .ok_or_else(|| err(line, "a setting before any [vm NAME] section"))?;
+        c.set(k.trim(), v.trim(), line)?;
+    }
+    if let Some(c) = cur.take() {
+        vms.push(c.finish()?);
+    }
+    if vms.is_empty() {
+        return Err(err(
+            0,
+            "no [vm NAME] section: the configuration defines no VM",
+        ));
+    }
+    for (i, a) in vms.iter().enumerate() {
+        for b in &vms[..i] {
+            if let Some(c) = a.cores.iter().find(|c| b.cores.contains(c)) {
+                return Err(err(
+                    a.line,
+                    alloc::format!("core {c} is given to both '{}' and '{}'", b.name, a.name),
+                ));
+            }
+            if let (Some(x), Some(y)) = (a.memory_at, b.memory_at) {
+                if x < y.saturating_add(b.memory) && y < x.saturating_add(a.memory) {
+                    return Err(err(
+                        a.line,
+                        alloc::format!("the memory of '{}' and '{}' overlaps", b.name, a.name),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(vms)
+}
+
+/// Checks a configuration against a machine with `cores` cores and
+/// `ram` bytes available for guests.
+pub fn check_fits(vms: &[VmConfig<'_>], cores: usize, ram: u64) -> Result<(), ConfigError> {
+    for v in vms {
+        if let Some(c) = v.cores.iter().find(|&&c| c >= cores) {
+            return Err(err(
+                v.line,
+                alloc::format!(
+                    "VM '{}': core {c} does not exist (this machine has {cores})",
+                    v.name
+                ),
+            ));
+        }
+    }
+    let total: u64 = vms.iter().map(|v| v.memory).fold(0, u64::saturating_add);
+    if total > ram {
+        return Err(err(
+            0,
+            alloc::format!(
+                "the VMs need {} MiB of RAM, but only {} MiB is free for guests",
+                total >> 20,
+                ram >> 20
+            ),
+        ));
+    }
+    Ok(())
+}

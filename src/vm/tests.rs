@@ -1,0 +1,316 @@
+//! Configuration, bundle and device-tree tests, including hostile inputs.
+
+use super::bundle::{self, Bundle, BundleError};
+use super::config::{self, Device};
+use super::fdt::{self, VmTree};
+use std::process::Command;
+use std::string::String;
+use std::vec::Vec;
+
+const TWO: &str = "\
+# two test VMs
+[vm alpha]
+cores = 0-1
+memory = 384M
+kernel = testguest.img
+bootargs = \"test=1 # not a comment\"
+devices = testdev
+
+[vm beta]   # trailing comment
+cores = 2, 3
+memory = 0x18000000
+memory-at = 0x20000000
+kernel = testguest.img
+initrd = rd.img
+";
+
+#[test]
+fn parses_a_two_vm_config() {
+    let vms = config::parse(TWO).unwrap();
+    assert_eq!(vms.len(), 2);
+    let (a, b) = (&vms[0], &vms[1]);
+    assert_eq!(
+        (a.name, a.cores.as_slice(), a.memory),
+        ("alpha", &[0, 1][..], 384 << 20)
+    );
+    assert_eq!(a.bootargs, "test=1 # not a comment");
+    assert_eq!(a.devices, [Device::TestDev]);
+    assert_eq!((a.initrd, a.memory_at), (None, None));
+    assert_eq!(
+        (b.name, b.cores.as_slice(), b.memory),
+        ("beta", &[2, 3][..], 384 << 20)
+    );
+    assert_eq!(
+        (b.memory_at, b.initrd, b.line),
+        (Some(0x2000_0000), Some("rd.img"), 9)
+    );
+    config::check_fits(&vms, 4, 900 << 20).unwrap();
+}
+
+fn config_error(text: &str) -> String {
+    std::format!("{}", config::parse(text).unwrap_err())
+}
+
+#[test]
+fn refuses_bad_configs_with_a_reason() {
+    let base = "[vm a]\ncores = 0\nmemory = 64M\nkernel = k\n";
+    let cases: &[(&str, &str)] = &[
+        ("", "defines no VM"),
+        ("cores = 1\n", "line 1: a setting before any [vm NAME]"),
+        ("[vm a]\ncores = 0\nkernel = k\n", "VM 'a' has no memory"),
+        ("[vm a]\nmemory = 2M\nkernel = k\n", "has no cores"),
+        ("[vm a]\ncores = 0\nmemory = 2M\n", "has no kernel"),
+        ("[host]\n", "unknown section"),
+        ("[vm a\n", "without ']'"),
+        ("[vm a b]\n", "VM name 'a b'"),
+        ("[vm waytoolongname12345]\n", "VM name"),
+        ("[vm a]\nfoo = 1\n", "line 2: unknown key 'foo'"),
+        ("[vm a]\ncores\n", "expected 'key = value'"),
+        ("[vm a]\ncores = 4\n", "not within 0-3"),
+        ("[vm a]\ncores = 2-1\n", "not within"),
+        ("[vm a]\ncores = 0,0\n", "listed twice"),
+        ("[vm a]\ncores = x\n", "not a core number"),
+        ("[vm a]\ncores = ,\n", "at least one core"),
+        (
+            "[vm a]\ncores = 0\ncores = 1\n",
+            "line 3: 'cores' is given twice",
+        ),
+        ("[vm a]\nmemory = 3M\n", "multiple of 2M"),
+        ("[vm a]\nmemory = 0\n", "multiple of 2M"),
+        ("[vm a]\nmemory = 99999999999999G\n", "not a size"),
+        ("[vm a]\nmemory = lots\n", "not a size"),
+        ("[vm a]\nmemory-at = 0x1000\n", "2M-aligned"),
+        ("[vm a]\nkernel = a b\n", "not a bundle file name"),
+        ("[vm a]\ndevices = testdev, gpu\n", "unknown device 'gpu'"),
+        ("[vm a]\ndevices = testdev testdev\n", "listed twice"),
+    ];
+    for (text, want) in cases {
+        let got = config_error(text);
+        assert!(got.contains(want), "{text:?}: got '{got}', want '{want}'");
+    }
+    let dup = std::format!("{base}[vm a]\n");
+    assert!(config_error(&dup).contains("used twice"));
+    let shared = std::format!("{base}[vm b]\ncores = 1,0\nmemory = 2M\nkernel = k\n");
+    assert!(config_error(&shared).contains("core 0 is given to both 'a' and 'b'"));
+    let overlap = "[vm a]\ncores = 0\nmemory = 64M\nmemory-at = 0x10000000\nkernel = k\n\
+                   [vm b]\ncores = 1\nmemory = 64M\nmemory-at = 0x13e00000\nkernel = k\n";
+    assert!(config_error(overlap).contains("memory of 'a' and 'b' overlaps"));
+    let five: String = (0..5)
+        .map(|i| std::format!("[vm v{i}]\ncores = {}\nmemory = 2M\nkernel = k\n", i % 4))
+        .collect();
+    assert!(config_error(&five).contains("more than 4 VMs"));
+}
+
+#[test]
+fn machine_checks() {
+    let vms = config::parse(TWO).unwrap();
+    let e = config::check_fits(&vms, 2, 1 << 30).unwrap_err();
+    assert!(std::format!("{e}").contains("core 2 does not exist"), "{e}");
+    let e = config::check_fits(&vms, 4, 700 << 20).unwrap_err();
+    assert!(std::format!("{e}").contains("need 768 MiB"), "{e}");
+}
+
+#[test]
+fn sizes_and_numbers() {
+    assert_eq!(config::parse_size("768M"), Some(768 << 20));
+    assert_eq!(config::parse_size("1G"), Some(1 << 30));
+    assert_eq!(config::parse_size("64k"), Some(64 << 10));
+    assert_eq!(config::parse_size("0x200000"), Some(2 << 20));
+    for bad in ["", "M", "0x", "-1", "1.5G", "1T", "18446744073709551615K"] {
+        assert_eq!(config::parse_size(bad), None, "{bad}");
+    }
+}
+
+fn sample() -> Vec<u8> {
+    bundle::write(&[
+        ("vms.conf", TWO.as_bytes()),
+        ("testguest.img", b"kernel!"),
+        ("rd.img", &[1, 2, 3]),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn bundle_round_trip() {
+    let b = sample();
+    let p = Bundle::parse(&b).unwrap();
+    assert_eq!(p.config().unwrap(), TWO);
+    assert_eq!(p.file("testguest.img"), Some(&b"kernel!"[..]));
+    assert_eq!(p.file("rd.img"), Some(&[1u8, 2, 3][..]));
+    assert_eq!(p.file("nope"), None);
+    assert_eq!(p.files().len(), 3);
+    // Trailing bytes beyond total_size (the firmware pads) are ignored.
+    let mut padded = b.clone();
+    padded.extend_from_slice(&[0xff; 4096]);
+    assert!(Bundle::parse(&padded).is_ok());
+}
+
+#[test]
+fn bundle_refuses_hostile_blobs() {
+    let b = sample();
+    assert!(matches!(
+        Bundle::parse(&b[..10]),
+        Err(BundleError::Truncated { .. })
+    ));
+    assert!(matches!(
+        Bundle::parse(&b[..b.len() - 1]),
+        Err(BundleError::Truncated { .. })
+    ));
+    let mut m = b.clone();
+    m[0] = b'X';
+    assert_eq!(Bundle::parse(&m).unwrap_err(), BundleError::BadMagic);
+    let mut v = b.clone();
+    v[8] = 2;
+    assert_eq!(Bundle::parse(&v).unwrap_err(), BundleError::BadVersion(2));
+    let mut c = b.clone();
+    c[12..16].copy_from_slice(&1000u32.to_le_bytes());
+    assert_eq!(Bundle::parse(&c).unwrap_err(), BundleError::BadCount(1000));
+    let mut t = b.clone();
+    t[40] ^= 1; // a file table byte
+    assert_eq!(Bundle::parse(&t).unwrap_err(), BundleError::TableChecksum);
+    let mut d = b.clone();
+    let last = d.len() - 1;
+    d[last] ^= 0x80; // file data
+    assert_eq!(
+        Bundle::parse(&d).unwrap_err(),
+        BundleError::FileChecksum("rd.img".into())
+    );
+    // Every single-byte corruption and every truncation is refused
+    // without a panic (or, for padding bytes, accepted unchanged).
+    for i in 0..b.len() {
+        let mut x = b.clone();
+        x[i] ^= 0x5a;
+        if let Ok(p) = Bundle::parse(&x) {
+            assert_eq!(p.config().ok(), Some(TWO), "byte {i}");
+        }
+        assert!(Bundle::parse(&b[..i]).is_err(), "truncated at {i}");
+    }
+}
+
+/// Rewrites an entry field and fixes the table checksum, so only the
+/// entry check can catch it.
+fn forge(b: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut x = b.to_vec();
+    x[at..at + bytes.len()].copy_from_slice(bytes);
+    let n = u32::from_le_bytes(x[12..16].try_into().unwrap()) as usize;
+    let sum = bundle::fnv1a(&x[32..32 + n * 64]);
+    x[24..32].copy_from_slice(&sum.to_le_bytes());
+    x
+}
+
+fn name40(n: &str) -> [u8; 40] {
+    let mut a = [0u8; 40];
+    a[..n.len()].copy_from_slice(n.as_bytes());
+    a
+}
+
+#[test]
+fn bundle_refuses_forged_entries() {
+    let b = sample();
+    let e1 = 32 + 64; // second entry
+    let cases: Vec<(Vec<u8>, &str)> = std::vec![
+        (
+            forge(&b, e1 + 40, &0u64.to_le_bytes()),
+            "data outside the bundle"
+        ),
+        (forge(&b, e1 + 40, &u64::MAX.to_le_bytes()), "overflows"),
+        (
+            forge(&b, e1 + 48, &(1u64 << 40).to_le_bytes()),
+            "data outside"
+        ),
+        (forge(&b, e1, &name40("rd.img")), "appears twice"),
+        (forge(&b, e1, &name40("a b")), "space"),
+        (forge(&b, e1, &[b'x'; 40]), "NUL-terminated"),
+        (forge(&b, e1 + 20, b"z"), "garbage after the name"),
+        (
+            forge(
+                &b,
+                e1,
+                &[0xff; 1]
+                    .iter()
+                    .chain(&[0u8; 39])
+                    .copied()
+                    .collect::<Vec<u8>>()
+            ),
+            "UTF-8"
+        ),
+        (forge(&b, 32, b"other.cf"), "not vms.conf"),
+        (
+            forge(&b, 16, &64u64.to_le_bytes()),
+            "smaller than the file table"
+        ),
+    ];
+    for (x, want) in cases {
+        let e = std::format!("{}", Bundle::parse(&x).unwrap_err());
+        assert!(e.contains(want), "got '{e}', want '{want}'");
+    }
+    assert!(
+        bundle::write(&[("k", b"")]).is_err(),
+        "config must come first"
+    );
+    assert!(bundle::write(&[("vms.conf", b""), ("vms.conf", b"")]).is_err());
+    assert!(bundle::write(&[("vms.conf", b""), ("a/b", b"")]).is_err());
+    assert!(bundle::write(&[]).is_err());
+}
+
+fn dtc(blob: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(std::format!("pivisor-vmfdt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join(std::format!("{}.dtb", blob.len()));
+    std::fs::write(&f, blob).unwrap();
+    let out = Command::new("dtc")
+        .args(["-I", "dtb", "-O", "dts"])
+        .arg(&f)
+        .output()
+        .expect("dtc (Debian's device-tree-compiler; `make setup` installs it)");
+    assert!(
+        out.status.success(),
+        "dtc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn vm_device_tree_decompiles_and_describes_the_vm() {
+    let t = VmTree {
+        name: "alpha",
+        vcpus: 2,
+        ram: 384 << 20,
+        bootargs: "console=hvc0 x=\"y\"",
+        initrd: Some((0x1000_0000, 0x12345)),
+        devices: &[Device::TestDev],
+    };
+    let s = dtc(&fdt::build(&t).unwrap());
+    for want in [
+        "model = \"pivisor VM alpha (Raspberry Pi 4)\";",
+        "bootargs = \"console=hvc0 x=\\\"y\\\"\";",
+        "linux,initrd-start = <0x00 0x10000000>;",
+        "linux,initrd-end = <0x00 0x10012345>;",
+        "memory@0 {",
+        "reg = <0x00 0x00 0x00 0x18000000>;",
+        "cpu@0 {",
+        "cpu@1 {",
+        "enable-method = \"psci\";",
+        "method = \"hvc\";",
+        "compatible = \"arm,psci-1.0\\0arm,psci-0.2\";",
+        "interrupt-controller@ff841000 {",
+        "reg = <0x00 0xff841000 0x00 0x1000 0x00 0xff842000 0x00 0x2000>;",
+        "compatible = \"arm,armv8-timer\";",
+        "interrupts = <0x01 0x0d 0x308 0x01 0x0e 0x308 0x01 0x0b 0x308 0x01 0x0a 0x308>;",
+        "pivisor-test@fc000000 {",
+    ] {
+        assert!(s.contains(want), "missing {want:?} in\n{s}");
+    }
+    assert!(!s.contains("cpu@2"), "only the VM's vCPUs");
+    // A VM without devices or initrd says nothing about them.
+    let bare = VmTree {
+        devices: &[],
+        initrd: None,
+        vcpus: 4,
+        ..t
+    };
+    let s = dtc(&fdt::build(&bare).unwrap());
+    assert!(!s.contains("pivisor-test") && !s.contains("initrd"), "{s}");
+    assert!(s.contains("cpu@3 {") && s.contains("0xf08"));
+}
