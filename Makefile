@@ -14,17 +14,29 @@ DTB      := $(DTB_DIR)/bcm2711-rpi-4-b.dtb
 QEMU     ?= qemu-system-aarch64
 # Hypervisor options for `make run` (see src/bootargs.rs), e.g. BOOTARGS=pivisor.log=debug
 BOOTARGS ?=
+GUEST_DIR := guests/testguest
+GUEST_ELF := $(GUEST_DIR)/target/$(TARGET)/release/testguest
+GUEST_IMG := $(BUILD)/guests/testguest.img
+# The test guest is linked at its load address, not as a PIE like pivisor.
+GUEST_RUSTFLAGS := -C relocation-model=static -C force-frame-pointers=yes
+MKBUNDLE := cargo run --release -q -p pivisor-mkbundle --
+BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-toobig.img
+# The bundle `make run` boots: test (one test VM) or two (two test VMs).
+BUNDLE   ?= test
 TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB_DIR)/test-all-reserved.dtb
 QEMU_RUN := $(QEMU) -M raspi4b -display none -serial mon:stdio -serial null \
-            -kernel $(IMAGE) -dtb $(DTB) $(if $(BOOTARGS),-append "$(BOOTARGS)")
+            -kernel $(IMAGE) -dtb $(DTB) -initrd $(BUILD)/guests-$(BUNDLE).img \
+            $(if $(BOOTARGS),-append "$(BOOTARGS)")
 
-.PHONY: all setup run test unit-test qemu-test gdb clippy fmt clean help FORCE
+.PHONY: all setup run test unit-test qemu-test gdb clippy fmt clean help bundles FORCE
 
-all: $(IMAGE)
+all: $(IMAGE) bundles
+
+bundles: $(BUNDLES)
 
 help:
 	@echo "make            build $(IMAGE)"
-	@echo "make run        boot it on QEMU raspi4b (Ctrl-A x quits QEMU)"
+	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=test|two; Ctrl-A x quits)"
 	@echo "make test       host unit tests + QEMU integration tests"
 	@echo "make gdb        QEMU waiting for a debugger on :1234"
 	@echo "make clippy     lints for the image and the host code"
@@ -43,6 +55,22 @@ $(IMAGE_80): $(ELF)
 	@mkdir -p $(BUILD)
 	cargo run --release -q -p pivisor-mkimage -- $(ELF) $@ --text-offset 0x80000
 
+$(GUEST_ELF): FORCE setup
+	cd $(GUEST_DIR) && RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo build --release --target $(TARGET)
+
+$(GUEST_IMG): $(GUEST_ELF)
+	@mkdir -p $(dir $@)
+	cargo run --release -q -p pivisor-mkimage -- $(GUEST_ELF) $@ --base 0x80000
+
+$(BUILD)/guests-test.img: guests/testguest.conf $(GUEST_IMG)
+	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
+$(BUILD)/guests-two.img: guests/testguest-two.conf $(GUEST_IMG)
+	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
+# A fixture the hypervisor must refuse at boot (mkbundle is told of a
+# larger board so that it lets it through).
+$(BUILD)/guests-toobig.img: guests/test-configs/toobig.conf $(GUEST_IMG)
+	$(MKBUNDLE) $< $@ -L $(BUILD)/guests --ram 2G
+
 $(DTB): | setup
 	tools/fetch-dtbs.sh $(DTB_DIR)
 
@@ -57,19 +85,22 @@ $(DTB_DIR)/test-all-reserved.dtb: $(DTB)
 	  && fdtput -t x $@.tmp /reserved-memory/all@0 reg 0 0 3c000000 \
 	  && fdtput -t s $@.tmp /reserved-memory/all@0 no-map "" && mv $@.tmp $@
 
-run: $(IMAGE) $(DTB)
+run: $(IMAGE) $(DTB) $(BUILD)/guests-$(BUNDLE).img
 	@echo "pivisor on QEMU raspi4b: Ctrl-A x quits, Ctrl-A c for the QEMU monitor"
 	$(QEMU_RUN)
 
-gdb: $(IMAGE) $(DTB)
+gdb: $(IMAGE) $(DTB) $(BUILD)/guests-$(BUNDLE).img
 	@echo "QEMU is waiting: gdb-multiarch $(ELF) -ex 'target remote :1234'"
 	$(QEMU_RUN) -S -s
 
 unit-test: setup
 	cargo test --workspace --exclude pivisor-harness
 
-qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS)
+qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES)
 	PIVISOR_IMAGE=$(abspath $(IMAGE)) PIVISOR_IMAGE_80000=$(abspath $(IMAGE_80)) \
+	PIVISOR_BUNDLE_TEST=$(abspath $(BUILD)/guests-test.img) \
+	PIVISOR_BUNDLE_TWO=$(abspath $(BUILD)/guests-two.img) \
+	PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
 	PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) PIVISOR_QEMU=$(QEMU) \
 	  cargo test -p pivisor-harness
 
@@ -78,12 +109,15 @@ test: unit-test qemu-test
 clippy: setup
 	cargo clippy --release --target $(TARGET) -- -D warnings
 	cargo clippy --workspace --all-targets -- -D warnings
+	cd $(GUEST_DIR) && RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo clippy --release --target $(TARGET) -- -D warnings
 
 fmt:
 	cargo fmt --all
+	cd $(GUEST_DIR) && cargo fmt
 
 clean:
 	cargo clean
+	cd $(GUEST_DIR) && cargo clean
 	rm -rf $(BUILD)
 
 FORCE:

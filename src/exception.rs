@@ -163,6 +163,18 @@ pub struct Frame {
 
 const _: () = assert!(core::mem::size_of::<Frame>() == 288);
 
+impl Frame {
+    /// All registers zero.
+    pub const ZERO: Frame = Frame {
+        regs: [0; 31],
+        elr: 0,
+        spsr: 0,
+        esr: 0,
+        far: 0,
+        hpfar: 0,
+    };
+}
+
 /// An exception as taken: the saved frame, the vector slot and the core.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Snapshot {

@@ -9,6 +9,7 @@ use crate::bootargs::{self, FaultKind, Options};
 use crate::console::{Hooks, Logger};
 use crate::dt::{blob, host::HostInfo, DtError};
 use crate::exception::{self, Snapshot};
+use crate::hyp;
 use crate::mm::pagetable::{PageTable, PoolAlloc, TableMem, ENTRIES, PAGE_SIZE};
 use crate::mm::region::{Range, Size};
 use crate::mm::{self, MemoryPlan};
@@ -155,17 +156,31 @@ pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
     );
 
     let mut usable = plan.usable;
-    setup_allocators(&mut usable);
+    setup_heap(&mut usable);
+    // VM RAM comes out of `usable` before the frame allocator gets the rest.
+    let prepared = hyp::prepare(&info, &mut usable);
+    setup_frames(&usable);
+    let built = prepared.and_then(|p| hyp::build(p, cpu::pa_range()));
     OPTIONS.call_once(|| opts);
 
     start_secondaries(&info, &cfg);
-    let online = ONLINE.load(Ordering::Acquire).count_ones();
+    let online = ONLINE.load(Ordering::Acquire);
     let ms = cpu::counter() * 1000 / cpu::counter_freq().max(1);
     info!(
-        "{online} of {} cores online; boot complete at {ms} ms",
+        "{} of {} cores online; boot complete at {ms} ms",
+        online.count_ones(),
         info.cpus.len()
     );
-    after_boot(0);
+    match built.and_then(|()| hyp::start(online)) {
+        Ok(()) => info!("starting the VMs"),
+        Err(e) if info.initrd.is_none() => warn!("{e}; nothing to run"),
+        Err(e) => {
+            error!("{e}");
+            error!("no VM started: fix the bundle or vms.conf (tools/mkbundle checks it at build time)");
+        }
+    }
+    hyp::release_cores();
+    after_boot(cpu::core_index());
 }
 
 fn banner(load: usize) {
@@ -249,9 +264,9 @@ fn build_el2_map(
     Ok(mmu::config_for(table.root()))
 }
 
-/// Heap first (the frame allocator's lists live on it), then every other
-/// usable page as frames.
-fn setup_allocators(usable: &mut mm::region::RangeSet<48>) {
+/// The heap, first: the frame allocator's lists and the VM structures live
+/// on it.
+fn setup_heap(usable: &mut mm::region::RangeSet<48>) {
     let Some(heap) = usable
         .take(HEAP_SIZE, 2 << 20)
         .or_else(|| usable.take(HEAP_SIZE / 8, PAGE_SIZE))
@@ -261,21 +276,28 @@ fn setup_allocators(usable: &mut mm::region::RangeSet<48>) {
     };
     // SAFETY: the range is free RAM, mapped RW, given to the heap alone.
     unsafe { HEAP.lock().init(heap.start as usize, heap.size() as usize) };
+    let v: alloc::vec::Vec<u64> = (0..1024).collect();
+    info!(
+        "heap: {} at {:#x} ({} probe bytes ok)",
+        Size(heap.size()),
+        heap.start,
+        v.len() * 8
+    );
+}
+
+/// Every page still usable (after VM RAM is taken) as frames.
+fn setup_frames(usable: &mm::region::RangeSet<48>) {
     let mut frames = FRAMES.lock();
     for r in usable.ranges() {
         frames.add_frame((r.start / PAGE_SIZE) as usize, (r.end / PAGE_SIZE) as usize);
     }
-    // Prove both work before anyone relies on them.
-    let v: alloc::vec::Vec<u64> = (0..1024).collect();
+    // Prove it works before anyone relies on it.
     let probe = frames.alloc(1);
     if let Some(f) = probe {
         frames.dealloc(f, 1);
     }
     info!(
-        "allocators: heap {} at {:#x} ({} probe bytes ok), {} of free frames{}",
-        Size(heap.size()),
-        heap.start,
-        v.len() * 8,
+        "frames: {} free for the hypervisor{}",
         Size(usable.total()),
         if probe.is_some() {
             ""
@@ -293,6 +315,8 @@ fn start_secondaries(info: &HostInfo<'_>, cfg: &mmu::MmuConfig) {
         Some(i) => cpu::set_core_index(i),
         None => warn!("boot core MPIDR {me:#x} is not in /cpus; calling it core 0"),
     }
+    boot::set_core_stack(cpu::core_index(), boot::stack_top(0));
+    hyp::gic_init_core(Some(info), cpu::core_index());
     ONLINE.fetch_or(1 << cpu::core_index(), Ordering::AcqRel);
     let sb = &boot::SECONDARY_BOOT;
     sb.ttbr.store(cfg.ttbr, Ordering::Relaxed);
@@ -362,6 +386,7 @@ fn start_secondaries(info: &HostInfo<'_>, cfg: &mmu::MmuConfig) {
 pub fn secondary_main(core: usize) -> ! {
     cpu::configure_el2();
     cpu::unmask_serror();
+    hyp::gic_init_core(None, core);
     ONLINE.fetch_or(1 << core, Ordering::AcqRel);
     info!(
         "core {core} online (MPIDR {:#x}, EL2, MMU on)",
@@ -386,8 +411,7 @@ fn after_boot(core: usize) -> ! {
         cpu::inject_fault(f.kind);
         error!("pivisor.fault: core {core} returned from the deliberate fault");
     }
-    // No guests yet: sleep (wfi, so QEMU does not spin).
-    cpu::park()
+    hyp::run_core(core)
 }
 
 /// Reports an exception nothing handles and parks this core.

@@ -17,6 +17,7 @@ pub mod dt;
 pub mod exception;
 pub mod fixedvec;
 pub mod mm;
+pub mod ratelimit;
 pub mod smp;
 pub mod stage2;
 pub mod trap;
@@ -24,6 +25,8 @@ pub mod vm;
 
 #[cfg(target_os = "none")]
 pub mod arch;
+#[cfg(target_os = "none")]
+pub mod hyp;
 #[cfg(target_os = "none")]
 pub mod kernel;
 

@@ -1,4 +1,5 @@
 //! Board support: MMIO access and the BCM2711 (Raspberry Pi 4) drivers.
 
+pub mod gic400;
 pub mod mmio;
 pub mod rpi4;

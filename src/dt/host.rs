@@ -79,6 +79,22 @@ pub struct HostInfo<'a> {
     pub uart: Option<u64>,
     /// CPU physical address of the GPIO block.
     pub gpio: Option<u64>,
+    /// The GIC-400 (CPU physical addresses).
+    pub gic: Option<GicAddrs>,
+}
+
+/// Where the GIC-400's register frames are: distributor, CPU interface,
+/// virtual interface control (GICH) and virtual CPU interface (GICV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GicAddrs {
+    /// GICD.
+    pub dist: u64,
+    /// GICC.
+    pub cpu: u64,
+    /// GICH, if the tree lists it.
+    pub hyp: Option<u64>,
+    /// GICV, if the tree lists it.
+    pub vcpu: Option<u64>,
 }
 
 /// Reads a big-endian number of `cells` 32-bit cells (1 or 2).
@@ -336,6 +352,21 @@ impl<'a> HostInfo<'a> {
                 && compatible_with(&child, &["brcm,bcm2711-gpio", "brcm,bcm2835-gpio"])
             {
                 info.gpio = info.translate(bus);
+            }
+            if info.gic.is_none() && compatible_with(&child, &["arm,gic-400", "arm,cortex-a15-gic"])
+            {
+                let reg = child.property("reg").map_or(&[][..], |p| p.value);
+                let stride = (soc_ac + soc_sc) * 4;
+                let frame =
+                    |i: usize| cells(reg, i * stride, soc_ac).and_then(|b| info.translate(b));
+                if let (Some(dist), Some(cpu)) = (frame(0), frame(1)) {
+                    info.gic = Some(GicAddrs {
+                        dist,
+                        cpu,
+                        hyp: frame(2),
+                        vcpu: frame(3),
+                    });
+                }
             }
         }
         Ok(info)

@@ -157,6 +157,23 @@ fn build(f: &Fixture) -> Vec<u8> {
         .unwrap();
     w.property_cells("reg", &[0x7e20_1000, 0x200]).unwrap();
     w.end_node().unwrap();
+    w.begin_node("interrupt-controller@40041000").unwrap();
+    w.property_string("compatible", "arm,gic-400").unwrap();
+    w.property_cells(
+        "reg",
+        &[
+            0x4004_1000,
+            0x1000,
+            0x4004_2000,
+            0x2000,
+            0x4004_4000,
+            0x2000,
+            0x4004_6000,
+            0x2000,
+        ],
+    )
+    .unwrap();
+    w.end_node().unwrap();
     w.begin_node("serial@7e201400").unwrap();
     w.property_strings("compatible", &["arm,pl011", "arm,primecell"])
         .unwrap();
@@ -237,6 +254,15 @@ fn reads_everything_the_hypervisor_needs() {
         assert_eq!(i.windows.len(), 3);
         assert_eq!(i.uart, Some(0xfe20_1000));
         assert_eq!(i.gpio, Some(0xfe20_0000));
+        assert_eq!(
+            i.gic,
+            Some(GicAddrs {
+                dist: 0xff84_1000,
+                cpu: 0xff84_2000,
+                hyp: Some(0xff84_4000),
+                vcpu: Some(0xff84_6000)
+            })
+        );
         assert_eq!(
             i.translate(0x4004_1000),
             Some(0xff84_1000),

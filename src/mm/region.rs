@@ -212,6 +212,47 @@ impl<const N: usize> RangeSet<N> {
         self.remove(found).ok()?;
         Some(found)
     }
+
+    /// Takes `size` bytes as few `align`-aligned pieces as possible
+    /// (contiguous if any range can hold it, else largest pieces first),
+    /// at most `max` pieces; on failure the set is unchanged.
+    pub fn take_pieces(
+        &mut self,
+        size: u64,
+        align: u64,
+        max: usize,
+    ) -> Option<FixedVec<Range, 16>> {
+        let mut out = FixedVec::new();
+        if let Some(r) = self.take(size, align) {
+            out.push(r).ok()?;
+            return Some(out);
+        }
+        let saved = *self;
+        let mut left = size;
+        while left > 0 {
+            let best = self
+                .ranges
+                .iter()
+                .map(|c| c.shrink_to(align))
+                .filter(|c| !c.is_empty())
+                .max_by_key(Range::size);
+            let piece = match best {
+                Some(b) if out.len() < max.min(16) => {
+                    Range::from_size(b.start, b.size().min(left))?
+                }
+                _ => {
+                    *self = saved;
+                    return None;
+                }
+            };
+            if self.remove(piece).is_err() || out.push(piece).is_err() {
+                *self = saved;
+                return None;
+            }
+            left -= piece.size();
+        }
+        Some(out)
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +274,34 @@ mod tests {
         assert_eq!(s.ranges(), &[r(5, 40)]);
         s.add(r(0, 0)).unwrap();
         assert_eq!(s.ranges().len(), 1);
+    }
+
+    #[test]
+    fn take_pieces_contiguous_then_scattered() {
+        let mut s: RangeSet<8> = RangeSet::new();
+        s.add(r(0x10_0000, 0x80_0000)).unwrap(); // 6 MiB aligned from 2 MiB
+        s.add(r(0x100_0000, 0x140_0000)).unwrap(); // 4 MiB
+        let one = s.take_pieces(0x40_0000, 0x20_0000, 4).unwrap();
+        assert_eq!(&one[..], &[r(0x20_0000, 0x60_0000)]);
+        let mut t: RangeSet<8> = RangeSet::new();
+        t.add(r(0, 0x40_0000)).unwrap();
+        t.add(r(0x100_0000, 0x160_0000)).unwrap();
+        let two = t.take_pieces(0x80_0000, 0x20_0000, 4).unwrap();
+        assert_eq!(&two[..], &[r(0x100_0000, 0x160_0000), r(0, 0x20_0000)]);
+        let before = t;
+        assert!(
+            t.take_pieces(0x40_0000, 0x20_0000, 4).is_none(),
+            "only 2 MiB left"
+        );
+        assert_eq!(t.ranges(), before.ranges(), "unchanged on failure");
+        let mut u: RangeSet<8> = RangeSet::new();
+        u.add(r(0, 0x20_0000)).unwrap();
+        u.add(r(0x40_0000, 0x60_0000)).unwrap();
+        assert!(
+            u.take_pieces(0x40_0000, 0x20_0000, 1).is_none(),
+            "piece limit"
+        );
+        assert_eq!(u.take_pieces(0x40_0000, 0x20_0000, 2).unwrap().len(), 2);
     }
 
     #[test]

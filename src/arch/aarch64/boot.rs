@@ -82,6 +82,23 @@ pub fn stack_top(slot: usize) -> u64 {
     (&raw const __stacks_start) as u64 + (slot as u64 + 1) * STACK_SIZE
 }
 
+/// Each core's EL2 stack top, by core index (0 until the core is up).
+static CORE_STACK: [AtomicU64; MAX_STACKS] = [const { AtomicU64::new(0) }; MAX_STACKS];
+
+/// Records that core `core` runs on the stack ending at `top`.
+pub fn set_core_stack(core: usize, top: u64) {
+    if let Some(s) = CORE_STACK.get(core) {
+        s.store(top, Ordering::Relaxed);
+    }
+}
+
+/// The EL2 stack top of core `core` (0 if unknown).
+pub fn core_stack_top(core: usize) -> u64 {
+    CORE_STACK
+        .get(core)
+        .map_or(0, |s| s.load(Ordering::Relaxed))
+}
+
 /// Physical address secondaries enter at.
 pub fn secondary_entry_pa() -> u64 {
     secondary_entry as *const () as u64
@@ -103,5 +120,7 @@ pub unsafe extern "C" fn rust_primary_entry(dtb: usize, el: u64, load: usize) ->
 /// Only boot.s calls this, with `boot` = &SECONDARY_BOOT.
 #[no_mangle]
 pub unsafe extern "C" fn rust_secondary_entry(boot: &SecondaryBoot) -> ! {
-    crate::kernel::secondary_main(boot.core.load(Ordering::Relaxed) as usize)
+    let core = boot.core.load(Ordering::Relaxed) as usize;
+    set_core_stack(core, boot.stack_top.load(Ordering::Relaxed));
+    crate::kernel::secondary_main(core)
 }

@@ -1,5 +1,6 @@
-//! EL2 exception entry (vectors.s) and the Rust handler. Until guests exist
-//! every exception is unexpected: it is reported and the core parks.
+//! EL2 exception entry (vectors.s) and the Rust handler: exits from guests
+//! go to the exit handlers; an exception from EL2 itself is a hypervisor
+//! fault: it is reported and the core parks.
 
 use crate::exception::{Frame, Snapshot};
 use core::arch::global_asm;
@@ -10,6 +11,10 @@ global_asm!(include_str!("vectors.s"));
 /// vector slot (0-15).
 #[no_mangle]
 extern "C" fn handle_exception(frame: &mut Frame, slot: u64) {
+    if slot >= 8 {
+        // From a guest (EL1/EL0): trap-and-emulate.
+        return crate::hyp::handle_exit(frame, slot);
+    }
     let snap = Snapshot {
         frame: *frame,
         slot,

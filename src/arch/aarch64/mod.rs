@@ -3,4 +3,5 @@
 pub mod boot;
 pub mod cpu;
 pub mod exception;
+pub mod guest;
 pub mod mmu;

@@ -44,6 +44,13 @@ fn debian_pi4_trees_parse() {
         }
         assert_eq!(info.uart, Some(0xfe20_1000), "{name}");
         assert_eq!(info.gpio, Some(0xfe20_0000), "{name}");
+        let gic = info.gic.expect("GIC-400 node");
+        assert_eq!((gic.dist, gic.cpu), (0xff84_1000, 0xff84_2000), "{name}");
+        assert_eq!(
+            (gic.hyp, gic.vcpu),
+            (Some(0xff84_4000), Some(0xff84_6000)),
+            "{name}"
+        );
         assert_eq!(
             info.translate(0x4004_1000),
             Some(0xff84_1000),

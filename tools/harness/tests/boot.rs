@@ -16,7 +16,14 @@ fn boots_cleanly(o: &Output) {
     o.expect(r"pivisor \d+\.\d+\.\d+ - a type-1 hypervisor for the Raspberry Pi 4 - at EL2")
         .expect(r"\[\s+\d+\.\d{6}\] c0 INFO  ")
         .expect(r"4 of 4 cores online")
-        .reject(r"ERROR|WARN|FAULT|PANIC");
+        .reject(r"ERROR|FAULT|PANIC");
+    // The only warning without a bundle is that there is nothing to run.
+    assert_eq!(
+        o.count("WARN"),
+        o.count(r"WARN  no guest bundle: .*; nothing to run"),
+        "unexpected warnings:\n{}",
+        o.serial
+    );
     for c in 1..4 {
         o.expect(&format!(
             r"\] c{c} INFO  core {c} online \(MPIDR 0x{c}, EL2, MMU on\)"
@@ -39,7 +46,9 @@ fn boots_at_0x200000_with_memory_map_and_four_cores() {
         .expect(r"device   0x0ff800000-0x0ffffffff  bus 0x40000000")
         .expect(r"usable: \d+(\.\d)? MiB in \d+ ranges of 960 MiB RAM")
         .expect(r"EL2 MMU on: 39-bit identity map")
-        .expect(r"allocators: heap 8 MiB at 0x[0-9a-f]+ \(8192 probe bytes ok\)");
+        .expect(r"heap: 8 MiB at 0x[0-9a-f]+ \(8192 probe bytes ok\)")
+        .expect(r"frames: \d+(\.\d)? MiB free for the hypervisor")
+        .expect(r"WARN  no guest bundle: the firmware loaded no initramfs .*; nothing to run");
 }
 
 #[test]
@@ -61,13 +70,14 @@ fn boots_with_every_debian_pi4_tree() {
 
 #[test]
 fn initrd_is_reserved() {
-    // Any file will do as an initrd: QEMU writes linux,initrd-start/end.
+    // QEMU writes linux,initrd-start/end; the bundle stays reserved.
     let o = Boot::new(image())
         .dtb(rpi4())
-        .initrd(artifact("PIVISOR_IMAGE"))
+        .initrd(artifact("PIVISOR_BUNDLE_TEST"))
         .run_until_match(DONE);
-    boots_cleanly(&o);
-    o.expect(r"reserved 0x[0-9a-f]+-0x[0-9a-f]+  initrd");
+    o.expect(r"reserved 0x[0-9a-f]+-0x[0-9a-f]+  initrd")
+        .expect(r"4 of 4 cores online")
+        .reject(r"no guest bundle|ERROR|FAULT|PANIC");
 }
 
 #[test]

@@ -6,7 +6,11 @@
 //! branch, magic "ARM\x64", image_size covering the file, BSS and stacks,
 //! and flags (little-endian, 4 KiB pages).
 //!
-//! Usage: pivisor-mkimage <elf> <out.img> [--text-offset N]
+//! Usage: pivisor-mkimage <elf> <out.img> [--text-offset N] [--base N]
+//!
+//! `--base N` is for images linked at N rather than 0 (the bare-metal test
+//! guests): segments are laid out relative to N and the header's own
+//! text_offset is kept unless `--text-offset` is given.
 
 use object::{Object, ObjectSegment};
 use std::process::ExitCode;
@@ -30,7 +34,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 /// Builds the flat image from ELF bytes; returns it.
-fn flatten(elf: &[u8]) -> Result<Vec<u8>, String> {
+fn flatten(elf: &[u8], base: u64) -> Result<Vec<u8>, String> {
     let obj = object::File::parse(elf).map_err(|e| format!("not an ELF file: {e}"))?;
     let mut out = Vec::new();
     for seg in obj.segments() {
@@ -38,9 +42,17 @@ fn flatten(elf: &[u8]) -> Result<Vec<u8>, String> {
         if data.is_empty() {
             continue;
         }
-        let at = usize::try_from(seg.address()).map_err(|_| "segment address too large")?;
+        let rel = seg.address().checked_sub(base).ok_or_else(|| {
+            format!(
+                "segment at {:#x} is below the base {base:#x}",
+                seg.address()
+            )
+        })?;
+        let at = usize::try_from(rel).map_err(|_| "segment address too large")?;
         if at > 64 << 20 {
-            return Err(format!("segment at {at:#x}: the image must be linked at 0"));
+            return Err(format!(
+                "segment at {at:#x}: the image must be linked at the base ({base:#x})"
+            ));
         }
         if out.len() < at + data.len() {
             out.resize(at + data.len(), 0);
@@ -78,13 +90,19 @@ fn check_header(img: &[u8]) -> Result<(), String> {
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mut input, mut output, mut text_offset) = (None, None, 0u64);
+    let (mut input, mut output, mut text_offset, mut base) = (None, None, None, 0u64);
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--text-offset" => {
                 i += 1;
-                text_offset = parse_num(args.get(i).ok_or("--text-offset needs a value")?)?;
+                text_offset = Some(parse_num(
+                    args.get(i).ok_or("--text-offset needs a value")?,
+                )?);
+            }
+            "--base" => {
+                i += 1;
+                base = parse_num(args.get(i).ok_or("--base needs a value")?)?;
             }
             a if input.is_none() => input = Some(a.to_string()),
             a if output.is_none() => output = Some(a.to_string()),
@@ -94,16 +112,25 @@ fn run() -> Result<(), String> {
     }
     let (input, output) = match (input, output) {
         (Some(i), Some(o)) => (i, o),
-        _ => return Err("usage: pivisor-mkimage <elf> <out.img> [--text-offset N]".into()),
+        _ => {
+            return Err(
+                "usage: pivisor-mkimage <elf> <out.img> [--text-offset N] [--base N]".into(),
+            )
+        }
     };
-    if text_offset % 4096 != 0 {
+    let elf = std::fs::read(&input).map_err(|e| format!("{input}: {e}"))?;
+    let mut img = flatten(&elf, base)?;
+    check_header(&img)?;
+    let text_offset = match text_offset {
+        Some(t) => t,
+        None if base != 0 => u64_at(&img, TEXT_OFFSET),
+        None => 0,
+    };
+    if !text_offset.is_multiple_of(4096) {
         return Err(format!(
             "text_offset {text_offset:#x} must be 4 KiB aligned (adrp addressing)"
         ));
     }
-    let elf = std::fs::read(&input).map_err(|e| format!("{input}: {e}"))?;
-    let mut img = flatten(&elf)?;
-    check_header(&img)?;
     img[TEXT_OFFSET..TEXT_OFFSET + 8].copy_from_slice(&text_offset.to_le_bytes());
     std::fs::write(&output, &img).map_err(|e| format!("{output}: {e}"))?;
     println!(

@@ -1,0 +1,103 @@
+// Image header, entry for vCPU 0 and for vCPUs started with PSCI CPU_ON,
+// and the EL1 exception vectors. booting.rst: entered at EL1h, MMU off,
+// x0 = device tree (vCPU 0) or the CPU_ON context id (= vCPU index).
+
+.section .text.head, "ax"
+.global _start
+_start:
+    b       primary
+    .long   0
+    .quad   0x80000                 // text_offset: linked at 0x80000
+    .quad   _image_size
+    .quad   0xa                     // LE, 4K, anywhere
+    .quad   0, 0, 0
+    .ascii  "ARM\x64"
+    .long   0
+
+primary:
+    msr     daifset, #0xf
+    mov     x19, x0
+    ldr     x1, =_bss_start
+    ldr     x2, =_bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    str     xzr, [x1], #8
+    b       1b
+2:  ldr     x1, =_stacks
+    add     sp, x1, #0x4000
+    ldr     x1, =vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x0, x19
+    bl      guest_main
+3:  wfi
+    b       3b
+
+.global secondary_entry
+secondary_entry:
+    msr     daifset, #0xf
+    and     x1, x0, #3
+    ldr     x2, =_stacks
+    add     x1, x1, #1
+    lsl     x1, x1, #14
+    add     sp, x2, x1
+    ldr     x1, =vectors
+    msr     vbar_el1, x1
+    isb
+    bl      secondary_main
+4:  wfi
+    b       4b
+
+// Every vector saves the caller-saved registers and calls
+// exception(kind); the handler may change ELR_EL1 (to skip an access).
+.macro VEC kind
+    .balign 0x80
+    stp     x29, x30, [sp, #-16]!
+    mov     x29, #\kind
+    b       vector_common
+.endm
+
+.balign 0x800
+vectors:
+    VEC 0
+    VEC 1
+    VEC 2
+    VEC 3
+    VEC 4
+    VEC 5
+    VEC 6
+    VEC 7
+    VEC 8
+    VEC 9
+    VEC 10
+    VEC 11
+    VEC 12
+    VEC 13
+    VEC 14
+    VEC 15
+
+vector_common:
+    stp     x0, x1, [sp, #-16]!
+    stp     x2, x3, [sp, #-16]!
+    stp     x4, x5, [sp, #-16]!
+    stp     x6, x7, [sp, #-16]!
+    stp     x8, x9, [sp, #-16]!
+    stp     x10, x11, [sp, #-16]!
+    stp     x12, x13, [sp, #-16]!
+    stp     x14, x15, [sp, #-16]!
+    stp     x16, x17, [sp, #-16]!
+    str     x18, [sp, #-16]!
+    mov     x0, x29
+    bl      exception
+    ldr     x18, [sp], #16
+    ldp     x16, x17, [sp], #16
+    ldp     x14, x15, [sp], #16
+    ldp     x12, x13, [sp], #16
+    ldp     x10, x11, [sp], #16
+    ldp     x8, x9, [sp], #16
+    ldp     x6, x7, [sp], #16
+    ldp     x4, x5, [sp], #16
+    ldp     x2, x3, [sp], #16
+    ldp     x0, x1, [sp], #16
+    ldp     x29, x30, [sp], #16
+    eret

@@ -1,0 +1,424 @@
+//! The virtual machine monitor on the target: VMs built from the guest
+//! bundle (RAM, stage-2 tables, loaded images, device trees, devices), the
+//! per-core vCPU loop and the exit handlers (`run`).
+//!
+//! Static partitioning: each VM owns a set of cores (one pinned vCPU per
+//! core) and its RAM; nothing is shared between VMs but the hypervisor.
+//! Building is all-or-nothing: if any VM cannot be built, none starts.
+
+mod run;
+
+pub use run::{handle_exit, run_core};
+
+use crate::arch::{cpu, guest};
+use crate::board::gic400::{Gic, SGI_KICK};
+use crate::devices::testdev::TestDev;
+use crate::dt::host::HostInfo;
+use crate::mm::pagetable::{PageTable, TableAlloc, ENTRIES, PAGE_SIZE};
+use crate::mm::region::{Range, RangeSet, Size};
+use crate::ratelimit::RateLimit;
+use crate::stage2::{self, GuestRam, MAX_CHUNKS};
+use crate::trap::mmio::MmioBus;
+use crate::trap::sysreg::SysRegState;
+use crate::vm::bundle::Bundle;
+use crate::vm::config::{self, Device, VmConfig};
+use crate::vm::fdt::{self, VmTree, TESTDEV_IPA, TESTDEV_SIZE};
+use crate::vm::image::{self, LoadPlan};
+use crate::vm::psci::Power;
+use alloc::boxed::Box;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use log::{error, info};
+
+/// VM states.
+pub mod state {
+    /// Running (some vCPUs may be off).
+    pub const RUNNING: u8 = 0;
+    /// Stopped by SYSTEM_OFF or a fatal error.
+    pub const OFF: u8 = 1;
+    /// Being reloaded by SYSTEM_RESET.
+    pub const RESETTING: u8 = 2;
+}
+
+/// One vCPU.
+pub struct Vcpu {
+    /// The physical core it is pinned to.
+    pub core: usize,
+    /// Emulated system-register state (debug OS lock, MDSCR).
+    pub sysregs: spin::Mutex<SysRegState>,
+}
+
+/// One virtual machine.
+pub struct Vm {
+    /// Index in the configuration.
+    pub index: usize,
+    /// Name from the configuration.
+    pub name: String,
+    /// VMID (index + 1).
+    pub vmid: u8,
+    /// vCPUs, in vCPU order.
+    pub vcpus: Vec<Vcpu>,
+    /// RAM.
+    pub ram: GuestRam,
+    /// VTTBR_EL2 (root and VMID).
+    pub vttbr: u64,
+    kernel: &'static [u8],
+    initrd: Option<&'static [u8]>,
+    dtb: Vec<u8>,
+    plan: LoadPlan,
+    /// vCPU power states (PSCI).
+    pub power: spin::Mutex<Vec<Power>>,
+    /// Emulated devices.
+    pub bus: spin::Mutex<MmioBus>,
+    /// [`state`].
+    pub state: AtomicU8,
+    /// How many times SYSTEM_RESET restarted it.
+    pub resets: AtomicU32,
+    /// Guest-caused log lines.
+    pub log: spin::Mutex<RateLimit>,
+}
+
+/// All VMs, once built.
+static VMS: spin::Once<Vec<Vm>> = spin::Once::new();
+/// VTCR_EL2, the same for every VM.
+static VTCR: spin::Once<u64> = spin::Once::new();
+/// The GIC, once initialized.
+static GIC: spin::Once<Gic> = spin::Once::new();
+/// Each core's GIC CPU interface mask.
+static CPU_IF: [AtomicU8; 4] = [const { AtomicU8::new(0) }; 4];
+/// Each core's (VM, vCPU), packed as vm << 8 | vcpu; usize::MAX = none.
+static ASSIGN: [AtomicUsize; 4] = [const { AtomicUsize::new(usize::MAX) }; 4];
+/// Whether each core is inside a guest right now.
+static IN_GUEST: [AtomicBool; 4] = [const { AtomicBool::new(false) }; 4];
+/// Set when the VMs may start.
+static GO: AtomicBool = AtomicBool::new(false);
+
+/// Sets up the GIC distributor (boot core, once) and this core's CPU
+/// interface.
+pub fn gic_init_core(info: Option<&HostInfo<'_>>, core: usize) {
+    let gic = GIC.call_once(|| {
+        let a = info.and_then(|i| i.gic).unwrap_or_default();
+        let (d, c) = if a.dist != 0 {
+            (a.dist, a.cpu)
+        } else {
+            (0xff84_1000, 0xff84_2000)
+        };
+        // SAFETY: the GIC-400 from the device tree (or the BCM2711
+        // default), inside a /soc window the EL2 map has as Device.
+        let g = unsafe { Gic::new(d as usize, c as usize) };
+        g.init_distributor();
+        g
+    });
+    let mask = gic.init_cpu();
+    if let Some(s) = CPU_IF.get(core) {
+        s.store(mask, Ordering::Relaxed);
+    }
+}
+
+/// Wakes core `core` (an SGI; it exits its guest or leaves wfi).
+pub fn kick(core: usize) {
+    if let (Some(g), Some(m)) = (GIC.get(), CPU_IF.get(core)) {
+        g.send_sgi(m.load(Ordering::Relaxed), SGI_KICK);
+    }
+}
+
+/// Acknowledges whatever woke this core.
+pub fn drain_interrupts() {
+    if let Some(g) = GIC.get() {
+        g.drain();
+    }
+}
+
+/// A configured VM before its stage-2 tables exist.
+pub struct Prepared {
+    cfg: VmConfig<'static>,
+    ram: GuestRam,
+    kernel: &'static [u8],
+    initrd: Option<&'static [u8]>,
+    plan: LoadPlan,
+}
+
+/// Reads the bundle and configuration and takes each VM's RAM out of
+/// `usable`. Runs before the frame allocator gets the rest.
+pub fn prepare(
+    info: &HostInfo<'static>,
+    usable: &mut RangeSet<48>,
+) -> Result<Vec<Prepared>, String> {
+    let Some(rd) = info.initrd else {
+        return Err("no guest bundle: the firmware loaded no initramfs (config.txt: `initramfs guests.img followkernel`; QEMU: -initrd guests.img)".into());
+    };
+    // SAFETY: the initrd range is reserved RAM, identity-mapped, never
+    // written by anyone after the firmware loaded it.
+    let blob: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(rd.start as *const u8, rd.size() as usize) };
+    let bundle = Bundle::parse(blob).map_err(|e| alloc::format!("guest bundle at {rd}: {e}"))?;
+    let text = bundle
+        .config()
+        .map_err(|e| alloc::format!("guest bundle: {e}"))?;
+    let vms = config::parse(text).map_err(|e| alloc::format!("vms.conf: {e}"))?;
+    let mut aligned = *usable;
+    aligned.shrink_to(stage2::BLOCK);
+    config::check_fits(&vms, info.cpus.len().min(4), aligned.total())
+        .map_err(|e| alloc::format!("vms.conf: {e}"))?;
+    let mut out = Vec::new();
+    for cfg in vms {
+        let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{}': {e}", cfg.name);
+        let kernel = bundle.file(cfg.kernel).ok_or_else(|| {
+            what(&alloc::format!(
+                "kernel '{}' is not in the bundle",
+                cfg.kernel
+            ))
+        })?;
+        let initrd = match cfg.initrd {
+            Some(n) => Some(
+                bundle
+                    .file(n)
+                    .ok_or_else(|| what(&alloc::format!("initrd '{n}' is not in the bundle")))?,
+            ),
+            None => None,
+        };
+        let header = image::parse_header(kernel)
+            .map_err(|e| what(&alloc::format!("kernel '{}': {e}", cfg.kernel)))?;
+        let plan = image::plan(
+            &header,
+            cfg.memory,
+            initrd.map(|i| i.len() as u64),
+            image::DTB_MAX,
+        )
+        .map_err(|e| what(&e))?;
+        let mut ram = GuestRam::new();
+        match cfg.memory_at {
+            Some(at) => {
+                let r =
+                    Range::from_size(at, cfg.memory).ok_or_else(|| what(&"memory-at overflows"))?;
+                if !aligned.ranges().iter().any(|u| u.contains_range(&r)) {
+                    return Err(what(&alloc::format!("memory-at: {r} is not free RAM")));
+                }
+                let _ = usable.remove(r);
+                let _ = aligned.remove(r);
+                ram.push(r.start, r.size());
+            }
+            None => {
+                let pieces = aligned
+                    .take_pieces(cfg.memory, stage2::BLOCK, MAX_CHUNKS)
+                    .ok_or_else(|| {
+                        what(&alloc::format!("no room for {} of RAM", Size(cfg.memory)))
+                    })?;
+                for p in pieces.iter() {
+                    let _ = usable.remove(*p);
+                    ram.push(p.start, p.size());
+                }
+            }
+        }
+        out.push(Prepared {
+            cfg,
+            ram,
+            kernel,
+            initrd,
+            plan,
+        });
+    }
+    Ok(out)
+}
+
+/// Stage-2 tables from the frame allocator (identity-mapped).
+struct FrameTables;
+
+impl TableAlloc for FrameTables {
+    fn alloc_table(&mut self) -> Option<u64> {
+        let f = crate::kernel::FRAMES.lock().alloc(1)?;
+        let pa = f as u64 * PAGE_SIZE;
+        // SAFETY: a fresh frame of free RAM, identity-mapped RW.
+        unsafe { core::ptr::write_bytes(pa as *mut u8, 0, PAGE_SIZE as usize) };
+        Some(pa)
+    }
+
+    fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
+        // SAFETY: `pa` came from alloc_table; tables are only touched by
+        // the builder while the VM is being built.
+        unsafe { &mut *(pa as *mut [u64; ENTRIES]) }
+    }
+}
+
+/// Builds every prepared VM: stage-2 tables, device tree, devices, and
+/// the loaded images. All or nothing.
+pub fn build(prepared: Vec<Prepared>, parange: u64) -> Result<(), String> {
+    VTCR.call_once(|| stage2::vtcr_value(parange));
+    let mut vms = Vec::new();
+    for (index, p) in prepared.into_iter().enumerate() {
+        let name = p.cfg.name.to_string();
+        let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{name}': {e}");
+        let mut table = PageTable::new(FrameTables).map_err(|e| what(&e))?;
+        stage2::build(&mut table, &p.ram, &[]).map_err(|e| what(&e))?;
+        let dtb = fdt::build(&VmTree {
+            name: &name,
+            vcpus: p.cfg.cores.len(),
+            ram: p.ram.size(),
+            bootargs: p.cfg.bootargs,
+            initrd: p.plan.initrd,
+            devices: &p.cfg.devices,
+        })
+        .map_err(|e| what(&alloc::format!("device tree: {e}")))?;
+        let mut bus = MmioBus::new();
+        for d in &p.cfg.devices {
+            match d {
+                Device::TestDev => {
+                    let tag = name.clone();
+                    let dev = TestDev::new(
+                        p.cfg.cores.len(),
+                        index,
+                        Box::new(move |l| info!("[{tag}] {l}")),
+                    );
+                    bus.register(TESTDEV_IPA, TESTDEV_SIZE, Box::new(dev));
+                }
+            }
+        }
+        let vmid = index as u8 + 1;
+        let vm = Vm {
+            index,
+            vmid,
+            vcpus: p
+                .cfg
+                .cores
+                .iter()
+                .map(|&core| Vcpu {
+                    core,
+                    sysregs: spin::Mutex::new(SysRegState::reset()),
+                })
+                .collect(),
+            ram: p.ram,
+            vttbr: stage2::vttbr_value(table.root(), vmid),
+            kernel: p.kernel,
+            initrd: p.initrd,
+            dtb,
+            plan: p.plan,
+            power: spin::Mutex::new(alloc::vec![Power::Off; p.cfg.cores.len()]),
+            bus: spin::Mutex::new(bus),
+            state: AtomicU8::new(state::RUNNING),
+            resets: AtomicU32::new(0),
+            log: spin::Mutex::new(RateLimit::new()),
+            name,
+        };
+        vm.zero_ram();
+        vm.load();
+        let chunks: Vec<String> = vm
+            .ram
+            .chunks()
+            .iter()
+            .map(|c| alloc::format!("{:#x}", c.pa))
+            .collect();
+        info!(
+            "VM {} '{}': {} vCPU(s) on core(s) {:?}, {} RAM at host {} (VMID {vmid}), kernel '{}' at IPA {:#x}, device tree at IPA {:#x}{}",
+            index,
+            vm.name,
+            vm.vcpus.len(),
+            p.cfg.cores,
+            Size(vm.ram.size()),
+            chunks.join("+"),
+            p.cfg.kernel,
+            vm.plan.kernel,
+            vm.plan.dtb,
+            vm.plan.initrd.map_or(String::new(), |(a, s)| alloc::format!(", initrd {} at IPA {a:#x}", Size(s))),
+        );
+        vms.push(vm);
+    }
+    guest::publish_memory();
+    VMS.call_once(|| vms);
+    Ok(())
+}
+
+/// Starts the VMs if every core they need is online (`online` bitmask).
+pub fn start(online: u32) -> Result<(), String> {
+    let vms = VMS.get().ok_or("no VMs built")?;
+    for vm in vms {
+        for (i, v) in vm.vcpus.iter().enumerate() {
+            if online & (1 << v.core) == 0 {
+                return Err(alloc::format!(
+                    "VM '{}': vCPU {i} needs core {}, which is not online",
+                    vm.name,
+                    v.core
+                ));
+            }
+        }
+    }
+    for vm in vms {
+        for (i, v) in vm.vcpus.iter().enumerate() {
+            ASSIGN[v.core].store(vm.index << 8 | i, Ordering::Relaxed);
+        }
+        vm.power.lock()[0] = vm.boot_power();
+    }
+    Ok(())
+}
+
+/// Lets every core leave boot: cores with a vCPU run it, the others park.
+pub fn release_cores() {
+    GO.store(true, Ordering::Release);
+    cpu::sev();
+}
+
+impl Vm {
+    /// vCPU 0's state at (re)start: pending at the kernel entry, x0 = DTB.
+    fn boot_power(&self) -> Power {
+        Power::OnPending {
+            entry: self.plan.kernel,
+            context: self.plan.dtb,
+        }
+    }
+
+    /// Scrubs the VM's RAM (nothing of a previous owner may leak) and
+    /// leaves it clean to the point of coherency.
+    fn zero_ram(&self) {
+        for c in self.ram.chunks() {
+            cpu::zero_to_poc(c.pa, c.size);
+        }
+    }
+
+    /// Copies `data` to guest IPA `ipa` (inside RAM: checked by the plan).
+    fn copy_in(&self, ipa: u64, data: &[u8]) {
+        let Some(pieces) = self.ram.host_pieces(ipa, data.len() as u64) else {
+            error!(
+                "VM '{}': image at IPA {ipa:#x} outside RAM (plan bug)",
+                self.name
+            );
+            return;
+        };
+        let mut at = 0usize;
+        for (pa, n) in pieces {
+            // SAFETY: VM RAM, identity-mapped; the source is the bundle.
+            unsafe {
+                core::ptr::copy_nonoverlapping(data[at..].as_ptr(), pa as *mut u8, n as usize)
+            };
+            cpu::clean_inval_dcache(pa, n);
+            at += n as usize;
+        }
+    }
+
+    /// Writes back and drops every cache line of the VM's RAM: what the
+    /// guest left dirty must not land on top of a fresh load later.
+    pub(super) fn flush_ram(&self) {
+        for c in self.ram.chunks() {
+            cpu::clean_inval_dcache(c.pa, c.size);
+        }
+    }
+
+    /// (Re)loads kernel, initrd and device tree, cleaned to the point of
+    /// coherency for a guest that starts with its caches off.
+    pub(super) fn load(&self) {
+        self.copy_in(self.plan.kernel, self.kernel);
+        if let (Some(rd), Some((ipa, _))) = (self.initrd, self.plan.initrd) {
+            self.copy_in(ipa, rd);
+        }
+        self.copy_in(self.plan.dtb, &self.dtb);
+    }
+}
+
+/// This core's VM and vCPU index.
+pub fn current(core: usize) -> Option<(&'static Vm, usize)> {
+    let a = ASSIGN.get(core)?.load(Ordering::Relaxed);
+    if a == usize::MAX {
+        return None;
+    }
+    let vm = VMS.get()?.get(a >> 8)?;
+    Some((vm, a & 0xff))
+}

@@ -1,0 +1,341 @@
+//! The per-core vCPU loop and exit handling (trap-and-emulate): each exit
+//! is decoded by [`crate::trap::decode`] and answered here: MMIO through
+//! the VM's bus, PSCI/SMCCC, system registers, aborts injected back into
+//! the guest. Nothing a guest does stops the hypervisor or another VM.
+
+use super::{current, drain_interrupts, kick, state, Vm, GO, IN_GUEST, VTCR};
+use crate::arch::{boot, cpu, guest};
+use crate::exception::{Frame, Snapshot};
+use crate::trap::inject::{self, Fault, PSTATE_EL1H_MASKED};
+use crate::trap::mmio::BusError;
+use crate::trap::sysreg::{self, SysRegResult};
+use crate::trap::{self, Exit};
+use crate::vm::psci::{self, Outcome, Power};
+use core::cell::UnsafeCell;
+use core::sync::atomic::Ordering;
+use log::{info, warn};
+
+/// Each core's entry frame (read by guest_enter, off the stack).
+struct EntryFrames([UnsafeCell<Frame>; 4]);
+// SAFETY: each core only touches its own slot.
+unsafe impl Sync for EntryFrames {}
+static ENTRY: EntryFrames = EntryFrames([const { UnsafeCell::new(Frame::ZERO) }; 4]);
+
+/// How long SYSTEM_RESET waits for the other vCPUs to leave the guest.
+const STOP_TIMEOUT_MS: u64 = 1000;
+
+/// Logs a guest-caused event, rate-limited per VM.
+macro_rules! guest_log {
+    ($vm:expr, $($arg:tt)*) => {{
+        let allowed = $vm.log.lock().allow(cpu::counter(), cpu::counter_freq());
+        if let Some(n) = allowed {
+            if n > 0 {
+                warn!("VM '{}': {} similar messages suppressed", $vm.name, n);
+            }
+            warn!("VM '{}': {}", $vm.name, format_args!($($arg)*));
+        }
+    }};
+}
+
+/// A core's life after boot: run its vCPU whenever it is on, sleep
+/// otherwise. Never returns; also re-entered when a vCPU stops.
+pub fn run_core(core: usize) -> ! {
+    while !GO.load(Ordering::Acquire) {
+        aarch64_cpu::asm::wfe();
+    }
+    let Some((vm, v)) = current(core) else {
+        cpu::park();
+    };
+    IN_GUEST[core].store(false, Ordering::Release);
+    loop {
+        drain_interrupts();
+        {
+            let mut power = vm.power.lock();
+            if vm.state.load(Ordering::Acquire) == state::RUNNING {
+                if let Power::OnPending { entry, context } = power[v] {
+                    power[v] = Power::On;
+                    IN_GUEST[core].store(true, Ordering::Release);
+                    drop(power);
+                    start_vcpu(vm, v, core, entry, context);
+                }
+            }
+        }
+        // Off, stopped or resetting: sleep until kicked.
+        aarch64_cpu::asm::wfi();
+    }
+}
+
+/// Enters vCPU `v` at `entry` with x0 = `context`, from the defined
+/// reset state.
+fn start_vcpu(vm: &Vm, v: usize, core: usize, entry: u64, context: u64) -> ! {
+    guest::configure_vcpu(*VTCR.get().unwrap_or(&0), vm.vttbr, psci::vmpidr(v));
+    guest::reset_el1();
+    *vm.vcpus[v].sysregs.lock() = crate::trap::sysreg::SysRegState::reset();
+    let mut f = Frame::ZERO;
+    f.regs[0] = context;
+    f.elr = entry;
+    f.spsr = PSTATE_EL1H_MASKED;
+    // SAFETY: this core's own slot; nothing else reads or writes it.
+    let slot = unsafe { &mut *ENTRY.0[core].get() };
+    *slot = f;
+    // SAFETY: the slot is static, the core is configured for the vCPU,
+    // and the stack is this core's own.
+    unsafe { guest::enter(slot, boot::core_stack_top(core)) }
+}
+
+/// Leaves the guest for good (vCPU off, VM stopped or resetting).
+fn leave(core: usize) -> ! {
+    run_core(core)
+}
+
+/// Called from the vectors for every exception from EL1/EL0.
+pub fn handle_exit(frame: &mut Frame, slot: u64) {
+    let core = cpu::core_index();
+    let Some((vm, v)) = current(core) else {
+        let snap = Snapshot {
+            frame: *frame,
+            slot,
+            core,
+        };
+        crate::kernel::unexpected_exception(&snap);
+    };
+    match slot % 4 {
+        0 => sync_exit(vm, v, core, frame),
+        1 | 2 => drain_interrupts(),
+        _ => {
+            // An SError from the guest's own doing: it gets a virtual
+            // SError, the hypervisor carries on.
+            guest_log!(
+                vm,
+                "vCPU {v}: SError (ESR {:#x}) at PC {:#x}; delivering a virtual SError",
+                frame.esr,
+                frame.elr
+            );
+            guest::raise_virtual_serror();
+        }
+    }
+    if vm.state.load(Ordering::Acquire) != state::RUNNING {
+        leave(core);
+    }
+}
+
+fn inject_fault(frame: &mut Frame, fault: Fault) {
+    let inj = inject::inject(fault, frame.elr, frame.spsr, guest::vbar_el1());
+    guest::apply_injection(frame, &inj);
+}
+
+fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
+    match trap::decode(frame.esr, frame.far, frame.hpfar) {
+        Exit::Hvc { .. } => hypercall(vm, v, core, frame),
+        Exit::Smc { .. } => {
+            frame.elr += 4; // a trapped SMC leaves ELR at the SMC itself
+            hypercall(vm, v, core, frame)
+        }
+        Exit::Mmio(a) => {
+            let store = a.store_value(&frame.regs);
+            let r = vm.bus.lock().dispatch(&a, store);
+            match r {
+                Ok(raw) => {
+                    if !a.write {
+                        a.complete_load(&mut frame.regs, raw);
+                    }
+                    frame.elr += 4;
+                }
+                Err(e) => {
+                    let dir = if a.write { "write to" } else { "read of" };
+                    if e == BusError::Unmapped {
+                        guest_log!(vm, "vCPU {v}: {dir} unmapped IPA {:#x} (PC {:#x}); injecting an external abort", a.ipa, frame.elr);
+                    } else {
+                        guest_log!(vm, "vCPU {v}: {}-byte {dir} IPA {:#x} refused: {e}; injecting an external abort", a.width, a.ipa);
+                    }
+                    inject_fault(
+                        frame,
+                        Fault::DataAbort {
+                            far: frame.far,
+                            write: a.write,
+                        },
+                    );
+                }
+            }
+        }
+        Exit::DataAbort(a) => {
+            let why = if a.s1ptw {
+                "its own page-table walk touched"
+            } else if !a.isv {
+                "an access without a valid syndrome (cannot be emulated) to"
+            } else {
+                "a faulting access to"
+            };
+            guest_log!(
+                vm,
+                "vCPU {v}: {why} IPA {:#x} (FSC {:#x}, PC {:#x}); injecting an external abort",
+                a.ipa,
+                a.fsc,
+                frame.elr
+            );
+            inject_fault(
+                frame,
+                Fault::DataAbort {
+                    far: a.far.unwrap_or(0),
+                    write: a.write,
+                },
+            );
+        }
+        Exit::InstrAbort(a) => {
+            guest_log!(
+                vm,
+                "vCPU {v}: instruction fetch from IPA {:#x} (FSC {:#x}); injecting an abort",
+                a.ipa,
+                a.fsc
+            );
+            inject_fault(
+                frame,
+                Fault::InstrAbort {
+                    far: a.far.unwrap_or(0),
+                },
+            );
+        }
+        Exit::SysReg(a) => {
+            let value = frame.regs.get(a.rt as usize).copied().unwrap_or(0);
+            let r = sysreg::emulate(&a, value, &mut vm.vcpus[v].sysregs.lock());
+            match r {
+                SysRegResult::Read(x) => {
+                    if let Some(reg) = frame.regs.get_mut(a.rt as usize) {
+                        *reg = x;
+                    }
+                    frame.elr += 4;
+                }
+                SysRegResult::Written => frame.elr += 4,
+                SysRegResult::SetWay(op) => {
+                    guest::dc_cisw(op);
+                    frame.elr += 4;
+                }
+                SysRegResult::Undefined => {
+                    guest_log!(vm, "vCPU {v}: {a} is not emulated; injecting UNDEFINED");
+                    inject_fault(frame, Fault::Undefined);
+                }
+            }
+        }
+        Exit::Wfx { .. } => frame.elr += 4,
+        Exit::Other { ec } => {
+            guest_log!(
+                vm,
+                "vCPU {v}: exception class {ec:#x} ({}) at PC {:#x}; injecting UNDEFINED",
+                crate::exception::class_name(ec),
+                frame.elr
+            );
+            inject_fault(frame, Fault::Undefined);
+        }
+    }
+}
+
+/// PSCI and SMCCC over HVC or SMC.
+fn hypercall(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
+    let regs = [frame.regs[0], frame.regs[1], frame.regs[2], frame.regs[3]];
+    let outcome = {
+        let mut power = vm.power.lock();
+        psci::call(regs, v, &mut power, vm.ram.size())
+    };
+    match outcome {
+        Outcome::Return(x) => frame.regs[0] = x,
+        Outcome::Started(t) => {
+            frame.regs[0] = 0;
+            kick(vm.vcpus[t].core);
+        }
+        Outcome::Off => {
+            IN_GUEST[core].store(false, Ordering::Release);
+            leave(core);
+        }
+        Outcome::Suspend => {
+            // Standby (a power-down request is downgraded to standby,
+            // which PSCI allows): sleep until an interrupt, then SUCCESS.
+            frame.regs[0] = 0;
+            aarch64_cpu::asm::wfi();
+        }
+        Outcome::SystemOff => system_off(vm, v, core),
+        Outcome::SystemReset => system_reset(vm, v, core),
+        Outcome::Unknown => {
+            frame.regs[0] = psci::ret::NOT_SUPPORTED as u64;
+            guest_log!(
+                vm,
+                "vCPU {v}: unknown SMC/HVC function {:#x}; returned NOT_SUPPORTED",
+                regs[0]
+            );
+        }
+    }
+}
+
+fn kick_siblings(vm: &Vm, v: usize) {
+    for (i, c) in vm.vcpus.iter().enumerate() {
+        if i != v {
+            kick(c.core);
+        }
+    }
+}
+
+fn system_off(vm: &Vm, v: usize, core: usize) -> ! {
+    {
+        let mut power = vm.power.lock();
+        if vm.state.swap(state::OFF, Ordering::AcqRel) == state::RUNNING {
+            power.iter_mut().for_each(|p| *p = Power::Off);
+            info!(
+                "VM '{}': SYSTEM_OFF from vCPU {v}: stopped; its cores are idle",
+                vm.name
+            );
+        }
+    }
+    kick_siblings(vm, v);
+    IN_GUEST[core].store(false, Ordering::Release);
+    leave(core)
+}
+
+fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
+    {
+        let _power = vm.power.lock();
+        if vm
+            .state
+            .compare_exchange(
+                state::RUNNING,
+                state::RESETTING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            drop(_power);
+            IN_GUEST[core].store(false, Ordering::Release);
+            leave(core);
+        }
+    }
+    IN_GUEST[core].store(false, Ordering::Release);
+    kick_siblings(vm, v);
+    let deadline = cpu::counter() + cpu::counter_freq() * STOP_TIMEOUT_MS / 1000;
+    for (i, c) in vm.vcpus.iter().enumerate() {
+        while IN_GUEST[c.core].load(Ordering::Acquire) {
+            if cpu::counter() > deadline {
+                warn!(
+                    "VM '{}': vCPU {i} did not stop within {STOP_TIMEOUT_MS} ms; resetting anyway",
+                    vm.name
+                );
+                break;
+            }
+            core::hint::spin_loop();
+        }
+    }
+    let n = vm.resets.fetch_add(1, Ordering::Relaxed) + 1;
+    info!(
+        "VM '{}': SYSTEM_RESET from vCPU {v}: reloading (reset {n})",
+        vm.name
+    );
+    vm.flush_ram();
+    vm.load();
+    guest::publish_memory();
+    {
+        let mut power = vm.power.lock();
+        power.iter_mut().for_each(|p| *p = Power::Off);
+        power[0] = vm.boot_power();
+        vm.state.store(state::RUNNING, Ordering::Release);
+    }
+    kick(vm.vcpus[0].core);
+    leave(core)
+}

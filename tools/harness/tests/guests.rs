@@ -1,0 +1,120 @@
+//! Guests at EL1 on QEMU raspi4b: the bare-metal test guest under the
+//! hypervisor, alone (four vCPUs) and as two VMs side by side, and bundles
+//! the hypervisor must refuse.
+
+use pivisor_harness::{artifact, dtb, Boot, Output};
+
+fn boot(bundle: &str) -> Boot {
+    Boot::new(artifact("PIVISOR_IMAGE"))
+        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+        .initrd(artifact(bundle))
+}
+
+/// Every check the test guest makes, by name (cpu-on per secondary vCPU).
+const CHECKS: &[&str] = &[
+    "testdev-id",
+    "dt-cpus",
+    "psci-version",
+    "smccc-version",
+    "psci-features",
+    "arch-workarounds",
+    "migrate-info-type",
+    "unknown-hvc",
+    "smc",
+    "mmio-widths",
+    "mmio-store",
+    "abort-past-ram",
+    "abort-write-past-ram",
+    "abort-uart-page",
+    "abort-far-ipa",
+    "abort-bad-register",
+    "sysregs",
+    "cpu-on-errors",
+    "ram",
+];
+
+fn guest_passed(o: &Output, vm: &str, vcpus: usize) {
+    for c in CHECKS {
+        o.expect(&format!(r"\[{vm}\] TEST {c} ok\n"));
+    }
+    assert_eq!(
+        o.count(&format!(r"\[{vm}\] TEST cpu-on ok")),
+        vcpus - 1,
+        "{vm}: CPU_ON of every secondary vCPU"
+    );
+    assert_eq!(
+        o.count(&format!(r"\[{vm}\] TEST cpu-on-again ok")),
+        vcpus - 1,
+        "{vm}: off then on again"
+    );
+    o.expect(&format!(r"\[{vm}\] RESULT pass \d+; SYSTEM_RESET"))
+        .expect(&format!(
+            r"VM '{vm}': SYSTEM_RESET from vCPU 0: reloading \(reset 1\)"
+        ))
+        .expect(&format!(
+            r"\[{vm}\] pivisor-testguest: VM \d back after SYSTEM_RESET"
+        ))
+        .expect(&format!(r"\[{vm}\] TEST reset ok"))
+        .expect(&format!(r"\[{vm}\] RESULT pass {vcpus}; SYSTEM_OFF"))
+        .expect(&format!(
+            r"VM '{vm}': SYSTEM_OFF from vCPU 0: stopped; its cores are idle"
+        ))
+        .reject(&format!(r"\[{vm}\] .*FAIL"));
+}
+
+fn hypervisor_clean(o: &Output) {
+    // Guest-caused aborts and unknown calls are WARN lines by design; the
+    // hypervisor itself must never report an error or a fault.
+    o.reject(r"ERROR|FAULT|PANIC|parked");
+}
+
+#[test]
+fn one_vm_four_vcpus_passes_every_check() {
+    let o = boot("PIVISOR_BUNDLE_TEST").run_until_match(r"SYSTEM_OFF from vCPU 0");
+    hypervisor_clean(&o);
+    o.expect(r"VM 0 'test': 4 vCPU\(s\) on core\(s\) \[0, 1, 2, 3\], 128 MiB RAM at host 0x[0-9a-f]+ \(VMID 1\)")
+        .expect(r"starting the VMs")
+        .expect(r"\[test\] pivisor-testguest: VM 0, 4 vCPU\(s\), 128 MiB RAM");
+    guest_passed(&o, "test", 4);
+    // The refusals are logged, naming the VM and the IPA.
+    o.expect(r"WARN  VM 'test': vCPU 0: read of unmapped IPA 0x8001000 \(PC 0x[0-9a-f]+\); injecting an external abort")
+        .expect(r"VM 'test': vCPU 0: unknown SMC/HVC function 0x86000000; returned NOT_SUPPORTED");
+}
+
+#[test]
+fn two_vms_side_by_side_stay_apart() {
+    let o = boot("PIVISOR_BUNDLE_TWO")
+        .timeout(std::time::Duration::from_secs(120))
+        .run_until(|s| s.matches("SYSTEM_OFF from vCPU 0").count() == 2);
+    hypervisor_clean(&o);
+    o.expect(r"VM 0 'alpha': 2 vCPU\(s\) on core\(s\) \[0, 1\], 384 MiB RAM at host 0x[0-9a-f]+ \(VMID 1\)")
+        .expect(r"VM 1 'beta': 2 vCPU\(s\) on core\(s\) \[2, 3\], 384 MiB RAM at host 0x[0-9a-f]+ \(VMID 2\)");
+    // Each VM's RAM kept its own pattern throughout (TEST ram), and every
+    // IPA past its RAM - where the other VM's memory would be if IPAs were
+    // host addresses - aborted (abort-past-ram, abort-far-ipa).
+    guest_passed(&o, "alpha", 2);
+    guest_passed(&o, "beta", 2);
+    o.expect(r"\[alpha\] pivisor-testguest: VM 0")
+        .expect(r"\[beta\] pivisor-testguest: VM 1");
+}
+
+#[test]
+fn a_corrupt_bundle_starts_nothing() {
+    // The hypervisor image is not a bundle.
+    let o = Boot::new(artifact("PIVISOR_IMAGE"))
+        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+        .initrd(artifact("PIVISOR_IMAGE"))
+        .run_until_match(r"no VM started");
+    o.expect(
+        r"ERROR guest bundle at 0x[0-9a-f]+-0x[0-9a-f]+: not a pivisor guest bundle \(bad magic\)",
+    )
+    .expect(r"4 of 4 cores online")
+    .reject(r"FAULT|PANIC|starting the VMs");
+}
+
+#[test]
+fn a_config_that_does_not_fit_starts_nothing() {
+    let o = boot("PIVISOR_BUNDLE_TOOBIG").run_until_match(r"no VM started");
+    o.expect(r"ERROR vms.conf: the VMs need 1024 MiB of RAM, but only \d+ MiB is free for guests")
+        .reject(r"FAULT|PANIC|starting the VMs|\[big\]");
+}
