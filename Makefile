@@ -64,7 +64,10 @@ $(GUEST_IMG): $(GUEST_ELF)
 
 $(BUILD)/guests-test.img: guests/testguest.conf $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
-$(BUILD)/guests-two.img: guests/testguest-two.conf $(GUEST_IMG)
+$(BUILD)/guests/testguest-extra.dtb: guests/testguest-extra.dts | setup
+	@mkdir -p $(dir $@)
+	dtc -I dts -O dtb -o $@ $<
+$(BUILD)/guests-two.img: guests/testguest-two.conf $(GUEST_IMG) $(BUILD)/guests/testguest-extra.dtb
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
 # A fixture the hypervisor must refuse at boot (mkbundle is told of a
 # larger board so that it lets it through).

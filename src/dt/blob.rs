@@ -300,3 +300,58 @@ pub fn sanitize(blob: &[u8], out: &mut [u8]) -> Result<usize, DtError> {
     }
     Ok(total_out)
 }
+
+/// One event of a walk over a checked tree's structure block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A node begins (depth 0 is the root).
+    Begin(&'a str, usize),
+    /// A property of the current node.
+    Prop(&'a str, &'a [u8]),
+    /// The current node ends.
+    End(usize),
+}
+
+/// Checks `blob` (as [`sanitize`] does) and calls `f` for every node and
+/// property, in order. Stops at the first error `f` returns.
+pub fn walk<E: From<DtError>>(
+    blob: &[u8],
+    f: &mut dyn FnMut(Event<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut copy = alloc::vec![0u8; blob.len().max(HEADER_SIZE) + 64];
+    let n = sanitize(blob, &mut copy)?;
+    let b = &copy[..n];
+    let h = Header::read(b)?;
+    let structs = &b[h.off_dt_struct as usize..(h.off_dt_struct + h.size_dt_struct) as usize];
+    let strings = &b[h.off_dt_strings as usize..(h.off_dt_strings + h.size_dt_strings) as usize];
+    let bad = |offset: usize| DtError::BadStructure {
+        offset,
+        what: "inconsistent checked copy",
+    };
+    let (mut pos, mut depth) = (0usize, 0usize);
+    loop {
+        match be32(structs, pos).ok_or(bad(pos))? {
+            BEGIN_NODE => {
+                let name = cstr_at(structs, pos + 4).ok_or(bad(pos))?;
+                f(Event::Begin(name, depth))?;
+                depth += 1;
+                pos += align4(4 + name.len() + 1);
+            }
+            PROP => {
+                let len = be32(structs, pos + 4).ok_or(bad(pos))? as usize;
+                let nameoff = be32(structs, pos + 8).ok_or(bad(pos))? as usize;
+                let name = cstr_at(strings, nameoff).ok_or(bad(pos))?;
+                let value = structs.get(pos + 12..pos + 12 + len).ok_or(bad(pos))?;
+                f(Event::Prop(name, value))?;
+                pos += 12 + align4(len);
+            }
+            END_NODE => {
+                depth = depth.checked_sub(1).ok_or(bad(pos))?;
+                f(Event::End(depth))?;
+                pos += 4;
+            }
+            END => return Ok(()),
+            _ => return Err(bad(pos).into()),
+        }
+    }
+}

@@ -53,6 +53,11 @@ impl FdtWriter {
         Self::default()
     }
 
+    /// How many nodes are open (1 inside the root).
+    pub fn depth(&self) -> usize {
+        self.open.len()
+    }
+
     /// Sets the header's boot_cpuid_phys.
     pub fn set_boot_cpuid(&mut self, id: u32) {
         self.boot_cpuid = id;

@@ -136,6 +136,7 @@ pub struct Prepared {
     ram: GuestRam,
     kernel: &'static [u8],
     initrd: Option<&'static [u8]>,
+    extra: Option<&'static [u8]>,
     plan: LoadPlan,
 }
 
@@ -178,6 +179,13 @@ pub fn prepare(
             ),
             None => None,
         };
+        let extra =
+            match cfg.dtb_extra {
+                Some(n) => Some(bundle.file(n).ok_or_else(|| {
+                    what(&alloc::format!("dtb-extra '{n}' is not in the bundle"))
+                })?),
+                None => None,
+            };
         let header = image::parse_header(kernel)
             .map_err(|e| what(&alloc::format!("kernel '{}': {e}", cfg.kernel)))?;
         let plan = image::plan(
@@ -216,6 +224,7 @@ pub fn prepare(
             ram,
             kernel,
             initrd,
+            extra,
             plan,
         });
     }
@@ -258,8 +267,12 @@ pub fn build(prepared: Vec<Prepared>, parange: u64) -> Result<(), String> {
             bootargs: p.cfg.bootargs,
             initrd: p.plan.initrd,
             devices: &p.cfg.devices,
+            extra: p.extra,
         })
-        .map_err(|e| what(&alloc::format!("device tree: {e}")))?;
+        .map_err(|e| what(&e))?;
+        if dtb.len() as u64 > image::DTB_MAX {
+            return Err(what(&"its device tree exceeds 2 MiB"));
+        }
         let mut bus = MmioBus::new();
         for d in &p.cfg.devices {
             match d {

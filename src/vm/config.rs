@@ -11,7 +11,13 @@
 //! initrd   = rootfs.cpio.gz # optional
 //! bootargs = console=ttyAMA0 earlycon
 //! devices  = testdev        # devices the VM owns or sees emulated
+//! dtb-extra = extra.dtb     # optional: nodes added to the VM's tree
 //! ```
+//!
+//! `dtb-extra` names a compiled device tree in the bundle whose root's
+//! child nodes are appended to the tree the hypervisor generates (root
+//! properties are ignored; nodes the hypervisor writes itself and the
+//! GIC's phandle are refused).
 //!
 //! Optional: `memory-at = 0x20000000` pins the VM's RAM at that host
 //! physical address (2 MiB-aligned) instead of letting the hypervisor
@@ -62,6 +68,8 @@ pub struct VmConfig<'a> {
     pub kernel: &'a str,
     /// Initrd file name in the bundle.
     pub initrd: Option<&'a str>,
+    /// Extra device tree nodes (a .dtb file name in the bundle).
+    pub dtb_extra: Option<&'a str>,
     /// Kernel command line.
     pub bootargs: &'a str,
     /// Devices.
@@ -164,6 +172,7 @@ struct Partial<'a> {
     memory_at: Option<u64>,
     kernel: Option<&'a str>,
     initrd: Option<&'a str>,
+    dtb_extra: Option<&'a str>,
     bootargs: Option<&'a str>,
     devices: Option<Vec<Device>>,
 }
@@ -183,6 +192,7 @@ impl<'a> Partial<'a> {
             memory_at: self.memory_at,
             kernel: self.kernel.ok_or_else(|| need("kernel"))?,
             initrd: self.initrd,
+            dtb_extra: self.dtb_extra,
             bootargs: self.bootargs.unwrap_or(""),
             devices: self.devices.unwrap_or_default(),
             line: self.line,
@@ -216,17 +226,17 @@ impl<'a> Partial<'a> {
                 }
                 once(&mut self.memory_at, a, key, line)
             }
-            "kernel" | "initrd" => {
+            "kernel" | "initrd" | "dtb-extra" => {
                 if val.is_empty() || val.len() > super::bundle::NAME_MAX || val.contains(' ') {
                     return Err(err(
                         line,
                         alloc::format!("{key}: '{val}' is not a bundle file name"),
                     ));
                 }
-                let slot = if key == "kernel" {
-                    &mut self.kernel
-                } else {
-                    &mut self.initrd
+                let slot = match key {
+                    "kernel" => &mut self.kernel,
+                    "initrd" => &mut self.initrd,
+                    _ => &mut self.dtb_extra,
                 };
                 once(slot, val, key, line)
             }

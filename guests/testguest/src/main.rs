@@ -103,6 +103,13 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         cpus == vcpus && vcpus > 0,
         format_args!("tree has {cpus} cpus, device says {vcpus}"),
     );
+    if fdt
+        .as_ref()
+        .and_then(|f| f.find_node("/test-extra"))
+        .is_some()
+    {
+        t.check("dtb-extra", true, format_args!(""));
+    }
     test_psci_basics(&mut t);
     test_mmio(&mut t);
     let seed = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(vm as u64 + 1);

@@ -94,6 +94,8 @@ fn two_vms_side_by_side_stay_apart() {
     // host addresses - aborted (abort-past-ram, abort-far-ipa).
     guest_passed(&o, "alpha", 2);
     guest_passed(&o, "beta", 2);
+    o.expect(r"\[beta\] TEST dtb-extra ok")
+        .reject(r"\[alpha\] TEST dtb-extra");
     o.expect(r"\[alpha\] pivisor-testguest: VM 0")
         .expect(r"\[beta\] pivisor-testguest: VM 1");
 }

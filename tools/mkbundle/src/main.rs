@@ -10,7 +10,7 @@
 //! Files named in the configuration are looked up next to it, then in
 //! each -L directory.
 
-use pivisor::vm::{bundle, config, image};
+use pivisor::vm::{bundle, config, fdt, image};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -80,7 +80,7 @@ fn run() -> Result<(), String> {
     // Every file once, in first-use order.
     let mut names: Vec<&str> = Vec::new();
     for v in &vms {
-        for n in std::iter::once(v.kernel).chain(v.initrd) {
+        for n in std::iter::once(v.kernel).chain(v.initrd).chain(v.dtb_extra) {
             if !names.contains(&n) {
                 names.push(n);
             }
@@ -104,8 +104,25 @@ fn run() -> Result<(), String> {
         let h = image::parse_header(file(v.kernel))
             .map_err(|e| cfg(&format!("VM '{}': kernel '{}': {e}", v.name, v.kernel)))?;
         let rd = v.initrd.map(|n| file(n).len() as u64);
-        image::plan(&h, v.memory, rd, image::DTB_MAX)
+        let plan = image::plan(&h, v.memory, rd, image::DTB_MAX)
             .map_err(|e| cfg(&format!("VM '{}': {e}", v.name)))?;
+        // The tree the hypervisor will generate (this also checks dtb-extra).
+        let tree = fdt::build(&fdt::VmTree {
+            name: v.name,
+            vcpus: v.cores.len(),
+            ram: v.memory,
+            bootargs: v.bootargs,
+            initrd: plan.initrd,
+            devices: &v.devices,
+            extra: v.dtb_extra.map(file),
+        })
+        .map_err(|e| cfg(&format!("VM '{}': {e}", v.name)))?;
+        if tree.len() as u64 > image::DTB_MAX {
+            return Err(cfg(&format!(
+                "VM '{}': its device tree would exceed 2 MiB",
+                v.name
+            )));
+        }
     }
     let refs: Vec<(&str, &[u8])> = files
         .iter()

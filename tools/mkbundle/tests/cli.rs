@@ -48,6 +48,7 @@ fn refuses_with_the_reason() {
         ("[vm a]\ncores = 0\nmemory = 8M\nkernel = nothere\n", &[][..], "'nothere' not found"),
         ("[vm a]\ncores = 0\nmemory = 8M\nkernel = notimage\n", &[][..], "not an arm64 Image"),
         ("[vm a]\ncores = 0\nmemory = 2M\nkernel = k.img\n", &[][..], "the kernel needs"),
+        ("[vm a]\ncores = 0\nmemory = 8M\nkernel = k.img\ndtb-extra = notimage\n", &[][..], "dtb-extra is not a valid device tree"),
         ("[vm a]\ncores = 0\nmemory = 8M\nkernel = k.img\n[vm b]\ncores = 0\nmemory = 8M\nkernel = k.img\n", &[][..], "core 0 is given to both 'a' and 'b'"),
     ] {
         let (ok, text) = mkbundle(conf, extra);
