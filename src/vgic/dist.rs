@@ -1,0 +1,381 @@
+//! The virtual GICv2 distributor: a VM's GICD page, emulated by
+//! trap-and-emulate (ARM IHI 0048B, 4.3 "Distributor register
+//! descriptions"). Pure logic: the state of every interrupt the VM can
+//! see, per-vCPU banked SGIs and PPIs, and the register semantics.
+//!
+//! A VM sees its own SGIs and PPIs and the SPIs it owns; every other SPI
+//! reads as zero and ignores writes. Word access works for every
+//! register; byte access for IPRIORITYR, ITARGETSR, CPENDSGIR and
+//! SPENDSGIR (the spec's byte-accessible registers); any other width or
+//! register reads as zero and ignores writes.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// GIC-400 implements 32 priority levels: the low 3 bits read as zero.
+pub const PRIORITY_MASK: u8 = 0xf8;
+/// GICD_IIDR of a GIC-400.
+pub const IIDR: u32 = 0x0200_143b;
+
+/// One interrupt's distributor state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Irq {
+    /// Enabled (ISENABLER).
+    pub enabled: bool,
+    /// Pending (ISPENDR; for SGIs, any source bit).
+    pub pending: bool,
+    /// Active (ISACTIVER).
+    pub active: bool,
+    /// Group 1 (IGROUPR).
+    pub group1: bool,
+    /// Priority (IPRIORITYR, low bits masked).
+    pub priority: u8,
+    /// CPU targets (ITARGETSR; SPIs only).
+    pub targets: u8,
+    /// Edge-triggered (ICFGR bit 1).
+    pub edge: bool,
+}
+
+/// What a register write changed: the vCPUs whose deliverable interrupts
+/// may have changed (bit per vCPU), so their list registers are refreshed.
+pub type Dirty = u8;
+
+/// A VM's virtual distributor.
+#[derive(Debug, Clone)]
+pub struct VgicDist {
+    vcpus: usize,
+    lines: u32,
+    ctlr: u32,
+    /// Per vCPU: INTIDs 0-31.
+    private: Vec<[Irq; 32]>,
+    /// Per vCPU, per SGI: source vCPU bits.
+    sgi_sources: Vec<[u8; 16]>,
+    /// INTIDs 32..lines.
+    shared: Vec<Irq>,
+    /// Per SPI: owned by this VM.
+    owned: Vec<bool>,
+}
+
+impl VgicDist {
+    /// A distributor for `vcpus` vCPUs (1-8) owning the SPIs in `owned`
+    /// (INTIDs 32-1019; others are ignored).
+    pub fn new(vcpus: usize, owned: &[u32]) -> Self {
+        let vcpus = vcpus.clamp(1, 8);
+        let max = owned
+            .iter()
+            .copied()
+            .filter(|&i| (32..1020).contains(&i))
+            .max()
+            .unwrap_or(31);
+        let lines = (max + 1).next_multiple_of(32).min(1024);
+        let mut priv_irqs = [Irq::default(); 32];
+        for (i, irq) in priv_irqs.iter_mut().enumerate() {
+            irq.edge = i < 16; // SGIs are edge-triggered
+        }
+        let mut own = vec![false; (lines - 32) as usize];
+        for &i in owned {
+            if (32..lines).contains(&i) {
+                own[(i - 32) as usize] = true;
+            }
+        }
+        Self {
+            vcpus,
+            lines,
+            ctlr: 0,
+            private: vec![priv_irqs; vcpus],
+            sgi_sources: vec![[0; 16]; vcpus],
+            shared: vec![Irq::default(); (lines - 32) as usize],
+            owned: own,
+        }
+    }
+
+    /// Number of interrupt lines the VM sees (TYPER).
+    pub fn lines(&self) -> u32 {
+        self.lines
+    }
+
+    /// GICD_CTLR.EnableGrp0/1 as the guest set them.
+    pub fn enabled(&self) -> bool {
+        self.ctlr & 0b11 != 0
+    }
+
+    /// All vCPUs' bits.
+    fn all(&self) -> Dirty {
+        ((1u16 << self.vcpus) - 1) as u8
+    }
+
+    /// The state of `intid` as vCPU `vcpu` sees it; None if not visible.
+    pub fn irq(&self, vcpu: usize, intid: u32) -> Option<&Irq> {
+        match intid {
+            0..=31 => self.private.get(vcpu).map(|p| &p[intid as usize]),
+            _ if intid < self.lines && self.owned[(intid - 32) as usize] => {
+                Some(&self.shared[(intid - 32) as usize])
+            }
+            _ => None,
+        }
+    }
+
+    fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
+        match intid {
+            0..=31 => self.private.get_mut(vcpu).map(|p| &mut p[intid as usize]),
+            _ if intid < self.lines && self.owned[(intid - 32) as usize] => {
+                Some(&mut self.shared[(intid - 32) as usize])
+            }
+            _ => None,
+        }
+    }
+
+    /// Which vCPUs an interrupt can be delivered to.
+    fn reach(&self, vcpu: usize, intid: u32) -> Dirty {
+        if intid < 32 {
+            1 << vcpu
+        } else {
+            self.irq(vcpu, intid).map_or(0, |i| i.targets) & self.all()
+        }
+    }
+
+    /// Source vCPU bits of SGI `sgi` pending on `vcpu`.
+    pub fn sgi_sources(&self, vcpu: usize, sgi: u32) -> u8 {
+        self.sgi_sources
+            .get(vcpu)
+            .map_or(0, |s| s[(sgi & 15) as usize])
+    }
+
+    /// Marks SGI `sgi` from `source` pending on the vCPUs in `targets`.
+    pub fn send_sgi(&mut self, source: usize, targets: u8, sgi: u32) -> Dirty {
+        let sgi = (sgi & 15) as usize;
+        let mut dirty = 0;
+        for v in 0..self.vcpus {
+            if targets & (1 << v) != 0 {
+                self.sgi_sources[v][sgi] |= 1 << source;
+                self.private[v][sgi].pending = true;
+                dirty |= 1 << v;
+            }
+        }
+        dirty
+    }
+
+    /// A device (or the hardware) raises or lowers a line.
+    pub fn set_pending(&mut self, vcpu: usize, intid: u32, pending: bool) -> Dirty {
+        let reach = self.reach(vcpu, intid);
+        match self.irq_mut(vcpu, intid) {
+            Some(i) if intid >= 16 => {
+                i.pending = pending;
+                reach
+            }
+            _ => 0,
+        }
+    }
+
+    /// The guest's SGIR write from `vcpu`.
+    fn sgir(&mut self, vcpu: usize, v: u32) -> Dirty {
+        let list = ((v >> 16) & 0xff) as u8 & self.all();
+        let targets = match (v >> 24) & 3 {
+            0 => list,
+            1 => self.all() & !(1 << vcpu),
+            2 => 1 << vcpu,
+            _ => 0,
+        };
+        self.send_sgi(vcpu, targets, v & 15)
+    }
+
+    /// A bit-per-interrupt register: bank `n` (32 INTIDs from 32*n).
+    fn bits(&self, vcpu: usize, n: u32, f: impl Fn(&Irq) -> bool) -> u32 {
+        (0..32).fold(0, |acc, b| {
+            let on = self.irq(vcpu, n * 32 + b).is_some_and(&f);
+            acc | ((on as u32) << b)
+        })
+    }
+
+    fn set_bits(&mut self, vcpu: usize, n: u32, v: u32, f: impl Fn(&mut Irq, u32)) -> Dirty {
+        let mut dirty = 0;
+        for b in 0..32 {
+            if v & (1 << b) != 0 {
+                let intid = n * 32 + b;
+                let reach = self.reach(vcpu, intid);
+                if let Some(i) = self.irq_mut(vcpu, intid) {
+                    f(i, intid);
+                    dirty |= reach;
+                }
+            }
+        }
+        dirty
+    }
+
+    /// A guest load of `width` bytes at `offset` from vCPU `vcpu`.
+    pub fn read(&self, vcpu: usize, offset: u64, width: u8) -> u32 {
+        let off = offset as u32;
+        if width == 1 {
+            return match off {
+                0x400..=0x7fb => self.irq(vcpu, off - 0x400).map_or(0, |i| i.priority) as u32,
+                0x800..=0xbfb => self.target_byte(vcpu, off - 0x800) as u32,
+                0xf10..=0xf1f => self.sgi_sources(vcpu, off & 0xf) as u32,
+                0xf20..=0xf2f => self.sgi_sources(vcpu, off & 0xf) as u32,
+                _ => 0,
+            };
+        }
+        if width != 4 || !off.is_multiple_of(4) {
+            return 0;
+        }
+        let n = (off & 0x7f) / 4;
+        match off {
+            0x000 => self.ctlr,
+            0x004 => (self.lines / 32 - 1) | ((self.vcpus as u32 - 1) << 5),
+            0x008 => IIDR,
+            0x080..=0x0fc => self.bits(vcpu, n, |i| i.group1),
+            0x100..=0x17c | 0x180..=0x1fc => self.bits(vcpu, n, |i| i.enabled),
+            0x200..=0x27c | 0x280..=0x2fc => self.bits(vcpu, n, |i| i.pending),
+            0x300..=0x37c | 0x380..=0x3fc => self.bits(vcpu, n, |i| i.active),
+            0x400..=0x7f8 => (0..4).fold(0, |a, b| {
+                a | (self.read(vcpu, (off + b) as u64, 1) << (8 * b))
+            }),
+            0x800..=0xbf8 => (0..4).fold(0, |a, b| {
+                a | ((self.target_byte(vcpu, off - 0x800 + b) as u32) << (8 * b))
+            }),
+            0xc00..=0xcfc => {
+                let first = (off - 0xc00) * 4; // 16 INTIDs per word
+                (0..16).fold(0, |a, k| {
+                    let edge = self.irq(vcpu, first + k).is_some_and(|i| i.edge);
+                    a | ((edge as u32) << (2 * k + 1))
+                })
+            }
+            0xf10..=0xf2c => (0..4).fold(0, |a, b| {
+                a | ((self.sgi_sources(vcpu, (off & 0xf) + b) as u32) << (8 * b))
+            }),
+            0xfd0 => 0x04,
+            0xfe0 => 0x90,
+            0xfe4 => 0xb4,
+            0xfe8 => 0x2b,
+            0xff0 => 0x0d,
+            0xff4 => 0xf0,
+            0xff8 => 0x05,
+            0xffc => 0xb1,
+            _ => 0,
+        }
+    }
+
+    fn target_byte(&self, vcpu: usize, intid: u32) -> u8 {
+        if intid < 32 {
+            // Banked, read-only: this vCPU's own bit.
+            return if vcpu < self.vcpus {
+                1 << vcpu
+            } else {
+                0
+            };
+        }
+        self.irq(vcpu, intid).map_or(0, |i| i.targets)
+    }
+
+    /// A guest store of `width` bytes at `offset` from vCPU `vcpu`;
+    /// returns the vCPUs whose deliverable interrupts may have changed.
+    pub fn write(&mut self, vcpu: usize, offset: u64, width: u8, value: u32) -> Dirty {
+        let off = offset as u32;
+        if vcpu >= self.vcpus {
+            return 0;
+        }
+        if width == 1 {
+            return self.write_byte(vcpu, off, value as u8);
+        }
+        if width != 4 || !off.is_multiple_of(4) {
+            return 0;
+        }
+        let n = (off & 0x7f) / 4;
+        match off {
+            0x000 => {
+                self.ctlr = value & 0b11;
+                self.all()
+            }
+            0x080..=0x0fc => {
+                let mut d = 0;
+                for b in 0..32 {
+                    let intid = n * 32 + b;
+                    let reach = self.reach(vcpu, intid);
+                    if let Some(i) = self.irq_mut(vcpu, intid) {
+                        i.group1 = value & (1 << b) != 0;
+                        d |= reach;
+                    }
+                }
+                d
+            }
+            0x100..=0x17c => self.set_bits(vcpu, n, value, |i, _| i.enabled = true),
+            0x180..=0x1fc => self.set_bits(vcpu, n, value, |i, _| i.enabled = false),
+            // SGIs are made pending through SPENDSGIR, not ISPENDR0.
+            0x200..=0x27c => self.set_bits(vcpu, n, value, |i, id| i.pending |= id >= 16),
+            0x280..=0x2fc => self.set_bits(vcpu, n, value, |i, id| i.pending &= id < 16),
+            0x300..=0x37c => self.set_bits(vcpu, n, value, |i, _| i.active = true),
+            0x380..=0x3fc => self.set_bits(vcpu, n, value, |i, _| i.active = false),
+            0x400..=0x7f8 | 0x800..=0xbf8 | 0xf10..=0xf2c => (0..4).fold(0, |d, b| {
+                d | self.write_byte(vcpu, off + b, (value >> (8 * b)) as u8)
+            }),
+            0xc00..=0xcfc => {
+                let first = (off - 0xc00) * 4;
+                let mut d = 0;
+                for k in 0..16 {
+                    let intid = first + k;
+                    if intid < 16 {
+                        continue; // SGIs: always edge, read-only
+                    }
+                    let reach = self.reach(vcpu, intid);
+                    if let Some(i) = self.irq_mut(vcpu, intid) {
+                        i.edge = value & (1 << (2 * k + 1)) != 0;
+                        d |= reach;
+                    }
+                }
+                d
+            }
+            0xf00 => self.sgir(vcpu, value),
+            _ => 0,
+        }
+    }
+
+    fn write_byte(&mut self, vcpu: usize, off: u32, b: u8) -> Dirty {
+        match off {
+            0x400..=0x7fb => {
+                let intid = off - 0x400;
+                let reach = self.reach(vcpu, intid);
+                match self.irq_mut(vcpu, intid) {
+                    Some(i) => {
+                        i.priority = b & PRIORITY_MASK;
+                        reach
+                    }
+                    None => 0,
+                }
+            }
+            0x820..=0xbfb => {
+                let intid = off - 0x800;
+                let all = self.all();
+                let old = self.reach(vcpu, intid);
+                match self.irq_mut(vcpu, intid) {
+                    Some(i) => {
+                        i.targets = b & all;
+                        old | (b & all)
+                    }
+                    None => 0,
+                }
+            }
+            0xf10..=0xf1f => {
+                let sgi = (off & 0xf) as usize;
+                let s = &mut self.sgi_sources[vcpu][sgi];
+                *s &= !b;
+                if *s == 0 {
+                    self.private[vcpu][sgi].pending = false;
+                }
+                1 << vcpu
+            }
+            0xf20..=0xf2f => {
+                let sgi = (off & 0xf) as usize;
+                let srcs = b & self.all();
+                if srcs != 0 {
+                    self.sgi_sources[vcpu][sgi] |= srcs;
+                    self.private[vcpu][sgi].pending = true;
+                }
+                1 << vcpu
+            }
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "dist_tests.rs"]
+mod tests;
