@@ -257,11 +257,7 @@ impl VgicDist {
     fn target_byte(&self, vcpu: usize, intid: u32) -> u8 {
         if intid < 32 {
             // Banked, read-only: this vCPU's own bit.
-            return if vcpu < self.vcpus {
-                1 << vcpu
-            } else {
-                0
-            };
+            return if vcpu < self.vcpus { 1 << vcpu } else { 0 };
         }
         self.irq(vcpu, intid).map_or(0, |i| i.targets)
     }
