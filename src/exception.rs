@@ -21,14 +21,27 @@ pub mod fields {
             /// Instruction-specific syndrome.
             ISS OFFSET(0) NUMBITS(25) []
         ],
-        /// ISS of instruction and data aborts.
+        /// ISS of instruction and data aborts (SAS..AR: data aborts with
+        /// ISV set).
         pub ABORT_ISS [
             /// Instruction syndrome valid (data aborts).
             ISV OFFSET(24) NUMBITS(1) [],
+            /// Access size: 1 << SAS bytes.
+            SAS OFFSET(22) NUMBITS(2) [],
+            /// Sign-extend the loaded value.
+            SSE OFFSET(21) NUMBITS(1) [],
+            /// The transfer register.
+            SRT OFFSET(16) NUMBITS(5) [],
+            /// 64-bit (X) register, not W.
+            SF OFFSET(15) NUMBITS(1) [],
+            /// Acquire/release semantics.
+            AR OFFSET(14) NUMBITS(1) [],
             /// FAR not valid.
             FNV OFFSET(10) NUMBITS(1) [],
             /// External abort type.
             EA OFFSET(9) NUMBITS(1) [],
+            /// Cache maintenance.
+            CM OFFSET(8) NUMBITS(1) [],
             /// Fault on a stage-2 walk for a stage-1 walk.
             S1PTW OFFSET(7) NUMBITS(1) [],
             /// Write, not read (data aborts).

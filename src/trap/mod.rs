@@ -8,6 +8,7 @@ pub mod inject;
 pub mod mmio;
 pub mod sysreg;
 
+use crate::exception::{Syndrome, ABORT_ISS};
 use crate::stage2::fault_ipa;
 use mmio::Access;
 use sysreg::SysRegAccess;
@@ -18,33 +19,6 @@ use tock_registers::{interfaces::Readable, registers::InMemoryRegister};
 pub mod fields {
     use tock_registers::register_bitfields;
     register_bitfields! {u64,
-        /// ISS of a data abort (EC 0x24/0x25).
-        pub DABT_ISS [
-            /// Instruction syndrome valid: SAS..AR hold the access.
-            ISV OFFSET(24) NUMBITS(1) [],
-            /// Access size: 1 << SAS bytes.
-            SAS OFFSET(22) NUMBITS(2) [],
-            /// Sign-extend the loaded value.
-            SSE OFFSET(21) NUMBITS(1) [],
-            /// The transfer register.
-            SRT OFFSET(16) NUMBITS(5) [],
-            /// 64-bit (X) register, not W.
-            SF OFFSET(15) NUMBITS(1) [],
-            /// Acquire/release semantics.
-            AR OFFSET(14) NUMBITS(1) [],
-            /// FAR not valid.
-            FNV OFFSET(10) NUMBITS(1) [],
-            /// External abort type.
-            EA OFFSET(9) NUMBITS(1) [],
-            /// Cache maintenance.
-            CM OFFSET(8) NUMBITS(1) [],
-            /// Fault on the stage-2 walk of a stage-1 table walk.
-            S1PTW OFFSET(7) NUMBITS(1) [],
-            /// Write, not read.
-            WNR OFFSET(6) NUMBITS(1) [],
-            /// Data fault status code.
-            DFSC OFFSET(0) NUMBITS(6) []
-        ],
         /// ISS of a trapped MSR, MRS or System instruction (EC 0x18).
         pub SYSREG_ISS [
             OP0 OFFSET(20) NUMBITS(2) [],
@@ -153,55 +127,57 @@ pub enum Exit {
 
 /// Decodes an exit from ESR_EL2, FAR_EL2 and HPFAR_EL2.
 pub fn decode(esr: u64, far: u64, hpfar: u64) -> Exit {
-    let ec = (esr >> 26) & 0x3f;
-    let iss = esr & 0x1ff_ffff;
+    let Syndrome { ec, iss } = Syndrome::from_esr(esr);
     match ec {
         ec::WFX => Exit::Wfx { wfe: iss & 1 == 1 },
         ec::HVC64 => Exit::Hvc { imm: iss as u16 },
         ec::SMC64 => Exit::Smc { imm: iss as u16 },
         ec::SYSREG => Exit::SysReg(SysRegAccess::from_iss(iss)),
         ec::DABT_LOWER | ec::DABT_SAME => decode_data_abort(iss, far, hpfar),
-        ec::IABT_LOWER | ec::IABT_SAME => Exit::InstrAbort(Abort {
-            ipa: fault_ipa(hpfar, far),
-            far: Some(far),
-            write: false,
-            s1ptw: iss & (1 << 7) != 0,
-            fsc: iss & 0x3f,
-            isv: false,
-        }),
+        ec::IABT_LOWER | ec::IABT_SAME => {
+            let r: InMemoryRegister<u64, ABORT_ISS::Register> = InMemoryRegister::new(iss);
+            Exit::InstrAbort(Abort {
+                ipa: fault_ipa(hpfar, far),
+                far: Some(far),
+                write: false,
+                s1ptw: r.is_set(ABORT_ISS::S1PTW),
+                fsc: r.read(ABORT_ISS::FSC),
+                isv: false,
+            })
+        }
         _ => Exit::Other { ec },
     }
 }
 
 fn decode_data_abort(iss: u64, far: u64, hpfar: u64) -> Exit {
-    let r: InMemoryRegister<u64, DABT_ISS::Register> = InMemoryRegister::new(iss);
-    let fnv = r.is_set(DABT_ISS::FNV);
+    let r: InMemoryRegister<u64, ABORT_ISS::Register> = InMemoryRegister::new(iss);
+    let fnv = r.is_set(ABORT_ISS::FNV);
     let ipa = fault_ipa(hpfar, far);
     let abort = Abort {
         ipa,
         far: (!fnv).then_some(far),
-        write: r.is_set(DABT_ISS::WNR),
-        s1ptw: r.is_set(DABT_ISS::S1PTW),
-        fsc: r.read(DABT_ISS::DFSC),
-        isv: r.is_set(DABT_ISS::ISV),
+        write: r.is_set(ABORT_ISS::WNR),
+        s1ptw: r.is_set(ABORT_ISS::S1PTW),
+        fsc: r.read(ABORT_ISS::FSC),
+        isv: r.is_set(ABORT_ISS::ISV),
     };
     // Only a plain load/store that missed stage 2 is MMIO: never the
     // guest's own table walk, never a cache-maintenance op, never an
     // external or permission fault, never without a syndrome.
     let emulable = abort.isv
         && !abort.s1ptw
-        && !r.is_set(DABT_ISS::CM)
+        && !r.is_set(ABORT_ISS::CM)
         && (fsc::is_translation(abort.fsc) || fsc::is_access_flag(abort.fsc));
     if !emulable {
         return Exit::DataAbort(abort);
     }
     Exit::Mmio(Access {
         ipa,
-        width: 1 << r.read(DABT_ISS::SAS),
+        width: 1 << r.read(ABORT_ISS::SAS),
         write: abort.write,
-        reg: r.read(DABT_ISS::SRT) as u8,
-        sign_extend: r.is_set(DABT_ISS::SSE),
-        sf: r.is_set(DABT_ISS::SF),
+        reg: r.read(ABORT_ISS::SRT) as u8,
+        sign_extend: r.is_set(ABORT_ISS::SSE),
+        sf: r.is_set(ABORT_ISS::SF),
     })
 }
 
