@@ -11,39 +11,11 @@
 use crate::exception::Frame;
 use crate::trap::inject::Injection;
 use aarch64_cpu::asm::barrier;
-use core::arch::{asm, global_asm};
-
-global_asm!(
-    r#"
-.section .text.guest_enter, "ax"
-.global guest_enter
-// x0: a Frame (not on the stack), x1: this core's EL2 stack top.
-guest_enter:
-    mov     sp, x1
-    ldp     x2, x3, [x0, #248]
-    msr     elr_el2, x2
-    msr     spsr_el2, x3
-    ldp     x2, x3, [x0, #16]
-    ldp     x4, x5, [x0, #32]
-    ldp     x6, x7, [x0, #48]
-    ldp     x8, x9, [x0, #64]
-    ldp     x10, x11, [x0, #80]
-    ldp     x12, x13, [x0, #96]
-    ldp     x14, x15, [x0, #112]
-    ldp     x16, x17, [x0, #128]
-    ldp     x18, x19, [x0, #144]
-    ldp     x20, x21, [x0, #160]
-    ldp     x22, x23, [x0, #176]
-    ldp     x24, x25, [x0, #192]
-    ldp     x26, x27, [x0, #208]
-    ldp     x28, x29, [x0, #224]
-    ldr     x30, [x0, #240]
-    ldp     x0, x1, [x0, #0]
-    eret
-"#
-);
+use core::arch::asm;
 
 extern "C" {
+    /// vectors.s: loads a Frame onto the stack and erets through the
+    /// exit path's restore code.
     fn guest_enter(frame: *const Frame, stack_top: u64) -> !;
 }
 

@@ -66,6 +66,9 @@ exception_common:
     stp     x2, x3, [sp, #272]
     mov     x0, sp
     bl      handle_exception
+// Restores the Frame at sp and erets; also the first entry into a guest
+// (guest_enter below copies the entry frame here).
+exception_return:
     ldp     x30, x2, [sp, #240]
     msr     elr_el2, x2
     ldr     x2, [sp, #256]
@@ -87,3 +90,17 @@ exception_common:
     ldp     x28, x29, [sp, #224]
     add     sp, sp, #FRAME_SIZE
     eret
+
+// x0: a Frame (not on the stack), x1: this core's EL2 stack top. Enters
+// the guest by putting the frame where an exit would have saved it.
+.global guest_enter
+guest_enter:
+    mov     sp, x1
+    sub     sp, sp, #FRAME_SIZE
+    mov     x2, sp
+    add     x5, x0, #FRAME_SIZE
+1:  ldp     x3, x4, [x0], #16
+    stp     x3, x4, [x2], #16
+    cmp     x0, x5
+    b.lo    1b
+    b       exception_return
