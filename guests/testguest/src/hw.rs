@@ -42,29 +42,24 @@ macro_rules! println {
     }};
 }
 
-/// An SMCCC call over HVC.
-pub fn hvc(f: u64, a: u64, b: u64, c: u64) -> i64 {
-    let mut r = f;
-    // SAFETY: SMCCC: x0-x3 in, x0 out; x4-x17 may be clobbered.
-    unsafe {
-        asm!("hvc #0", inout("x0") r, inout("x1") a => _, inout("x2") b => _, inout("x3") c => _,
-             out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
-             out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _)
+macro_rules! smccc {
+    ($name:ident, $insn:literal, $doc:literal) => {
+        #[doc = $doc]
+        pub fn $name(f: u64, a: u64, b: u64, c: u64) -> i64 {
+            let mut r = f;
+            // SAFETY: SMCCC: x0-x3 in, x0 out; x4-x17 may be clobbered.
+            unsafe {
+                asm!($insn, inout("x0") r, inout("x1") a => _, inout("x2") b => _, inout("x3") c => _,
+                     out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
+                     out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _)
+            };
+            r as i64
+        }
     };
-    r as i64
 }
 
-/// An SMCCC call over SMC.
-pub fn smc(f: u64, a: u64, b: u64, c: u64) -> i64 {
-    let mut r = f;
-    // SAFETY: as for hvc.
-    unsafe {
-        asm!("smc #0", inout("x0") r, inout("x1") a => _, inout("x2") b => _, inout("x3") c => _,
-             out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
-             out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _)
-    };
-    r as i64
-}
+smccc!(hvc, "hvc #0", "An SMCCC call over HVC.");
+smccc!(smc, "smc #0", "An SMCCC call over SMC.");
 
 /// A PSCI call (the device tree says method = "hvc").
 pub fn psci(f: u32, a: u64, b: u64, c: u64) -> i64 {
