@@ -367,16 +367,13 @@ fn start_secondaries(info: &HostInfo<'_>, cfg: &mmu::MmuConfig) {
                 }
             }
         }
-        let deadline = cpu::counter() + cpu::counter_freq() * ONLINE_TIMEOUT_MS / 1000;
-        while ONLINE.load(Ordering::Acquire) & (1 << idx) == 0 {
-            if cpu::counter() > deadline {
-                error!(
-                    "core {idx} (MPIDR {:#x}) did not come online within {ONLINE_TIMEOUT_MS} ms",
-                    c.mpidr
-                );
-                break;
-            }
-            core::hint::spin_loop();
+        if !cpu::wait_until(ONLINE_TIMEOUT_MS, || {
+            ONLINE.load(Ordering::Acquire) & (1 << idx) != 0
+        }) {
+            error!(
+                "core {idx} (MPIDR {:#x}) did not come online within {ONLINE_TIMEOUT_MS} ms",
+                c.mpidr
+            );
         }
         slot += 1;
     }

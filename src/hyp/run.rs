@@ -290,36 +290,31 @@ fn system_off(vm: &Vm, v: usize, core: usize) -> ! {
 }
 
 fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
-    {
+    // Under the power lock, so no vCPU can start between this and the wait.
+    let won = {
         let _power = vm.power.lock();
-        if vm
-            .state
+        vm.state
             .compare_exchange(
                 state::RUNNING,
                 state::RESETTING,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
-            .is_err()
-        {
-            drop(_power);
-            IN_GUEST[core].store(false, Ordering::Release);
-            leave(core);
-        }
-    }
+            .is_ok()
+    };
     IN_GUEST[core].store(false, Ordering::Release);
+    if !won {
+        leave(core); // another vCPU is already stopping or resetting the VM
+    }
     kick_siblings(vm, v);
-    let deadline = cpu::counter() + cpu::counter_freq() * STOP_TIMEOUT_MS / 1000;
     for (i, c) in vm.vcpus.iter().enumerate() {
-        while IN_GUEST[c.core].load(Ordering::Acquire) {
-            if cpu::counter() > deadline {
-                warn!(
-                    "VM '{}': vCPU {i} did not stop within {STOP_TIMEOUT_MS} ms; resetting anyway",
-                    vm.name
-                );
-                break;
-            }
-            core::hint::spin_loop();
+        if !cpu::wait_until(STOP_TIMEOUT_MS, || {
+            !IN_GUEST[c.core].load(Ordering::Acquire)
+        }) {
+            warn!(
+                "VM '{}': vCPU {i} did not stop within {STOP_TIMEOUT_MS} ms; resetting anyway",
+                vm.name
+            );
         }
     }
     let n = vm.resets.fetch_add(1, Ordering::Relaxed) + 1;
