@@ -22,8 +22,11 @@ pub const IIDR: u32 = 0x0200_143b;
 pub struct Irq {
     /// Enabled (ISENABLER).
     pub enabled: bool,
-    /// Pending (ISPENDR; for SGIs, any source bit).
+    /// Pending latch (ISPENDR, an edge, a hardware-linked firing; for
+    /// SGIs, any source bit).
     pub pending: bool,
+    /// The input line of a level-sensitive interrupt (emulated devices).
+    pub line: bool,
     /// Active (ISACTIVER).
     pub active: bool,
     /// Group 1 (IGROUPR).
@@ -34,6 +37,22 @@ pub struct Irq {
     pub targets: u8,
     /// Edge-triggered (ICFGR bit 1).
     pub edge: bool,
+    /// Hardware-linked: the physical interrupt of the same INTID is
+    /// deactivated when the guest deactivates this one.
+    pub hw: bool,
+    /// ICPENDR cleared the latch while the interrupt sat in a list
+    /// register: taking it back out must not restore the latch.
+    pub cleared: bool,
+    /// Sitting in one of a vCPU's list registers.
+    pub in_lr: bool,
+}
+
+impl Irq {
+    /// Pending as the GIC defines it: the latch, or a level-sensitive
+    /// line held high.
+    pub fn is_pending(&self) -> bool {
+        self.pending || (!self.edge && self.line)
+    }
 }
 
 /// What a register write changed: the vCPUs whose deliverable interrupts
@@ -54,6 +73,23 @@ pub struct VgicDist {
     shared: Vec<Irq>,
     /// Per SPI: owned by this VM.
     owned: Vec<bool>,
+    /// (vCPU, INTID) of physical interrupts to deactivate.
+    released: Vec<(u8, u32)>,
+    /// Per vCPU: what each list register holds.
+    pub(super) lrs: Vec<[Option<Slot>; MAX_LRS]>,
+}
+
+/// The most list registers GICv2 defines (GICH_VTR.ListRegs is 6 bits).
+pub const MAX_LRS: usize = 64;
+
+/// What the hypervisor put in one list register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slot {
+    pub intid: u32,
+    /// SGI source vCPU.
+    pub source: u8,
+    /// Insertion consumed the pending latch (restored if taken back).
+    pub latched: bool,
 }
 
 impl VgicDist {
@@ -86,6 +122,8 @@ impl VgicDist {
             sgi_sources: vec![[0; 16]; vcpus],
             shared: vec![Irq::default(); (lines - 32) as usize],
             owned: own,
+            released: Vec::new(),
+            lrs: vec![[None; MAX_LRS]; vcpus],
         }
     }
 
@@ -155,16 +193,85 @@ impl VgicDist {
         dirty
     }
 
-    /// A device (or the hardware) raises or lowers a line.
-    pub fn set_pending(&mut self, vcpu: usize, intid: u32, pending: bool) -> Dirty {
+    /// An emulated device drives a line: a rising edge latches an
+    /// edge-triggered interrupt; a level-sensitive one is pending while
+    /// the line is high. SGIs have no line.
+    pub fn set_line(&mut self, vcpu: usize, intid: u32, level: bool) -> Dirty {
         let reach = self.reach(vcpu, intid);
         match self.irq_mut(vcpu, intid) {
-            Some(i) if intid >= 16 => {
-                i.pending = pending;
+            Some(i) if intid >= 16 && !i.hw => {
+                if i.edge && level && !i.line {
+                    i.pending = true;
+                }
+                i.line = level;
                 reach
             }
             _ => 0,
         }
+    }
+
+    /// The hardware-linked physical interrupt `intid` fired (and was
+    /// priority-dropped, not deactivated): latch it for injection.
+    pub fn hw_fired(&mut self, vcpu: usize, intid: u32) -> Dirty {
+        let reach = self.reach(vcpu, intid);
+        match self.irq_mut(vcpu, intid) {
+            Some(i) if i.hw => {
+                i.pending = true;
+                reach
+            }
+            _ => 0,
+        }
+    }
+
+    /// Marks `intid` hardware-linked (for every vCPU if private).
+    pub fn set_hw(&mut self, intid: u32) {
+        for v in 0..self.vcpus {
+            if let Some(i) = self.irq_mut(v, intid) {
+                if intid >= 16 {
+                    i.hw = true;
+                    i.edge = false;
+                }
+            }
+        }
+    }
+
+    /// Physical interrupts the guest gave up (cleared pending without
+    /// taking them) that must be deactivated on the GIC so they can fire
+    /// again: `vcpu`'s PPIs and any SPI. Called on `vcpu`'s own core.
+    pub fn take_released(&mut self, vcpu: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        self.released.retain(|&(v, intid)| {
+            if intid >= 32 || v as usize == vcpu {
+                out.push(intid);
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
+
+    /// ICPENDR on one interrupt.
+    fn clear_pending(&mut self, vcpu: usize, intid: u32) -> Dirty {
+        let reach = self.reach(vcpu, intid);
+        let Some(i) = self.irq_mut(vcpu, intid) else {
+            return 0;
+        };
+        if intid < 16 {
+            return 0; // SGIs: CPENDSGIR
+        }
+        let was = i.pending;
+        i.pending = false;
+        i.cleared = true;
+        if i.hw && was && !i.in_lr {
+            self.release(vcpu, intid);
+        }
+        reach
+    }
+
+    /// Queues physical `intid` for deactivation by [`Self::take_released`].
+    pub(super) fn release(&mut self, vcpu: usize, intid: u32) {
+        self.released.push((vcpu as u8, intid));
     }
 
     /// The guest's SGIR write from `vcpu`.
@@ -202,6 +309,31 @@ impl VgicDist {
         dirty
     }
 
+    /// The vCPU count.
+    pub fn vcpus(&self) -> usize {
+        self.vcpus
+    }
+
+    pub(super) fn ctlr(&self) -> u32 {
+        self.ctlr
+    }
+
+    pub(super) fn irq_at(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
+        self.irq_mut(vcpu, intid)
+    }
+
+    pub(super) fn sources_mut(&mut self, vcpu: usize, sgi: u32) -> Option<&mut u8> {
+        self.sgi_sources.get_mut(vcpu)?.get_mut((sgi & 15) as usize)
+    }
+
+    pub(super) fn owned_spis(&self) -> impl Iterator<Item = u32> + '_ {
+        self.owned
+            .iter()
+            .enumerate()
+            .filter(|(_, &o)| o)
+            .map(|(i, _)| i as u32 + 32)
+    }
+
     /// A guest load of `width` bytes at `offset` from vCPU `vcpu`.
     pub fn read(&self, vcpu: usize, offset: u64, width: u8) -> u32 {
         let off = offset as u32;
@@ -224,7 +356,7 @@ impl VgicDist {
             0x008 => IIDR,
             0x080..=0x0fc => self.bits(vcpu, n, |i| i.group1),
             0x100..=0x17c | 0x180..=0x1fc => self.bits(vcpu, n, |i| i.enabled),
-            0x200..=0x27c | 0x280..=0x2fc => self.bits(vcpu, n, |i| i.pending),
+            0x200..=0x27c | 0x280..=0x2fc => self.bits(vcpu, n, |i| i.is_pending()),
             0x300..=0x37c | 0x380..=0x3fc => self.bits(vcpu, n, |i| i.active),
             0x400..=0x7f8 => (0..4).fold(0, |a, b| {
                 a | (self.read(vcpu, (off + b) as u64, 1) << (8 * b))
@@ -297,7 +429,9 @@ impl VgicDist {
             0x180..=0x1fc => self.set_bits(vcpu, n, value, |i, _| i.enabled = false),
             // SGIs are made pending through SPENDSGIR, not ISPENDR0.
             0x200..=0x27c => self.set_bits(vcpu, n, value, |i, id| i.pending |= id >= 16),
-            0x280..=0x2fc => self.set_bits(vcpu, n, value, |i, id| i.pending &= id < 16),
+            0x280..=0x2fc => (0..32)
+                .filter(|b| value & (1 << b) != 0)
+                .fold(0, |d, b| d | self.clear_pending(vcpu, n * 32 + b)),
             0x300..=0x37c => self.set_bits(vcpu, n, value, |i, _| i.active = true),
             0x380..=0x3fc => self.set_bits(vcpu, n, value, |i, _| i.active = false),
             0x400..=0x7f8 | 0x800..=0xbf8 | 0xf10..=0xf2c => (0..4).fold(0, |d, b| {
@@ -312,9 +446,12 @@ impl VgicDist {
                         continue; // SGIs: always edge, read-only
                     }
                     let reach = self.reach(vcpu, intid);
-                    if let Some(i) = self.irq_mut(vcpu, intid) {
-                        i.edge = value & (1 << (2 * k + 1)) != 0;
-                        d |= reach;
+                    match self.irq_mut(vcpu, intid) {
+                        Some(i) if !i.hw => {
+                            i.edge = value & (1 << (2 * k + 1)) != 0;
+                            d |= reach;
+                        }
+                        _ => {} // hardware-linked lines keep their trigger
                     }
                 }
                 d

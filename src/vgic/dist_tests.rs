@@ -172,7 +172,7 @@ fn other_vms_lines_are_invisible_and_untouchable() {
         assert_eq!(d.read(0, 0x400 + intid as u64, 1), 0);
         assert_eq!(d.read(0, 0x800 + intid as u64, 1), 0);
         assert!(d.irq(0, intid).is_none());
-        assert_eq!(d.set_pending(0, intid, true), 0);
+        assert_eq!(d.set_line(0, intid, true), 0);
     }
     // Beyond the VM's lines: RAZ/WI.
     assert_eq!(d.write(0, 0x118, 4, u32::MAX), 0);
@@ -204,12 +204,12 @@ fn odd_widths_offsets_and_vcpus_are_harmless() {
 fn devices_raise_lines_for_their_targets() {
     let mut d = dist();
     d.write(0, 0x800 + 153, 1, 0b10);
-    assert_eq!(d.set_pending(0, 153, true), 0b10);
-    assert!(d.irq(0, 153).unwrap().pending);
+    assert_eq!(d.set_line(0, 153, true), 0b10);
+    assert!(d.irq(0, 153).unwrap().is_pending());
     assert_eq!(
-        d.set_pending(1, 27, true),
+        d.set_line(1, 27, true),
         0b10,
         "a PPI reaches its own vCPU"
     );
-    assert_eq!(d.set_pending(0, 3, true), 0, "SGIs only through SGIR");
+    assert_eq!(d.set_line(0, 3, true), 0, "SGIs only through SGIR");
 }

@@ -1,7 +1,8 @@
-//! The virtual GIC-400: the emulated distributor ([`dist`]) and the list
-//! register encoding and allocation ([`lr`]). The GICH save/restore, the
-//! virtual CPU interface mapping and the timer come next; until then guests
-//! get no interrupts and their GICD accesses abort.
+//! The virtual GIC-400: the emulated distributor ([`dist`]), list
+//! register encoding and allocation ([`lr`]) and the fold/fill of a
+//! vCPU's list registers ([`flush`]). Pure logic; the hypervisor drives
+//! the hardware (GICH, the physical GIC) in `hyp`.
 
 pub mod dist;
+pub mod flush;
 pub mod lr;

@@ -1,0 +1,274 @@
+//! Keeping a vCPU's list registers in step with its virtual distributor:
+//! read back what the guest did with each list register (fold), then put
+//! the highest-priority deliverable interrupts into the free ones (fill).
+//! Pure logic over an array of GICH_LR values; the caller reads them from
+//! and writes them back to the hardware on the vCPU's own core.
+//!
+//! Rules:
+//! - An entry the guest has not acknowledged yet (Pending) is taken back
+//!   at every flush and competes again, so a newly pending interrupt of
+//!   higher priority is never stuck behind lower ones.
+//! - Active entries stay until the guest deactivates them; an edge
+//!   interrupt that fires again meanwhile becomes Pending+Active in place.
+//! - When more is deliverable than fits, the caller enables the underflow
+//!   maintenance interrupt (GICH_HCR.UIE) and flushes again when it fires.
+//! - Level-sensitive interrupts of emulated devices go in with LR.EOI=1:
+//!   their deactivation raises a maintenance interrupt, the next flush
+//!   sees the line again (still high: pending again).
+//! - Hardware-linked ones go in with HW=1 and the physical INTID, so the
+//!   guest's deactivation deactivates the physical interrupt. If one is
+//!   taken back and then cleared by the guest, it is handed to the caller
+//!   to deactivate ([`VgicDist::take_released`]).
+//!
+//! The guest's ICACTIVER/ISACTIVER writes do not reach an interrupt that
+//! sits in a list register (the list register is the truth until the
+//! guest deactivates it); Linux never does that.
+
+use super::dist::{Slot, VgicDist, MAX_LRS};
+use super::lr::{self, Virq};
+use alloc::vec::Vec;
+
+/// GICH_LR.State values.
+mod state {
+    pub const INVALID: u32 = 0;
+    pub const PENDING: u32 = 1;
+    pub const ACTIVE: u32 = 2;
+}
+/// GICH_LR.State field.
+const STATE_SHIFT: u32 = 28;
+/// GICH_LR.EOI (HW=0): maintenance interrupt when the guest EOIs it.
+const EOI: u32 = 1 << 19;
+
+impl VgicDist {
+    /// Folds and refills `vcpu`'s list registers (`lrs`: the hardware
+    /// values in, the values to write out). Returns true if interrupts
+    /// are left waiting for a free list register (enable underflow).
+    pub fn flush(&mut self, vcpu: usize, lrs: &mut [u32]) -> bool {
+        if vcpu >= self.vcpus() {
+            return false;
+        }
+        let n = lrs.len().min(MAX_LRS);
+        if n == 0 {
+            return false;
+        }
+        let lrs = &mut lrs[..n];
+        self.fold(vcpu, lrs);
+        self.retrigger(vcpu, lrs);
+        self.fill(vcpu, lrs)
+    }
+
+    fn fold(&mut self, vcpu: usize, lrs: &mut [u32]) {
+        for (i, lrv) in lrs.iter_mut().enumerate() {
+            let Some(slot) = self.lrs[vcpu][i] else {
+                *lrv = 0; // not ours: nothing may linger there
+                continue;
+            };
+            let (_, st) = lr::decode(*lrv);
+            match st {
+                state::INVALID => {
+                    *lrv = 0;
+                    self.lrs[vcpu][i] = None;
+                    if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+                        irq.in_lr = false;
+                        irq.active = false;
+                        irq.cleared = false;
+                    }
+                }
+                state::PENDING => {
+                    *lrv = 0;
+                    self.lrs[vcpu][i] = None;
+                    self.take_back(vcpu, slot);
+                }
+                _ => {
+                    if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+                        irq.active = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts a not-yet-acknowledged interrupt back into the distributor.
+    fn take_back(&mut self, vcpu: usize, slot: Slot) {
+        if slot.intid < 16 {
+            if let Some(s) = self.sources_mut(vcpu, slot.intid) {
+                *s |= 1 << (slot.source & 7);
+            }
+            if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+                irq.in_lr = false;
+                irq.active = false;
+                irq.pending = true;
+            }
+            return;
+        }
+        let mut release = false;
+        if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+            irq.in_lr = false;
+            irq.active = false;
+            if slot.latched && !irq.cleared {
+                irq.pending = true;
+            }
+            release = irq.hw && slot.latched && !irq.pending;
+            irq.cleared = false;
+        }
+        if release {
+            self.release(vcpu, slot.intid);
+        }
+    }
+
+    /// Active edge-triggered entries whose interrupt fired again become
+    /// Pending+Active (hardware-linked ones cannot: the physical interrupt
+    /// stays active until the guest is done).
+    fn retrigger(&mut self, vcpu: usize, lrs: &mut [u32]) {
+        for (i, lrv) in lrs.iter_mut().enumerate() {
+            let Some(slot) = self.lrs[vcpu][i] else {
+                continue;
+            };
+            if lr::decode(*lrv).1 != state::ACTIVE {
+                continue;
+            }
+            if slot.intid < 16 {
+                let bit = 1u8 << (slot.source & 7);
+                let Some(s) = self.sources_mut(vcpu, slot.intid) else {
+                    continue;
+                };
+                if *s & bit != 0 {
+                    *s &= !bit;
+                    *lrv |= state::PENDING << STATE_SHIFT;
+                }
+                let left = *s;
+                if left != 0 {
+                    *lrv |= EOI;
+                }
+                if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+                    irq.pending = left != 0;
+                }
+                continue;
+            }
+            if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+                if irq.edge && !irq.hw && irq.pending {
+                    irq.pending = false;
+                    *lrv |= state::PENDING << STATE_SHIFT;
+                }
+            }
+        }
+    }
+
+    /// The interrupt `intid` as a candidate for `vcpu`, if deliverable.
+    fn candidate(&mut self, vcpu: usize, intid: u32) -> Option<Virq> {
+        let ctlr = self.ctlr();
+        let source = if intid < 16 {
+            let s = self.sources_mut(vcpu, intid).map_or(0, |s| *s);
+            if s == 0 {
+                return None;
+            }
+            s.trailing_zeros() as u8
+        } else {
+            0
+        };
+        let irq = self.irq_at(vcpu, intid)?;
+        let group_on = ctlr & if irq.group1 { 2 } else { 1 } != 0;
+        let targeted = intid < 32 || irq.targets & (1 << vcpu) != 0;
+        if !(irq.enabled && irq.is_pending() && !irq.in_lr && !irq.active && group_on && targeted)
+        {
+            return None;
+        }
+        Some(Virq {
+            intid,
+            priority: irq.priority,
+            group1: irq.group1,
+            hw: irq.hw.then_some(intid),
+            source,
+            eoi_maintenance: !irq.edge && !irq.hw,
+        })
+    }
+
+    fn fill(&mut self, vcpu: usize, lrs: &mut [u32]) -> bool {
+        let mut cands: Vec<Virq> = (0..32u32)
+            .chain(self.owned_spis().collect::<Vec<_>>())
+            .filter_map(|intid| self.candidate(vcpu, intid))
+            .collect();
+        if cands.is_empty() {
+            return false;
+        }
+        let free: Vec<usize> = (0..lrs.len())
+            .filter(|&i| self.lrs[vcpu][i].is_none())
+            .collect();
+        let (chosen, waiting) = lr::choose(&mut cands, free.len());
+        for (&i, v) in free.iter().zip(chosen) {
+            let latched = self.consume(vcpu, v);
+            self.lrs[vcpu][i] = Some(Slot {
+                intid: v.intid,
+                source: v.source,
+                latched,
+            });
+            // An SGI from several sources goes in one source at a time:
+            // its EOI maintenance interrupt brings in the next.
+            let more = v.intid < 16 && self.sgi_sources(vcpu, v.intid) != 0;
+            let v = Virq {
+                eoi_maintenance: v.eoi_maintenance || more,
+                ..*v
+            };
+            lrs[i] = lr::encode(&v);
+        }
+        waiting
+    }
+
+    /// Moves the pending state of `v` into a list register; returns
+    /// whether a latch was consumed.
+    fn consume(&mut self, vcpu: usize, v: &Virq) -> bool {
+        if v.intid < 16 {
+            let left = self.sources_mut(vcpu, v.intid).map_or(0, |s| {
+                *s &= !(1 << v.source);
+                *s
+            });
+            if let Some(irq) = self.irq_at(vcpu, v.intid) {
+                irq.pending = left != 0;
+                irq.in_lr = true;
+            }
+            return true;
+        }
+        let Some(irq) = self.irq_at(vcpu, v.intid) else {
+            return false;
+        };
+        let latched = irq.pending;
+        irq.pending = false;
+        irq.in_lr = true;
+        irq.cleared = false;
+        latched
+    }
+
+    /// Forgets `vcpu`'s list registers and the active and pending state
+    /// of its hardware-linked interrupts (a vCPU start: the caller zeroes
+    /// the list registers and deactivates those physical interrupts).
+    pub fn reset_vcpu(&mut self, vcpu: usize, lrs: &[u32]) {
+        if vcpu >= self.vcpus() {
+            return;
+        }
+        // What the guest never acknowledged stays pending.
+        let mut copy = [0u32; MAX_LRS];
+        let n = lrs.len().min(MAX_LRS);
+        copy[..n].copy_from_slice(&lrs[..n]);
+        self.fold(vcpu, &mut copy[..n]);
+        for i in 0..MAX_LRS {
+            if let Some(slot) = self.lrs[vcpu][i].take() {
+                if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+                    irq.in_lr = false;
+                    irq.active = false;
+                }
+            }
+        }
+        for intid in 16..32 {
+            if let Some(irq) = self.irq_at(vcpu, intid) {
+                if irq.hw {
+                    irq.pending = false;
+                    irq.active = false;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "flush_tests.rs"]
+mod tests;
