@@ -160,7 +160,7 @@ pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
     // VM RAM comes out of `usable` before the frame allocator gets the rest.
     let prepared = hyp::prepare(&info, &mut usable);
     setup_frames(&usable);
-    let built = prepared.and_then(|p| hyp::build(p, cpu::pa_range()));
+    let built = prepared.and_then(|p| hyp::build(p, cpu::pa_range(), info.gic));
     OPTIONS.call_once(|| opts);
 
     start_secondaries(&info, &cfg);

@@ -6,11 +6,17 @@
 //! | 0x00   | 4       | ID, read-only: 0x70767464 ("pvtd")                |
 //! | 0x04   | 1, 2, 4 | SCRATCH, read-write (naturally aligned lanes)     |
 //! | 0x08   | 1-8     | PUTC, write-only: low byte to the VM's console    |
-//! | 0x0c   | 4       | INFO, read-only: vCPUs | VM index << 8            |
+//! | 0x0c   | 4       | INFO, read-only: vCPUs, VM index << 8, first      |
+//! |        |         | interrupt line's INTID << 16                      |
 //! | 0x10   | 8       | SCRATCH64, read-write                             |
+//! | 0x18   | 4       | IRQ_LEVEL, read-write: bit k drives line k        |
+//! | 0x1c   | 4       | IRQ_PULSE, write-only: bit k raises and lowers    |
+//! |        |         | line k (an edge)                                  |
 //!
 //! Console bytes are collected into lines (at most [`LINE_MAX`] bytes,
-//! non-printable bytes shown as '?') and handed to the line sink.
+//! non-printable bytes shown as '?') and handed to the line sink. The
+//! [`LINES`] interrupt lines are SPIs from the INTID given at creation;
+//! changes go to the interrupt sink (the VM's virtual distributor).
 
 use crate::trap::mmio::{MmioDevice, MmioError};
 use alloc::boxed::Box;
@@ -21,8 +27,13 @@ pub const ID: u32 = 0x7076_7464;
 /// Longest console line before it is flushed.
 pub const LINE_MAX: usize = 160;
 
+/// How many interrupt lines it has.
+pub const LINES: u32 = 8;
+
 /// Where finished console lines go.
 pub type LineSink = Box<dyn FnMut(&str) + Send>;
+/// Where interrupt line changes go: (INTID, level).
+pub type IrqSink = Box<dyn FnMut(u32, bool) + Send>;
 
 /// The device state.
 pub struct TestDev {
@@ -31,17 +42,39 @@ pub struct TestDev {
     info: u32,
     line: String,
     sink: LineSink,
+    irq_base: u32,
+    levels: u32,
+    irq: IrqSink,
 }
 
 impl TestDev {
-    /// A device reporting `vcpus` and `vm_index`, printing through `sink`.
-    pub fn new(vcpus: usize, vm_index: usize, sink: LineSink) -> Self {
+    /// A device reporting `vcpus` and `vm_index`, printing through `sink`,
+    /// with interrupt lines `irq_base..irq_base + LINES` driven through
+    /// `irq`.
+    pub fn new(vcpus: usize, vm_index: usize, sink: LineSink, irq_base: u32, irq: IrqSink) -> Self {
         Self {
             scratch: 0,
             scratch64: 0,
-            info: (vcpus as u32 & 0xff) | ((vm_index as u32 & 0xff) << 8),
+            info: (vcpus as u32 & 0xff)
+                | ((vm_index as u32 & 0xff) << 8)
+                | ((irq_base & 0x3ff) << 16),
             line: String::new(),
             sink,
+            irq_base,
+            levels: 0,
+            irq,
+        }
+    }
+
+    /// Drives the lines to `levels`, telling the sink about changes.
+    fn drive(&mut self, levels: u32) {
+        let levels = levels & ((1 << LINES) - 1);
+        let changed = self.levels ^ levels;
+        self.levels = levels;
+        for k in 0..LINES {
+            if changed & (1 << k) != 0 {
+                (self.irq)(self.irq_base + k, levels & (1 << k) != 0);
+            }
         }
     }
 
@@ -84,8 +117,9 @@ impl MmioDevice for TestDev {
                 Ok(v & ((1u64 << (width as u64 * 8)) - 1))
             }
             (0x10, 8) => Ok(self.scratch64),
-            (0x08, _) => Err(MmioError::BadDirection),
-            (0x00..=0x17, _) => Err(MmioError::BadWidth),
+            (0x18, 4) => Ok(self.levels as u64),
+            (0x08 | 0x1c, _) => Err(MmioError::BadDirection),
+            (0x00..=0x1f, _) => Err(MmioError::BadWidth),
             _ => Err(MmioError::BadOffset),
         }
     }
@@ -109,8 +143,19 @@ impl MmioDevice for TestDev {
                 self.scratch64 = value;
                 Ok(())
             }
+            (0x18, 4) => {
+                self.drive(value as u32);
+                Ok(())
+            }
+            (0x1c, 4) => {
+                let keep = self.levels;
+                let up = value as u32 & !keep;
+                self.drive(keep | up);
+                self.drive(keep);
+                Ok(())
+            }
             (0x00 | 0x0c, _) => Err(MmioError::BadDirection),
-            (0x00..=0x17, _) => Err(MmioError::BadWidth),
+            (0x00..=0x1f, _) => Err(MmioError::BadWidth),
             _ => Err(MmioError::BadOffset),
         }
     }
@@ -122,18 +167,52 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::vec::Vec;
 
-    fn dev() -> (TestDev, Arc<Mutex<Vec<String>>>) {
+    type Irqs = Arc<Mutex<Vec<(u32, bool)>>>;
+
+    fn dev_irqs() -> (TestDev, Arc<Mutex<Vec<String>>>, Irqs) {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let l2 = lines.clone();
-        let d = TestDev::new(2, 1, Box::new(move |s| l2.lock().unwrap().push(s.into())));
-        (d, lines)
+        let irqs: Irqs = Arc::new(Mutex::new(Vec::new()));
+        let i2 = irqs.clone();
+        let d = TestDev::new(
+            2,
+            1,
+            Box::new(move |s| l2.lock().unwrap().push(s.into())),
+            104,
+            Box::new(move |i, l| i2.lock().unwrap().push((i, l))),
+        );
+        (d, lines, irqs)
+    }
+
+    fn dev() -> (TestDev, Arc<Mutex<Vec<String>>>) {
+        let (d, l, _) = dev_irqs();
+        (d, l)
+    }
+
+    #[test]
+    fn interrupt_lines() {
+        let (mut d, _, irqs) = dev_irqs();
+        assert_eq!(d.read(0xc, 4), Ok(0x102 | (104 << 16)));
+        d.write(0x18, 4, 0b101).unwrap();
+        assert_eq!(d.read(0x18, 4), Ok(0b101));
+        d.write(0x18, 4, 0xffff_ff01).unwrap(); // line 2 drops; no line 8+
+        assert_eq!(
+            *irqs.lock().unwrap(),
+            [(104, true), (106, true), (106, false)]
+        );
+        irqs.lock().unwrap().clear();
+        d.write(0x1c, 4, 0b11).unwrap(); // line 0 is already high
+        assert_eq!(*irqs.lock().unwrap(), [(105, true), (105, false)]);
+        assert_eq!(d.read(0x18, 4), Ok(0b1), "a pulse leaves the level");
+        assert_eq!(d.read(0x1c, 4), Err(MmioError::BadDirection));
+        assert_eq!(d.write(0x18, 2, 1), Err(MmioError::BadWidth));
     }
 
     #[test]
     fn id_info_and_scratch() {
         let (mut d, _) = dev();
         assert_eq!(d.read(0, 4), Ok(ID as u64));
-        assert_eq!(d.read(0xc, 4), Ok(0x102));
+        assert_eq!(d.read(0xc, 4).map(|v| v & 0xffff), Ok(0x102));
         d.write(4, 4, 0x1122_3344).unwrap();
         assert_eq!(d.read(4, 4), Ok(0x1122_3344));
         assert_eq!(d.read(5, 1), Ok(0x33));
@@ -168,7 +247,7 @@ mod tests {
         assert_eq!(d.read(0x10, 4), Err(MmioError::BadWidth));
         assert_eq!(d.read(5, 2), Err(MmioError::BadWidth), "misaligned");
         assert_eq!(d.read(3, 4), Err(MmioError::BadWidth));
-        assert_eq!(d.read(0x18, 4), Err(MmioError::BadOffset));
+        assert_eq!(d.read(0x20, 4), Err(MmioError::BadOffset));
         assert_eq!(d.write(0xffc, 4, 0), Err(MmioError::BadOffset));
         assert_eq!(d.read(0, 3), Err(MmioError::BadWidth));
         assert_eq!(d.read(0x4, 4), Ok(0), "state unchanged by refusals");

@@ -6,29 +6,31 @@
 //! core) and its RAM; nothing is shared between VMs but the hypervisor.
 //! Building is all-or-nothing: if any VM cannot be built, none starts.
 
+mod irq;
 mod run;
 
 pub use run::{handle_exit, run_core};
 
 use crate::arch::{cpu, guest};
-use crate::board::gic400::{Gic, SGI_KICK};
-use crate::devices::testdev::TestDev;
-use crate::dt::host::HostInfo;
+use crate::board::gic400::{Gic, PHYS_TIMER, SGI_KICK, VIRT_TIMER};
+use crate::devices::testdev::{self, TestDev};
+use crate::dt::host::{GicAddrs, HostInfo};
 use crate::mm::pagetable::{PageTable, TableAlloc, ENTRIES, PAGE_SIZE};
 use crate::mm::region::{Range, RangeSet, Size};
 use crate::ratelimit::RateLimit;
-use crate::stage2::{self, GuestRam, MAX_CHUNKS};
+use crate::stage2::{self, DeviceMap, GuestRam, MAX_CHUNKS};
 use crate::trap::mmio::MmioBus;
 use crate::trap::sysreg::SysRegState;
+use crate::vgic::dist::VgicDist;
 use crate::vm::bundle::Bundle;
 use crate::vm::config::{self, Device, VmConfig};
-use crate::vm::fdt::{self, VmTree, TESTDEV_IPA, TESTDEV_SIZE};
+use crate::vm::fdt::{self, VmTree, GICC_IPA, TESTDEV_IPA, TESTDEV_SIZE};
 use crate::vm::image::{self, LoadPlan};
 use crate::vm::psci::Power;
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use log::{error, info};
 
 /// VM states.
@@ -77,6 +79,13 @@ pub struct Vm {
     pub resets: AtomicU32,
     /// Guest-caused log lines.
     pub log: spin::Mutex<RateLimit>,
+    /// The virtual distributor (and what each vCPU's list registers hold).
+    pub vgic: spin::Mutex<VgicDist>,
+    /// The SPIs the VM owns (emulated device lines).
+    spis: Vec<u32>,
+    /// CNTVOFF_EL2: the counter value at VM (re)start, so the guest's
+    /// virtual counter counts from 0 at its start.
+    pub cntvoff: AtomicU64,
 }
 
 /// All VMs, once built.
@@ -99,14 +108,14 @@ static GO: AtomicBool = AtomicBool::new(false);
 pub fn gic_init_core(info: Option<&HostInfo<'_>>, core: usize) {
     let gic = GIC.call_once(|| {
         let a = info.and_then(|i| i.gic).unwrap_or_default();
-        let (d, c) = if a.dist != 0 {
-            (a.dist, a.cpu)
+        let (d, c, h) = if a.dist != 0 {
+            (a.dist, a.cpu, a.hyp)
         } else {
-            (0xff84_1000, 0xff84_2000)
+            (0xff84_1000, 0xff84_2000, None)
         };
         // SAFETY: the GIC-400 from the device tree (or the BCM2711
         // default), inside a /soc window the EL2 map has as Device.
-        let g = unsafe { Gic::new(d as usize, c as usize) };
+        let g = unsafe { Gic::new(d as usize, c as usize, h.map(|h| h as usize)) };
         g.init_distributor();
         g
     });
@@ -120,13 +129,6 @@ pub fn gic_init_core(info: Option<&HostInfo<'_>>, core: usize) {
 pub fn kick(core: usize) {
     if let (Some(g), Some(m)) = (GIC.get(), CPU_IF.get(core)) {
         g.send_sgi(m.load(Ordering::Relaxed), SGI_KICK);
-    }
-}
-
-/// Acknowledges whatever woke this core.
-pub fn drain_interrupts() {
-    if let Some(g) = GIC.get() {
-        g.drain();
     }
 }
 
@@ -251,16 +253,29 @@ impl TableAlloc for FrameTables {
 }
 
 /// Builds every prepared VM: stage-2 tables, device tree, devices, and
-/// the loaded images. All or nothing.
-pub fn build(prepared: Vec<Prepared>, parange: u64) -> Result<(), String> {
+/// the loaded images. All or nothing. `gic` is the host GIC from the
+/// device tree: its virtual CPU interface is what the guests' GICC is.
+pub fn build(prepared: Vec<Prepared>, parange: u64, gic: Option<GicAddrs>) -> Result<(), String> {
+    let gicv = gic.and_then(|g| g.hyp.and(g.vcpu)).ok_or(
+        "the device tree's GIC lists no virtual interface (GICH, GICV): guests cannot get interrupts",
+    )?;
     VTCR.call_once(|| stage2::vtcr_value(parange));
     let mut vms = Vec::new();
     for (index, p) in prepared.into_iter().enumerate() {
         let name = p.cfg.name.to_string();
         let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{name}': {e}");
         let mut table = PageTable::new(FrameTables).map_err(|e| what(&e))?;
-        stage2::build(&mut table, &p.ram, &[]).map_err(|e| what(&e))?;
+        // The guest's GICC is the GICV frame (both pages: GICV_DIR is in
+        // the second), so acknowledge, EOI and deactivate never exit. The
+        // GICD page stays unmapped: every access traps and is emulated.
+        let devices = [DeviceMap {
+            ipa: GICC_IPA,
+            pa: gicv,
+            size: 0x2000,
+        }];
+        stage2::build(&mut table, &p.ram, &devices).map_err(|e| what(&e))?;
         let dtb = fdt::build(&VmTree {
+            index,
             name: &name,
             vcpus: p.cfg.cores.len(),
             ram: p.ram.size(),
@@ -274,14 +289,24 @@ pub fn build(prepared: Vec<Prepared>, parange: u64) -> Result<(), String> {
             return Err(what(&"its device tree exceeds 2 MiB"));
         }
         let mut bus = MmioBus::new();
+        let mut spis = Vec::new();
         for d in &p.cfg.devices {
             match d {
                 Device::TestDev => {
                     let tag = name.clone();
+                    let base = fdt::testdev_irq_base(index);
+                    spis.extend(base..base + testdev::LINES);
                     let dev = TestDev::new(
                         p.cfg.cores.len(),
                         index,
                         Box::new(move |l| info!("[{tag}] {l}")),
+                        base,
+                        Box::new(move |intid, level| {
+                            if let Some(vm) = VMS.get().and_then(|v| v.get(index)) {
+                                let d = vm.vgic.lock().set_line(0, intid, level);
+                                irq::mark(vm, d);
+                            }
+                        }),
                     );
                     bus.register(TESTDEV_IPA, TESTDEV_SIZE, Box::new(dev));
                 }
@@ -311,6 +336,9 @@ pub fn build(prepared: Vec<Prepared>, parange: u64) -> Result<(), String> {
             state: AtomicU8::new(state::RUNNING),
             resets: AtomicU32::new(0),
             log: spin::Mutex::new(RateLimit::new()),
+            vgic: spin::Mutex::new(new_vgic(p.cfg.cores.len(), &spis)),
+            spis,
+            cntvoff: AtomicU64::new(0),
             name,
         };
         vm.zero_ram();
@@ -359,9 +387,19 @@ pub fn start(online: u32) -> Result<(), String> {
         for (i, v) in vm.vcpus.iter().enumerate() {
             ASSIGN[v.core].store(vm.index << 8 | i, Ordering::Relaxed);
         }
+        vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
         vm.power.lock()[0] = vm.boot_power();
     }
     Ok(())
+}
+
+/// A VM's virtual distributor as at power-on: its SPIs, the timers'
+/// PPIs hardware-linked.
+fn new_vgic(vcpus: usize, spis: &[u32]) -> VgicDist {
+    let mut d = VgicDist::new(vcpus, spis);
+    d.set_hw(VIRT_TIMER);
+    d.set_hw(PHYS_TIMER);
+    d
 }
 
 /// Lets every core leave boot: cores with a vCPU run it, the others park.
@@ -371,6 +409,11 @@ pub fn release_cores() {
 }
 
 impl Vm {
+    /// Puts the VM's interrupt state back to power-on (SYSTEM_RESET).
+    pub(super) fn reset_vgic(&self) {
+        *self.vgic.lock() = new_vgic(self.vcpus.len(), &self.spis);
+    }
+
     /// vCPU 0's state at (re)start: pending at the kernel entry, x0 = DTB.
     fn boot_power(&self) -> Power {
         Power::OnPending {

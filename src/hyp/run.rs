@@ -3,7 +3,7 @@
 //! the VM's bus, PSCI/SMCCC, system registers, aborts injected back into
 //! the guest. Nothing a guest does stops the hypervisor or another VM.
 
-use super::{current, drain_interrupts, kick, state, Vm, GO, IN_GUEST, VTCR};
+use super::{current, irq, kick, state, Vm, GO, IN_GUEST, VTCR};
 use crate::arch::{boot, cpu, guest};
 use crate::exception::{Frame, Snapshot};
 use crate::trap::inject::{self, Fault, PSTATE_EL1H_MASKED};
@@ -48,7 +48,7 @@ pub fn run_core(core: usize) -> ! {
     };
     IN_GUEST[core].store(false, Ordering::Release);
     loop {
-        drain_interrupts();
+        irq::handle_irqs(core);
         {
             let mut power = vm.power.lock();
             if vm.state.load(Ordering::Acquire) == state::RUNNING {
@@ -68,8 +68,14 @@ pub fn run_core(core: usize) -> ! {
 /// Enters vCPU `v` at `entry` with x0 = `context`, from the defined
 /// reset state.
 fn start_vcpu(vm: &Vm, v: usize, core: usize, entry: u64, context: u64) -> ! {
-    guest::configure_vcpu(*VTCR.get().unwrap_or(&0), vm.vttbr, psci::vmpidr(v));
+    guest::configure_vcpu(
+        *VTCR.get().unwrap_or(&0),
+        vm.vttbr,
+        psci::vmpidr(v),
+        vm.cntvoff.load(Ordering::Relaxed),
+    );
     guest::reset_el1();
+    irq::start_vcpu(vm, v);
     *vm.vcpus[v].sysregs.lock() = crate::trap::sysreg::SysRegState::reset();
     let mut f = Frame::ZERO;
     f.regs[0] = context;
@@ -85,6 +91,9 @@ fn start_vcpu(vm: &Vm, v: usize, core: usize, entry: u64, context: u64) -> ! {
 
 /// Leaves the guest for good (vCPU off, VM stopped or resetting).
 fn leave(core: usize) -> ! {
+    if let Some((vm, v)) = current(core) {
+        irq::park_vcpu(vm, v);
+    }
     run_core(core)
 }
 
@@ -101,7 +110,7 @@ pub fn handle_exit(frame: &mut Frame, slot: u64) {
     };
     match slot % 4 {
         0 => sync_exit(vm, v, core, frame),
-        1 | 2 => drain_interrupts(),
+        1 | 2 => irq::handle_irqs(core),
         _ => {
             // An SError from the guest's own doing: it gets a virtual
             // SError, the hypervisor carries on.
@@ -117,6 +126,9 @@ pub fn handle_exit(frame: &mut Frame, slot: u64) {
     if vm.state.load(Ordering::Acquire) != state::RUNNING {
         leave(core);
     }
+    if irq::dirty(core) {
+        irq::flush_lrs(vm, v);
+    }
 }
 
 fn inject_fault(frame: &mut Frame, fault: Fault) {
@@ -130,6 +142,14 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
         Exit::Smc { .. } => {
             frame.elr += 4; // a trapped SMC leaves ELR at the SMC itself
             hypercall(vm, v, core, frame)
+        }
+        Exit::Mmio(a) if irq::is_gicd(a.ipa) => {
+            let store = a.store_value(&frame.regs);
+            let raw = irq::gicd_access(vm, v, &a, store);
+            if !a.write {
+                a.complete_load(&mut frame.regs, raw);
+            }
+            frame.elr += 4;
         }
         Exit::Mmio(a) => {
             let store = a.store_value(&frame.regs);
@@ -248,9 +268,14 @@ fn hypercall(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
         }
         Outcome::Suspend => {
             // Standby (a power-down request is downgraded to standby,
-            // which PSCI allows): sleep until an interrupt, then SUCCESS.
+            // which PSCI allows): sleep until an interrupt for the vCPU,
+            // then SUCCESS. Everything that makes one pending (its timers,
+            // a kick from another core) is a physical interrupt here.
             frame.regs[0] = 0;
-            aarch64_cpu::asm::wfi();
+            if !irq::virq_pending() && !irq::dirty(core) {
+                aarch64_cpu::asm::wfi();
+            }
+            irq::handle_irqs(core);
         }
         Outcome::SystemOff => system_off(vm, v, core),
         Outcome::SystemReset => system_reset(vm, v, core),
@@ -308,7 +333,7 @@ fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
     }
     kick_siblings(vm, v);
     for (i, c) in vm.vcpus.iter().enumerate() {
-        if !cpu::wait_until(STOP_TIMEOUT_MS, || {
+        if !irq::wait_until(core, STOP_TIMEOUT_MS, || {
             !IN_GUEST[c.core].load(Ordering::Acquire)
         }) {
             warn!(
@@ -325,6 +350,8 @@ fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
     vm.flush_ram();
     vm.load();
     guest::publish_memory();
+    vm.reset_vgic();
+    vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
     {
         let mut power = vm.power.lock();
         power.iter_mut().for_each(|p| *p = Power::Off);

@@ -206,10 +206,6 @@ fn devices_raise_lines_for_their_targets() {
     d.write(0, 0x800 + 153, 1, 0b10);
     assert_eq!(d.set_line(0, 153, true), 0b10);
     assert!(d.irq(0, 153).unwrap().is_pending());
-    assert_eq!(
-        d.set_line(1, 27, true),
-        0b10,
-        "a PPI reaches its own vCPU"
-    );
+    assert_eq!(d.set_line(1, 27, true), 0b10, "a PPI reaches its own vCPU");
     assert_eq!(d.set_line(0, 3, true), 0, "SGIs only through SGIR");
 }

@@ -169,8 +169,7 @@ impl VgicDist {
         let irq = self.irq_at(vcpu, intid)?;
         let group_on = ctlr & if irq.group1 { 2 } else { 1 } != 0;
         let targeted = intid < 32 || irq.targets & (1 << vcpu) != 0;
-        if !(irq.enabled && irq.is_pending() && !irq.in_lr && !irq.active && group_on && targeted)
-        {
+        if !(irq.enabled && irq.is_pending() && !irq.in_lr && !irq.active && group_on && targeted) {
             return None;
         }
         Some(Virq {

@@ -72,12 +72,26 @@ pub const GICC_IPA: u64 = 0xff84_2000;
 pub const TESTDEV_IPA: u64 = 0xfc00_0000;
 /// The pivisor test device's size.
 pub const TESTDEV_SIZE: u64 = 0x1000;
+/// GIC interrupt specifier: SPI.
+const GIC_SPI: u32 = 0;
+/// IRQ_TYPE_LEVEL_HIGH.
+const LEVEL_HIGH: u32 = 4;
+
+/// The first INTID of VM `index`'s test device lines: SPI 64 onwards,
+/// [`crate::devices::testdev::LINES`] per VM, so that no two VMs use
+/// the same numbers (a VM touching another's numbers must see nothing).
+pub fn testdev_irq_base(index: usize) -> u32 {
+    96 + crate::devices::testdev::LINES * (index as u32 % 16)
+}
 
 /// What the tree describes.
 #[derive(Debug, Clone, Copy)]
 pub struct VmTree<'a> {
     /// VM name (in `model`).
     pub name: &'a str,
+    /// The VM's index in the configuration (picks its test device's
+    /// interrupt lines).
+    pub index: usize,
     /// vCPUs.
     pub vcpus: usize,
     /// RAM bytes at IPA 0.
@@ -201,6 +215,11 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
                 w.begin_node(&format!("pivisor-test@{TESTDEV_IPA:x}"))?;
                 w.property_string("compatible", "pivisor,test-device")?;
                 w.property_cells("reg", &reg(TESTDEV_IPA, TESTDEV_SIZE))?;
+                let base = testdev_irq_base(t.index);
+                let irqs: Vec<u32> = (0..crate::devices::testdev::LINES)
+                    .flat_map(|k| [GIC_SPI, base + k - 32, LEVEL_HIGH])
+                    .collect();
+                w.property_cells("interrupts", &irqs)?;
                 w.end_node()?;
             }
         }

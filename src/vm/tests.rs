@@ -275,6 +275,7 @@ fn dtc(blob: &[u8]) -> String {
 fn vm_device_tree_decompiles_and_describes_the_vm() {
     let t = VmTree {
         name: "alpha",
+        index: 1,
         vcpus: 2,
         ram: 384 << 20,
         bootargs: "console=hvc0 x=\"y\"",
@@ -300,6 +301,7 @@ fn vm_device_tree_decompiles_and_describes_the_vm() {
         "compatible = \"arm,armv8-timer\";",
         "interrupts = <0x01 0x0d 0x308 0x01 0x0e 0x308 0x01 0x0b 0x308 0x01 0x0a 0x308>;",
         "pivisor-test@fc000000 {",
+        "interrupts = <0x00 0x48 0x04 0x00 0x49 0x04",
     ] {
         assert!(s.contains(want), "missing {want:?} in\n{s}");
     }
@@ -336,6 +338,7 @@ fn dtb_extra_nodes_are_grafted_and_checked() {
     let good = extra_tree("widget@fd000000", 7);
     let t = VmTree {
         name: "x",
+        index: 0,
         vcpus: 1,
         ram: 64 << 20,
         bootargs: "",

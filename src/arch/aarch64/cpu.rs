@@ -37,6 +37,21 @@ pub fn counter_freq() -> u64 {
     CNTFRQ_EL0.get()
 }
 
+/// Arms the EL2 physical timer (INTID 26) to fire at counter value
+/// `deadline`: a core waiting in wfi wakes then.
+pub fn el2_timer_arm(deadline: u64) {
+    // SAFETY: the EL2 timer's compare value; only this core's wfi cares.
+    unsafe { asm!("msr cnthp_cval_el2, {}", in(reg) deadline, options(nostack)) };
+    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::IMASK::CLEAR);
+    barrier::isb(barrier::SY);
+}
+
+/// Stops the EL2 physical timer (its level interrupt drops).
+pub fn el2_timer_stop() {
+    CNTHP_CTL_EL2.set(0);
+    barrier::isb(barrier::SY);
+}
+
 /// Polls `done` until it holds or `timeout_ms` of counter time pass;
 /// returns whether it held.
 pub fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
@@ -141,7 +156,9 @@ pub fn zero_to_poc(start: u64, len: u64) {
 
 /// EL2 settings every core needs: FP/SIMD not trapped for guests (CPTR_EL2
 /// TFP=0, with its RES1 bits), EL1 may use the physical counter and timer
-/// (CNTHCTL_EL2 EL1PCTEN/EL1PCEN), no virtual counter offset yet.
+/// (CNTHCTL_EL2 EL1PCTEN/EL1PCEN; the EL1 physical timer's interrupt is
+/// forwarded like the virtual one's), no virtual counter offset until a
+/// vCPU is configured, the EL2 timer off.
 pub fn configure_el2() {
     // CPTR_EL2 (non-VHE): RES1 bits 13:12 and 9:0 (and 8, TZ, without SVE);
     // TFP (10), TTA (20), TCPAC (31) clear.
@@ -150,6 +167,7 @@ pub fn configure_el2() {
     unsafe { asm!("msr cptr_el2, {}", in(reg) CPTR_EL2_RES1, options(nostack)) };
     CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::SET);
     CNTVOFF_EL2.set(0);
+    CNTHP_CTL_EL2.set(0);
     barrier::isb(barrier::SY);
 }
 

@@ -41,9 +41,10 @@ pub const HCR_GUEST: u64 = (1 << 31) // RW
 const HCR_VSE: u64 = 1 << 8;
 
 /// Configures this core's EL2 to run a vCPU of the VM with stage-2 root
-/// `vttbr` (VMID included) and guest MPIDR `vmpidr`, and discards any TLB
-/// entries and instruction cache lines a previous run could have left.
-pub fn configure_vcpu(vtcr: u64, vttbr: u64, vmpidr: u64) {
+/// `vttbr` (VMID included), guest MPIDR `vmpidr` and virtual counter
+/// offset `cntvoff`, and discards any TLB entries and instruction cache
+/// lines a previous run could have left.
+pub fn configure_vcpu(vtcr: u64, vttbr: u64, vmpidr: u64, cntvoff: u64) {
     let pmcr_n: u64;
     let midr: u64;
     // SAFETY: reads of identification registers.
@@ -66,6 +67,7 @@ pub fn configure_vcpu(vtcr: u64, vttbr: u64, vmpidr: u64) {
             "msr vpidr_el2, {midr}",
             "msr vmpidr_el2, {vmpidr}",
             "msr actlr_el2, xzr",
+            "msr cntvoff_el2, {cntvoff}",
             "isb",
             "tlbi vmalls12e1",
             "dsb nsh",
@@ -78,6 +80,7 @@ pub fn configure_vcpu(vtcr: u64, vttbr: u64, vmpidr: u64) {
             vttbr = in(reg) vttbr,
             midr = in(reg) midr,
             vmpidr = in(reg) vmpidr,
+            cntvoff = in(reg) cntvoff,
             options(nostack)
         );
     }

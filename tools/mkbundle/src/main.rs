@@ -100,7 +100,7 @@ fn run() -> Result<(), String> {
             .map(|(_, d)| d.as_slice())
             .unwrap_or(&[])
     };
-    for v in &vms {
+    for (index, v) in vms.iter().enumerate() {
         let h = image::parse_header(file(v.kernel))
             .map_err(|e| cfg(&format!("VM '{}': kernel '{}': {e}", v.name, v.kernel)))?;
         let rd = v.initrd.map(|n| file(n).len() as u64);
@@ -109,6 +109,7 @@ fn run() -> Result<(), String> {
         // The tree the hypervisor will generate (this also checks dtb-extra).
         let tree = fdt::build(&fdt::VmTree {
             name: v.name,
+            index,
             vcpus: v.cores.len(),
             ram: v.memory,
             bootargs: v.bootargs,

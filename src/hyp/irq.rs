@@ -1,0 +1,194 @@
+//! Interrupts at EL2 and the vGIC glue: what the hypervisor does with each
+//! physical interrupt, the list registers of the vCPU pinned to this core,
+//! the trapped GICD page, and sleeping with the EL2 timer.
+//!
+//! Each core owns its GICH (banked) and only ever touches its own list
+//! registers. Another core that makes an interrupt pending for this core's
+//! vCPU (an SGI, an emulated device line) updates the VM's distributor
+//! model, marks this core dirty and kicks it with SGI 1; the kick exits
+//! the guest (or wakes the idle loop) and the list registers are refilled
+//! before the guest runs again.
+//!
+//! | INTID | what                  | handled                                   |
+//! |-------|-----------------------|-------------------------------------------|
+//! | 0-15  | hypervisor SGIs       | EOIR + DIR (kicks)                        |
+//! | 25    | GICH maintenance      | list registers folded/refilled, EOIR+DIR  |
+//! | 26    | EL2 physical timer    | timer stopped, EOIR + DIR                 |
+//! | 27    | EL1 virtual timer     | EOIR only; injected hardware-linked       |
+//! | 30    | EL1 physical timer    | EOIR only; injected hardware-linked       |
+//! | other | unexpected            | EOIR + DIR                                |
+
+use super::{current, kick, Vm, GIC};
+use crate::arch::cpu;
+use crate::board::gic400::{EL2_TIMER, MAINTENANCE, PHYS_TIMER, VIRT_TIMER};
+use crate::trap::mmio::Access;
+use crate::vgic::dist::{Dirty, MAX_LRS};
+use crate::vm::fdt::GICD_IPA;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// The GICD page's size.
+pub const GICD_SIZE: u64 = 0x1000;
+
+/// Per core: its vCPU's list registers must be refilled before it runs.
+static DIRTY: [AtomicBool; 4] = [const { AtomicBool::new(false) }; 4];
+
+/// After a distributor change: the vCPUs in `mask` get their list
+/// registers refilled (this core's before it returns to its guest, the
+/// others' after a kick).
+pub fn mark(vm: &Vm, mask: Dirty) {
+    if mask == 0 {
+        return;
+    }
+    let me = cpu::core_index();
+    for (i, vc) in vm.vcpus.iter().enumerate() {
+        if mask & (1 << i) != 0 {
+            DIRTY[vc.core].store(true, Ordering::Release);
+            if vc.core != me {
+                kick(vc.core);
+            }
+        }
+    }
+}
+
+/// Whether this core's list registers need a refill.
+pub fn dirty(core: usize) -> bool {
+    DIRTY.get(core).is_some_and(|d| d.load(Ordering::Acquire))
+}
+
+/// Folds and refills this core's list registers from vCPU `v`'s
+/// distributor state; deactivates physical interrupts the guest gave up.
+pub fn flush_lrs(vm: &Vm, v: usize) {
+    let Some(gic) = GIC.get() else {
+        return;
+    };
+    DIRTY[cpu::core_index()].store(false, Ordering::Release);
+    let n = gic.lr_count().min(MAX_LRS);
+    let mut before = [0u32; MAX_LRS];
+    gic.read_lrs(&mut before[..n]);
+    let mut lrs = before;
+    let (underflow, released) = {
+        let mut d = vm.vgic.lock();
+        (d.flush(v, &mut lrs[..n]), d.take_released(v))
+    };
+    for i in 0..n {
+        if lrs[i] != before[i] {
+            gic.write_lr(i, lrs[i]);
+        }
+    }
+    gic.set_underflow(underflow);
+    for intid in released {
+        gic.deactivate_physical(intid);
+    }
+}
+
+/// Whether vCPU `v` (on this core) has a virtual interrupt waiting in a
+/// list register.
+pub fn virq_pending() -> bool {
+    let Some(gic) = GIC.get() else {
+        return false;
+    };
+    let n = gic.lr_count().min(MAX_LRS);
+    let mut lrs = [0u32; MAX_LRS];
+    gic.read_lrs(&mut lrs[..n]);
+    lrs[..n].iter().any(|&l| (l >> 28) & 1 != 0)
+}
+
+/// Takes everything of vCPU `v` out of this core's virtual interface (it
+/// stops running): unacknowledged interrupts go back to the distributor
+/// model, the list registers are cleared, no maintenance interrupt.
+pub fn park_vcpu(vm: &Vm, v: usize) {
+    let Some(gic) = GIC.get() else {
+        return;
+    };
+    let n = gic.lr_count().min(MAX_LRS);
+    let mut lrs = [0u32; MAX_LRS];
+    gic.read_lrs(&mut lrs[..n]);
+    vm.vgic.lock().reset_vcpu(v, &lrs[..n]);
+    gic.reset_virtual_interface();
+    gic.set_underflow(false);
+}
+
+/// Gives vCPU `v` a fresh virtual interface as it starts: empty list
+/// registers, virtual CPU interface reset, its timers' physical
+/// interrupts deactivated (reset_el1 has stopped the timers), then
+/// whatever is already pending for it.
+pub fn start_vcpu(vm: &Vm, v: usize) {
+    let Some(gic) = GIC.get() else {
+        return;
+    };
+    park_vcpu(vm, v);
+    let _ = vm.vgic.lock().take_released(v);
+    gic.deactivate_physical(VIRT_TIMER);
+    gic.deactivate_physical(PHYS_TIMER);
+    flush_lrs(vm, v);
+}
+
+/// Handles every pending physical interrupt on this core.
+pub fn handle_irqs(core: usize) {
+    let Some(gic) = GIC.get() else {
+        return;
+    };
+    let cur = current(core);
+    while let Some(iar) = gic.ack() {
+        let intid = iar & 0x3ff;
+        match (intid, cur) {
+            (VIRT_TIMER | PHYS_TIMER, Some((vm, v))) => {
+                // Stays active until the guest deactivates the virtual
+                // one through its hardware-linked list register.
+                gic.priority_drop(iar);
+                let d = vm.vgic.lock().hw_fired(v, intid);
+                mark(vm, d);
+            }
+            (MAINTENANCE, Some((vm, v))) => {
+                flush_lrs(vm, v);
+                gic.complete(iar);
+            }
+            (EL2_TIMER, _) => {
+                cpu::el2_timer_stop();
+                gic.complete(iar);
+            }
+            _ => gic.complete(iar),
+        }
+    }
+}
+
+/// A guest access to its GICD page (`a.ipa` inside it): emulated by the
+/// VM's distributor model. Returns the loaded value for a read.
+pub fn gicd_access(vm: &Vm, v: usize, a: &Access, store: u64) -> u64 {
+    let off = a.ipa - GICD_IPA;
+    if a.write {
+        let d = vm.vgic.lock().write(v, off, a.width, store as u32);
+        mark(vm, d);
+        0
+    } else {
+        vm.vgic.lock().read(v, off, a.width) as u64
+    }
+}
+
+/// Whether `ipa` is in the guest's GICD page.
+pub fn is_gicd(ipa: u64) -> bool {
+    (GICD_IPA..GICD_IPA + GICD_SIZE).contains(&ipa)
+}
+
+/// Waits until `done` holds or `timeout_ms` pass, sleeping in wfi between
+/// checks (woken by interrupts, at the latest by the EL2 timer each
+/// millisecond) and handling interrupts meanwhile. Returns whether `done`
+/// held.
+pub fn wait_until(core: usize, timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
+    let f = cpu::counter_freq();
+    let deadline = cpu::counter() + f * timeout_ms / 1000;
+    loop {
+        if done() {
+            cpu::el2_timer_stop();
+            return true;
+        }
+        let now = cpu::counter();
+        if now > deadline {
+            cpu::el2_timer_stop();
+            return false;
+        }
+        cpu::el2_timer_arm(deadline.min(now + f / 1000));
+        aarch64_cpu::asm::wfi();
+        handle_irqs(core);
+    }
+}
