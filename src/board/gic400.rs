@@ -210,6 +210,20 @@ impl Gic {
         r.set((r.get() & !(0xff << shift)) | ((prio as u32) << shift));
     }
 
+    /// GICD_IIDR.
+    pub fn iidr(&self) -> u32 {
+        self.dist.iidr.get()
+    }
+
+    /// Whether this is an ARM GIC-400 (product 0x02, implementer ARM),
+    /// which re-signals a physical interrupt that is still pending when a
+    /// guest deactivates it through a hardware-linked list register.
+    /// QEMU's model reports 0x43b and does not (it only notices at its next
+    /// GIC event), so hardware-linked forwarding could stall there.
+    pub fn is_gic400(&self) -> bool {
+        self.iidr() & 0xff00_0fff == 0x0200_043b
+    }
+
     /// Whether the virtualization extensions (GICH) are there.
     pub fn has_virtualization(&self) -> bool {
         self.hyp.is_some()

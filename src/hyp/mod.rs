@@ -102,6 +102,9 @@ static ASSIGN: [AtomicUsize; 4] = [const { AtomicUsize::new(usize::MAX) }; 4];
 static IN_GUEST: [AtomicBool; 4] = [const { AtomicBool::new(false) }; 4];
 /// Set when the VMs may start.
 static GO: AtomicBool = AtomicBool::new(false);
+/// Forward the timers with EOI maintenance instead of hardware-linked
+/// (a GIC model that is not a GIC-400: QEMU's).
+static HW_VIA_EOI: AtomicBool = AtomicBool::new(false);
 
 /// Sets up the GIC distributor (boot core, once) and this core's CPU
 /// interface.
@@ -117,6 +120,13 @@ pub fn gic_init_core(info: Option<&HostInfo<'_>>, core: usize) {
         // default), inside a /soc window the EL2 map has as Device.
         let g = unsafe { Gic::new(d as usize, c as usize, h.map(|h| h as usize)) };
         g.init_distributor();
+        if !g.is_gic400() {
+            HW_VIA_EOI.store(true, Ordering::Relaxed);
+            info!(
+                "GIC: GICD_IIDR {:#x} is not an ARM GIC-400 (QEMU's model): timer interrupts are forwarded with EOI maintenance, not hardware-linked",
+                g.iidr()
+            );
+        }
         g
     });
     let mask = gic.init_cpu();
@@ -387,6 +397,7 @@ pub fn start(online: u32) -> Result<(), String> {
         for (i, v) in vm.vcpus.iter().enumerate() {
             ASSIGN[v.core].store(vm.index << 8 | i, Ordering::Relaxed);
         }
+        vm.reset_vgic(); // now that the GIC model is known
         vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
         vm.power.lock()[0] = vm.boot_power();
     }
@@ -399,6 +410,7 @@ fn new_vgic(vcpus: usize, spis: &[u32]) -> VgicDist {
     let mut d = VgicDist::new(vcpus, spis);
     d.set_hw(VIRT_TIMER);
     d.set_hw(PHYS_TIMER);
+    d.set_hw_via_eoi(HW_VIA_EOI.load(Ordering::Relaxed));
     d
 }
 

@@ -77,6 +77,11 @@ pub struct VgicDist {
     released: Vec<(u8, u32)>,
     /// Per vCPU: what each list register holds.
     pub(super) lrs: Vec<[Option<Slot>; MAX_LRS]>,
+    /// Hardware-linked interrupts go in as software ones with EOI
+    /// maintenance and are deactivated by the hypervisor (for GIC models
+    /// that do not re-signal a still-pending physical interrupt when the
+    /// guest deactivates it through a list register).
+    pub(super) hw_via_eoi: bool,
 }
 
 /// The most list registers GICv2 defines (GICH_VTR.ListRegs is 6 bits).
@@ -124,6 +129,7 @@ impl VgicDist {
             owned: own,
             released: Vec::new(),
             lrs: vec![[None; MAX_LRS]; vcpus],
+            hw_via_eoi: false,
         }
     }
 
@@ -235,9 +241,17 @@ impl VgicDist {
         }
     }
 
+    /// Forward hardware-linked interrupts with EOI maintenance (the
+    /// hypervisor deactivates the physical one when the guest is done)
+    /// instead of HW=1 list registers.
+    pub fn set_hw_via_eoi(&mut self, on: bool) {
+        self.hw_via_eoi = on;
+    }
+
     /// Physical interrupts the guest gave up (cleared pending without
-    /// taking them) that must be deactivated on the GIC so they can fire
-    /// again: `vcpu`'s PPIs and any SPI. Called on `vcpu`'s own core.
+    /// taking them) or finished (with [`Self::set_hw_via_eoi`]) that must
+    /// be deactivated on the GIC so they can fire again: `vcpu`'s PPIs and
+    /// any SPI. Called on `vcpu`'s own core.
     pub fn take_released(&mut self, vcpu: usize) -> Vec<u32> {
         let mut out = Vec::new();
         self.released.retain(|&(v, intid)| {

@@ -18,7 +18,9 @@
 //! - Hardware-linked ones go in with HW=1 and the physical INTID, so the
 //!   guest's deactivation deactivates the physical interrupt. If one is
 //!   taken back and then cleared by the guest, it is handed to the caller
-//!   to deactivate ([`VgicDist::take_released`]).
+//!   to deactivate ([`VgicDist::take_released`]). With
+//!   [`VgicDist::set_hw_via_eoi`] they go in with EOI maintenance instead
+//!   and are handed to the caller when the guest is done.
 //!
 //! The guest's ICACTIVER/ISACTIVER writes do not reach an interrupt that
 //! sits in a list register (the list register is the truth until the
@@ -68,10 +70,16 @@ impl VgicDist {
                 state::INVALID => {
                     *lrv = 0;
                     self.lrs[vcpu][i] = None;
+                    let via_eoi = self.hw_via_eoi;
+                    let mut release = false;
                     if let Some(irq) = self.irq_at(vcpu, slot.intid) {
                         irq.in_lr = false;
                         irq.active = false;
                         irq.cleared = false;
+                        release = irq.hw && via_eoi;
+                    }
+                    if release {
+                        self.release(vcpu, slot.intid);
                     }
                 }
                 state::PENDING => {
@@ -166,19 +174,21 @@ impl VgicDist {
         } else {
             0
         };
+        let via_eoi = self.hw_via_eoi;
         let irq = self.irq_at(vcpu, intid)?;
         let group_on = ctlr & if irq.group1 { 2 } else { 1 } != 0;
         let targeted = intid < 32 || irq.targets & (1 << vcpu) != 0;
         if !(irq.enabled && irq.is_pending() && !irq.in_lr && !irq.active && group_on && targeted) {
             return None;
         }
+        let linked = irq.hw && !via_eoi;
         Some(Virq {
             intid,
             priority: irq.priority,
             group1: irq.group1,
-            hw: irq.hw.then_some(intid),
+            hw: linked.then_some(intid),
             source,
-            eoi_maintenance: !irq.edge && !irq.hw,
+            eoi_maintenance: !irq.edge && !linked,
         })
     }
 

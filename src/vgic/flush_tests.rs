@@ -306,3 +306,29 @@ fn hostile_list_register_contents_and_arguments() {
     assert_eq!(many.iter().filter(|&&l| l != 0).count(), 16);
     assert!(!d.flush(0, &mut []), "no list registers: nothing to do");
 }
+
+#[test]
+fn hardware_interrupts_via_eoi_maintenance() {
+    let mut d = VgicDist::new(1, &[]);
+    let mut cpu = Cpu::new();
+    d.set_hw(27);
+    d.set_hw_via_eoi(true);
+    d.write(0, 0x000, 4, ENABLE_ALL);
+    d.write(0, 0x100, 4, 1 << 27);
+    d.hw_fired(0, 27);
+    d.flush(0, &mut cpu.lrs);
+    let f = field(cpu.lrs[0]);
+    assert_eq!(f.read(GICH_LR::HW), 0);
+    assert_eq!(f.read(GICH_LR::PHYSICAL_ID), 1 << 9, "EOI maintenance");
+    assert_eq!(cpu.ack(), Some(27));
+    d.flush(0, &mut cpu.lrs);
+    assert!(d.take_released(0).is_empty(), "still active in the guest");
+    cpu.eoi(27);
+    d.flush(0, &mut cpu.lrs);
+    assert_eq!(
+        d.take_released(0),
+        [27],
+        "done: deactivate the physical one"
+    );
+    assert_eq!(cpu.lrs, [0; 4]);
+}

@@ -193,6 +193,10 @@ extern "C" fn exception(kind: u64) {
         asm!("mrs {}, far_el1", out(reg) far, options(nostack));
         asm!("mrs {}, elr_el1", out(reg) elr, options(nostack));
     }
+    if kind == 5 {
+        crate::gic::irq();
+        return;
+    }
     if kind == 4 && read64(ABORT_BOX) == 1 {
         write64(ABORT_BOX + 8, esr);
         write64(ABORT_BOX + 16, far);

@@ -13,6 +13,7 @@
 #![no_std]
 #![no_main]
 
+mod gic;
 mod hw;
 
 use core::arch::global_asm;
@@ -26,14 +27,16 @@ const RESET_MARK: u64 = 0x7f000;
 const RESET_MAGIC: u64 = 0x5253_4554_5f4f_4b21;
 /// Per-vCPU mailboxes written by secondaries (below the image).
 const CPU_FLAGS: u64 = 0x7e000;
+/// CPU_ON context bit: run as the SGI ping-pong server.
+const SGI_SERVER: u64 = 0x100;
 
-struct Tally {
+pub struct Tally {
     pass: u32,
     fail: u32,
 }
 
 impl Tally {
-    fn check(&mut self, name: &str, ok: bool, detail: core::fmt::Arguments<'_>) {
+    pub fn check(&mut self, name: &str, ok: bool, detail: core::fmt::Arguments<'_>) {
         if ok {
             self.pass += 1;
             println!("TEST {name} ok");
@@ -66,6 +69,12 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         println!("pivisor-testguest: VM {vm} back after SYSTEM_RESET");
         write64(RESET_MARK, 0);
         let v = psci(PSCI_VERSION, 0, 0, 0);
+        let (ctlr, en) = (gic::r32(0xff84_1000), gic::r32(0xff84_1100));
+        t.check(
+            "reset-gic",
+            ctlr == 0 && en == 0,
+            format_args!("GICD_CTLR {ctlr:#x} ISENABLER0 {en:#x} after reset"),
+        );
         t.check(
             "reset",
             v == 0x10001 && ram > 0,
@@ -117,6 +126,7 @@ extern "C" fn guest_main(dtb: u64) -> ! {
     test_aborts(&mut t, ram);
     test_sysregs(&mut t);
     test_cpu_on(&mut t, vcpus, ram);
+    gic::run(&mut t, vcpus, info);
     let bad = check_ram(ram, dtb, seed);
     t.check(
         "ram",
@@ -256,6 +266,9 @@ fn test_cpu_on(t: &mut Tally, vcpus: usize, ram: u64) {
 /// vCPUs 1..: report MPIDR and PSCI, then switch off.
 #[no_mangle]
 extern "C" fn secondary_main(index: u64) -> ! {
+    if index & SGI_SERVER != 0 {
+        gic::sgi_server();
+    }
     let mpidr = mpidr();
     let v = psci(PSCI_VERSION, 0, 0, 0);
     let aff = psci(AFFINITY_INFO, index, 0, 0);

@@ -30,6 +30,16 @@ const CHECKS: &[&str] = &[
     "abort-bad-register",
     "sysregs",
     "cpu-on-errors",
+    "gic-ids",
+    "gic-foreign-lines",
+    "vcounter",
+    "vtimer-1khz",
+    "more-pending-than-lrs",
+    "level-resample",
+    "edge-latch",
+    "sgi-ping-pong",
+    "sgi-filters",
+    "sgi-server-off",
     "ram",
 ];
 
@@ -47,6 +57,14 @@ fn guest_passed(o: &Output, vm: &str, vcpus: usize) {
         vcpus - 1,
         "{vm}: off then on again"
     );
+    // The interrupt figures: 1000 virtual timer ticks at 1 kHz (the guest
+    // checks the mean spacing within 5%), 200 SGI round trips.
+    o.expect(&format!(
+        r"\[{vm}\] TIMER ticks 1000 mean_spacing_ns \d+ max_spacing_ns \d+ period_ns 1000000"
+    ))
+    .expect(&format!(
+        r"\[{vm}\] SGI ping-pong round_trips 200 total_ns \d+ per_round_trip_ns \d+"
+    ));
     o.expect(&format!(r"\[{vm}\] RESULT pass \d+; SYSTEM_RESET"))
         .expect(&format!(
             r"VM '{vm}': SYSTEM_RESET from vCPU 0: reloading \(reset 1\)"
@@ -54,8 +72,9 @@ fn guest_passed(o: &Output, vm: &str, vcpus: usize) {
         .expect(&format!(
             r"\[{vm}\] pivisor-testguest: VM \d back after SYSTEM_RESET"
         ))
+        .expect(&format!(r"\[{vm}\] TEST reset-gic ok"))
         .expect(&format!(r"\[{vm}\] TEST reset ok"))
-        .expect(&format!(r"\[{vm}\] RESULT pass {vcpus}; SYSTEM_OFF"))
+        .expect(&format!(r"\[{vm}\] RESULT pass {}; SYSTEM_OFF", vcpus + 1))
         .expect(&format!(
             r"VM '{vm}': SYSTEM_OFF from vCPU 0: stopped; its cores are idle"
         ))
