@@ -39,6 +39,7 @@ pub struct Boot {
     initrd: Option<PathBuf>,
     append: String,
     timeout: Duration,
+    icount: bool,
 }
 
 /// What a boot printed.
@@ -103,7 +104,15 @@ impl Boot {
             initrd: None,
             append: String::new(),
             timeout: Duration::from_secs(30),
+            icount: false,
         }
+    }
+
+    /// Runs with `-icount shift=0,align=off,sleep=off`: guest time is one
+    /// nanosecond per instruction, so timings are exact and repeatable.
+    pub fn icount(mut self) -> Self {
+        self.icount = true;
+        self
     }
 
     /// Passes `-dtb`.
@@ -150,6 +159,9 @@ impl Boot {
         }
         if !self.append.is_empty() {
             cmd.args(["-append", &self.append]);
+        }
+        if self.icount {
+            cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -139,3 +139,16 @@ fn a_config_that_does_not_fit_starts_nothing() {
     o.expect(r"ERROR vms.conf: the VMs need 1024 MiB of RAM, but only \d+ MiB is free for guests")
         .reject(r"FAULT|PANIC|starting the VMs|\[big\]");
 }
+
+#[test]
+fn timer_ticks_are_exact_in_deterministic_time() {
+    // Under -icount guest time is one nanosecond per instruction: the
+    // 1 kHz virtual timer must tick exactly every 1 000 000 ns, every time.
+    let o = boot("PIVISOR_BUNDLE_TEST")
+        .icount()
+        .timeout(std::time::Duration::from_secs(120))
+        .run_until_match(r"SYSTEM_OFF from vCPU 0");
+    hypervisor_clean(&o);
+    o.expect(r"\[test\] TIMER ticks 1000 mean_spacing_ns 1000000 max_spacing_ns 1000000 period_ns 1000000 late 0");
+    guest_passed(&o, "test", 4);
+}
