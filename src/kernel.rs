@@ -367,7 +367,7 @@ fn start_secondaries(info: &HostInfo<'_>, cfg: &mmu::MmuConfig) {
                 }
             }
         }
-        if !cpu::wait_until(ONLINE_TIMEOUT_MS, || {
+        if !hyp::wait_until(ONLINE_TIMEOUT_MS, || {
             ONLINE.load(Ordering::Acquire) & (1 << idx) != 0
         }) {
             error!(

@@ -142,6 +142,8 @@ pub struct Gic {
     dist: Mmio<GicdRegs>,
     cpu: Mmio<GiccRegs>,
     hyp: Option<Mmio<GichRegs>>,
+    /// List registers (GICH_VTR.ListRegs + 1; 0 without GICH), read once.
+    lrs: usize,
 }
 
 impl Gic {
@@ -152,16 +154,19 @@ impl Gic {
     /// mapped as device memory.
     /// `hyp` is the GICH frame if the GIC has the virtualization
     /// extensions.
-    pub const unsafe fn new(dist: usize, cpu: usize, hyp: Option<usize>) -> Self {
+    pub unsafe fn new(dist: usize, cpu: usize, hyp: Option<usize>) -> Self {
+        // SAFETY: the caller's contract.
+        let hyp = hyp.map(|h| unsafe { Mmio::<GichRegs>::new(h) });
+        let lrs = hyp
+            .as_ref()
+            .map_or(0, |h| ((h.vtr.get() & 0x3f) + 1) as usize);
         // SAFETY: the caller's contract.
         unsafe {
             Self {
                 dist: Mmio::new(dist),
                 cpu: Mmio::new(cpu),
-                hyp: match hyp {
-                    Some(h) => Some(Mmio::new(h)),
-                    None => None,
-                },
+                hyp,
+                lrs,
             }
         }
     }
@@ -224,33 +229,24 @@ impl Gic {
         self.iidr() & 0xff00_0fff == 0x0200_043b
     }
 
-    /// Whether the virtualization extensions (GICH) are there.
-    pub fn has_virtualization(&self) -> bool {
-        self.hyp.is_some()
-    }
-
     /// How many list registers this core's virtual interface has.
     pub fn lr_count(&self) -> usize {
-        self.hyp
-            .as_ref()
-            .map_or(0, |h| ((h.vtr.get() & 0x3f) + 1) as usize)
+        self.lrs
     }
 
     /// Reads this core's list registers into `out` (up to lr_count()).
     pub fn read_lrs(&self, out: &mut [u32]) {
         if let Some(h) = &self.hyp {
-            for (i, v) in out.iter_mut().enumerate().take(self.lr_count()) {
-                *v = h.lr[i].get();
+            for (v, r) in out.iter_mut().zip(&h.lr[..self.lrs]) {
+                *v = r.get();
             }
         }
     }
 
     /// Writes list register `i`.
     pub fn write_lr(&self, i: usize, value: u32) {
-        if let Some(h) = &self.hyp {
-            if i < self.lr_count() {
-                h.lr[i].set(value);
-            }
+        if let Some(r) = self.hyp.as_ref().and_then(|h| h.lr[..self.lrs].get(i)) {
+            r.set(value);
         }
     }
 
@@ -266,8 +262,8 @@ impl Gic {
     /// GICV_PMR back to 0 (as a CPU interface comes out of reset).
     pub fn reset_virtual_interface(&self) {
         if let Some(h) = &self.hyp {
-            for i in 0..self.lr_count() {
-                h.lr[i].set(0);
+            for r in &h.lr[..self.lrs] {
+                r.set(0);
             }
             h.apr.set(0);
             h.vmcr.set(0);

@@ -20,9 +20,10 @@
 
 use super::{current, kick, Vm, GIC};
 use crate::arch::cpu;
-use crate::board::gic400::{EL2_TIMER, MAINTENANCE, PHYS_TIMER, VIRT_TIMER};
+use crate::board::gic400::{Gic, EL2_TIMER, MAINTENANCE, PHYS_TIMER, VIRT_TIMER};
 use crate::trap::mmio::Access;
 use crate::vgic::dist::{Dirty, MAX_LRS};
+use crate::vgic::lr;
 use crate::vm::fdt::GICD_IPA;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -55,6 +56,14 @@ pub fn dirty(core: usize) -> bool {
     DIRTY.get(core).is_some_and(|d| d.load(Ordering::Acquire))
 }
 
+/// This core's list registers: their values and how many there are.
+fn read_lrs(gic: &Gic) -> ([u32; MAX_LRS], usize) {
+    let n = gic.lr_count().min(MAX_LRS);
+    let mut lrs = [0u32; MAX_LRS];
+    gic.read_lrs(&mut lrs[..n]);
+    (lrs, n)
+}
+
 /// Folds and refills this core's list registers from vCPU `v`'s
 /// distributor state; deactivates physical interrupts the guest gave up.
 pub fn flush_lrs(vm: &Vm, v: usize) {
@@ -62,9 +71,7 @@ pub fn flush_lrs(vm: &Vm, v: usize) {
         return;
     };
     DIRTY[cpu::core_index()].store(false, Ordering::Release);
-    let n = gic.lr_count().min(MAX_LRS);
-    let mut before = [0u32; MAX_LRS];
-    gic.read_lrs(&mut before[..n]);
+    let (before, n) = read_lrs(gic);
     let mut lrs = before;
     let (underflow, released) = {
         let mut d = vm.vgic.lock();
@@ -81,16 +88,13 @@ pub fn flush_lrs(vm: &Vm, v: usize) {
     }
 }
 
-/// Whether vCPU `v` (on this core) has a virtual interrupt waiting in a
-/// list register.
+/// Whether this core's vCPU has a virtual interrupt waiting in a list
+/// register.
 pub fn virq_pending() -> bool {
-    let Some(gic) = GIC.get() else {
-        return false;
-    };
-    let n = gic.lr_count().min(MAX_LRS);
-    let mut lrs = [0u32; MAX_LRS];
-    gic.read_lrs(&mut lrs[..n]);
-    lrs[..n].iter().any(|&l| (l >> 28) & 1 != 0)
+    GIC.get().is_some_and(|gic| {
+        let (lrs, n) = read_lrs(gic);
+        lrs[..n].iter().any(|&l| lr::decode(l).1 & 1 != 0)
+    })
 }
 
 /// Takes everything of vCPU `v` out of this core's virtual interface (it
@@ -100,9 +104,7 @@ pub fn park_vcpu(vm: &Vm, v: usize) {
     let Some(gic) = GIC.get() else {
         return;
     };
-    let n = gic.lr_count().min(MAX_LRS);
-    let mut lrs = [0u32; MAX_LRS];
-    gic.read_lrs(&mut lrs[..n]);
+    let (lrs, n) = read_lrs(gic);
     vm.vgic.lock().reset_vcpu(v, &lrs[..n]);
     gic.reset_virtual_interface();
     gic.set_underflow(false);
@@ -174,7 +176,8 @@ pub fn is_gicd(ipa: u64) -> bool {
 /// checks (woken by interrupts, at the latest by the EL2 timer each
 /// millisecond) and handling interrupts meanwhile. Returns whether `done`
 /// held.
-pub fn wait_until(core: usize, timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
+pub fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
+    let core = cpu::core_index();
     let f = cpu::counter_freq();
     let deadline = cpu::counter() + f * timeout_ms / 1000;
     loop {

@@ -9,6 +9,7 @@
 mod irq;
 mod run;
 
+pub use irq::wait_until;
 pub use run::{handle_exit, run_core};
 
 use crate::arch::{cpu, guest};

@@ -333,7 +333,7 @@ fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
     }
     kick_siblings(vm, v);
     for (i, c) in vm.vcpus.iter().enumerate() {
-        if !irq::wait_until(core, STOP_TIMEOUT_MS, || {
+        if !irq::wait_until(STOP_TIMEOUT_MS, || {
             !IN_GUEST[c.core].load(Ordering::Acquire)
         }) {
             warn!(

@@ -159,7 +159,7 @@ impl VgicDist {
         }
     }
 
-    fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
+    pub(super) fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
         match intid {
             0..=31 => self.private.get_mut(vcpu).map(|p| &mut p[intid as usize]),
             _ if intid < self.lines && self.owned[(intid - 32) as usize] => {
@@ -330,10 +330,6 @@ impl VgicDist {
 
     pub(super) fn ctlr(&self) -> u32 {
         self.ctlr
-    }
-
-    pub(super) fn irq_at(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
-        self.irq_mut(vcpu, intid)
     }
 
     pub(super) fn sources_mut(&mut self, vcpu: usize, sgi: u32) -> Option<&mut u8> {

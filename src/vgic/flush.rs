@@ -72,7 +72,7 @@ impl VgicDist {
                     self.lrs[vcpu][i] = None;
                     let via_eoi = self.hw_via_eoi;
                     let mut release = false;
-                    if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+                    if let Some(irq) = self.irq_mut(vcpu, slot.intid) {
                         irq.in_lr = false;
                         irq.active = false;
                         irq.cleared = false;
@@ -88,7 +88,7 @@ impl VgicDist {
                     self.take_back(vcpu, slot);
                 }
                 _ => {
-                    if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+                    if let Some(irq) = self.irq_mut(vcpu, slot.intid) {
                         irq.active = true;
                     }
                 }
@@ -102,7 +102,7 @@ impl VgicDist {
             if let Some(s) = self.sources_mut(vcpu, slot.intid) {
                 *s |= 1 << (slot.source & 7);
             }
-            if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+            if let Some(irq) = self.irq_mut(vcpu, slot.intid) {
                 irq.in_lr = false;
                 irq.active = false;
                 irq.pending = true;
@@ -110,7 +110,7 @@ impl VgicDist {
             return;
         }
         let mut release = false;
-        if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+        if let Some(irq) = self.irq_mut(vcpu, slot.intid) {
             irq.in_lr = false;
             irq.active = false;
             if slot.latched && !irq.cleared {
@@ -148,12 +148,12 @@ impl VgicDist {
                 if left != 0 {
                     *lrv |= EOI;
                 }
-                if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+                if let Some(irq) = self.irq_mut(vcpu, slot.intid) {
                     irq.pending = left != 0;
                 }
                 continue;
             }
-            if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+            if let Some(irq) = self.irq_mut(vcpu, slot.intid) {
                 if irq.edge && !irq.hw && irq.pending {
                     irq.pending = false;
                     *lrv |= state::PENDING << STATE_SHIFT;
@@ -163,10 +163,9 @@ impl VgicDist {
     }
 
     /// The interrupt `intid` as a candidate for `vcpu`, if deliverable.
-    fn candidate(&mut self, vcpu: usize, intid: u32) -> Option<Virq> {
-        let ctlr = self.ctlr();
+    fn candidate(&self, vcpu: usize, intid: u32) -> Option<Virq> {
         let source = if intid < 16 {
-            let s = self.sources_mut(vcpu, intid).map_or(0, |s| *s);
+            let s = self.sgi_sources(vcpu, intid);
             if s == 0 {
                 return None;
             }
@@ -174,14 +173,13 @@ impl VgicDist {
         } else {
             0
         };
-        let via_eoi = self.hw_via_eoi;
-        let irq = self.irq_at(vcpu, intid)?;
-        let group_on = ctlr & if irq.group1 { 2 } else { 1 } != 0;
+        let irq = self.irq(vcpu, intid)?;
+        let group_on = self.ctlr() & if irq.group1 { 2 } else { 1 } != 0;
         let targeted = intid < 32 || irq.targets & (1 << vcpu) != 0;
         if !(irq.enabled && irq.is_pending() && !irq.in_lr && !irq.active && group_on && targeted) {
             return None;
         }
-        let linked = irq.hw && !via_eoi;
+        let linked = irq.hw && !self.hw_via_eoi;
         Some(Virq {
             intid,
             priority: irq.priority,
@@ -194,7 +192,7 @@ impl VgicDist {
 
     fn fill(&mut self, vcpu: usize, lrs: &mut [u32]) -> bool {
         let mut cands: Vec<Virq> = (0..32u32)
-            .chain(self.owned_spis().collect::<Vec<_>>())
+            .chain(self.owned_spis())
             .filter_map(|intid| self.candidate(vcpu, intid))
             .collect();
         if cands.is_empty() {
@@ -231,13 +229,13 @@ impl VgicDist {
                 *s &= !(1 << v.source);
                 *s
             });
-            if let Some(irq) = self.irq_at(vcpu, v.intid) {
+            if let Some(irq) = self.irq_mut(vcpu, v.intid) {
                 irq.pending = left != 0;
                 irq.in_lr = true;
             }
             return true;
         }
-        let Some(irq) = self.irq_at(vcpu, v.intid) else {
+        let Some(irq) = self.irq_mut(vcpu, v.intid) else {
             return false;
         };
         let latched = irq.pending;
@@ -261,14 +259,14 @@ impl VgicDist {
         self.fold(vcpu, &mut copy[..n]);
         for i in 0..MAX_LRS {
             if let Some(slot) = self.lrs[vcpu][i].take() {
-                if let Some(irq) = self.irq_at(vcpu, slot.intid) {
+                if let Some(irq) = self.irq_mut(vcpu, slot.intid) {
                     irq.in_lr = false;
                     irq.active = false;
                 }
             }
         }
         for intid in 16..32 {
-            if let Some(irq) = self.irq_at(vcpu, intid) {
+            if let Some(irq) = self.irq_mut(vcpu, intid) {
                 if irq.hw {
                     irq.pending = false;
                     irq.active = false;

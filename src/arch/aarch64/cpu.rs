@@ -52,19 +52,6 @@ pub fn el2_timer_stop() {
     barrier::isb(barrier::SY);
 }
 
-/// Polls `done` until it holds or `timeout_ms` of counter time pass;
-/// returns whether it held.
-pub fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = counter() + counter_freq() * timeout_ms / 1000;
-    while !done() {
-        if counter() > deadline {
-            return false;
-        }
-        core::hint::spin_loop();
-    }
-    true
-}
-
 /// Sleeps forever with interrupts masked (wfi: QEMU halts the vCPU).
 pub fn park() -> ! {
     // SAFETY: masking interrupts and waiting has no memory effects.
