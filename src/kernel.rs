@@ -164,6 +164,7 @@ pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
     OPTIONS.call_once(|| opts);
 
     start_secondaries(&info, &cfg);
+    hyp::firmware_init(&info);
     let online = ONLINE.load(Ordering::Acquire);
     let ms = cpu::counter() * 1000 / cpu::counter_freq().max(1);
     info!(

@@ -1,3 +1,4 @@
 //! Device models: pure state machines behind [`crate::trap::mmio::MmioDevice`].
 
+pub mod mailbox;
 pub mod testdev;

@@ -81,6 +81,17 @@ pub struct HostInfo<'a> {
     pub gpio: Option<u64>,
     /// The GIC-400 (CPU physical addresses).
     pub gic: Option<GicAddrs>,
+    /// The PL011's interrupt (GIC INTID), if its node gives a GIC SPI.
+    pub uart_intid: Option<u32>,
+    /// CPU physical address of the VideoCore mailbox registers.
+    pub mailbox: Option<u64>,
+    /// The mailbox's interrupt (GIC INTID).
+    pub mailbox_intid: Option<u32>,
+    /// CPU physical address of the mini UART (the aux block's UART1).
+    pub mini_uart: Option<u64>,
+    /// /soc `dma-ranges`' first window: how the VideoCore (DMA masters)
+    /// sees RAM. `bus` is the VideoCore's address of CPU address `cpu`.
+    pub dma: Option<Window>,
 }
 
 /// Where the GIC-400's register frames are: distributor, CPU interface,
@@ -141,6 +152,17 @@ fn pairs<'v>(
             if sc == 0 { 0 } else { cells(c, ac * 4, sc)? },
         ))
     })
+}
+
+/// The INTID of a node's first interrupt when it is a GIC SPI
+/// (`interrupts = <0 n flags>`: INTID n + 32).
+fn spi_intid(node: &FdtNode<'_, '_>) -> Option<u32> {
+    let p = node.property("interrupts")?;
+    if p.value.len() < 12 || cells(p.value, 0, 1)? != 0 {
+        return None;
+    }
+    let n = cells(p.value, 4, 1)?;
+    (n < 988).then_some(n as u32 + 32)
 }
 
 fn enabled(node: &FdtNode<'_, '_>) -> bool {
@@ -337,6 +359,18 @@ impl<'a> HostInfo<'a> {
                 .map_err(|_| DtError::Unusable("more than 8 /soc ranges windows"))?;
         }
 
+        if let Some(d) = soc.property("dma-ranges") {
+            let c = d.value;
+            if c.len() >= stride {
+                let w = Window {
+                    bus: cells(c, 0, soc_ac).ok_or(DtError::Truncated)?,
+                    cpu: cells(c, soc_ac * 4, root_ac).ok_or(DtError::Truncated)?,
+                    size: cells(c, (soc_ac + root_ac) * 4, soc_sc).ok_or(DtError::Truncated)?,
+                };
+                info.dma = Some(w).filter(|w| w.size != 0 && w.cpu.checked_add(w.size).is_some());
+            }
+        }
+
         for child in soc.children() {
             if !enabled(&child) {
                 continue;
@@ -347,6 +381,14 @@ impl<'a> HostInfo<'a> {
             let Some(bus) = base else { continue };
             if info.uart.is_none() && compatible_with(&child, &["arm,pl011"]) {
                 info.uart = info.translate(bus);
+                info.uart_intid = spi_intid(&child);
+            }
+            if info.mailbox.is_none() && compatible_with(&child, &["brcm,bcm2835-mbox"]) {
+                info.mailbox = info.translate(bus);
+                info.mailbox_intid = spi_intid(&child);
+            }
+            if info.mini_uart.is_none() && compatible_with(&child, &["brcm,bcm2835-aux-uart"]) {
+                info.mini_uart = info.translate(bus);
             }
             if info.gpio.is_none()
                 && compatible_with(&child, &["brcm,bcm2711-gpio", "brcm,bcm2835-gpio"])

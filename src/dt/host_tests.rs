@@ -146,6 +146,8 @@ fn build(f: &Fixture) -> Vec<u8> {
             ],
         )
         .unwrap();
+        w.property_cells("dma-ranges", &[0xc000_0000, 0, 0, 0x4000_0000])
+            .unwrap();
     }
     w.begin_node("gpio@7e200000").unwrap();
     w.property_string("compatible", "brcm,bcm2711-gpio")
@@ -156,6 +158,19 @@ fn build(f: &Fixture) -> Vec<u8> {
     w.property_strings("compatible", &["arm,pl011", "arm,primecell"])
         .unwrap();
     w.property_cells("reg", &[0x7e20_1000, 0x200]).unwrap();
+    w.property_cells("interrupts", &[0, 0x79, 4]).unwrap();
+    w.end_node().unwrap();
+    w.begin_node("mailbox@7e00b880").unwrap();
+    w.property_string("compatible", "brcm,bcm2835-mbox")
+        .unwrap();
+    w.property_cells("reg", &[0x7e00_b880, 0x40]).unwrap();
+    w.property_cells("interrupts", &[0, 0x21, 4]).unwrap();
+    w.end_node().unwrap();
+    w.begin_node("serial@7e215040").unwrap();
+    w.property_string("compatible", "brcm,bcm2835-aux-uart")
+        .unwrap();
+    w.property_cells("reg", &[0x7e21_5040, 0x40]).unwrap();
+    w.property_cells("interrupts", &[1, 0x5d, 4]).unwrap();
     w.end_node().unwrap();
     w.begin_node("interrupt-controller@40041000").unwrap();
     w.property_string("compatible", "arm,gic-400").unwrap();
@@ -254,6 +269,17 @@ fn reads_everything_the_hypervisor_needs() {
         assert_eq!(i.windows.len(), 3);
         assert_eq!(i.uart, Some(0xfe20_1000));
         assert_eq!(i.gpio, Some(0xfe20_0000));
+        assert_eq!(i.uart_intid, Some(153));
+        assert_eq!((i.mailbox, i.mailbox_intid), (Some(0xfe00_b880), Some(65)));
+        assert_eq!(i.mini_uart, Some(0xfe21_5040));
+        assert_eq!(
+            i.dma,
+            Some(Window {
+                bus: 0xc000_0000,
+                cpu: 0,
+                size: 0x4000_0000
+            })
+        );
         assert_eq!(
             i.gic,
             Some(GicAddrs {

@@ -176,10 +176,17 @@ pub fn is_gicd(ipa: u64) -> bool {
 /// checks (woken by interrupts, at the latest by the EL2 timer each
 /// millisecond) and handling interrupts meanwhile. Returns whether `done`
 /// held.
-pub fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
-    let core = cpu::core_index();
+pub fn wait_until(timeout_ms: u64, done: impl FnMut() -> bool) -> bool {
     let f = cpu::counter_freq();
-    let deadline = cpu::counter() + f * timeout_ms / 1000;
+    wait_ticks(f * timeout_ms / 1000, f / 1000, done)
+}
+
+/// [`wait_until`] in counter ticks: gives up after `timeout`, looks at
+/// `done` at least every `poll` ticks.
+pub fn wait_ticks(timeout: u64, poll: u64, mut done: impl FnMut() -> bool) -> bool {
+    let core = cpu::core_index();
+    let deadline = cpu::counter() + timeout;
+    let poll = poll.max(1);
     loop {
         if done() {
             cpu::el2_timer_stop();
@@ -190,7 +197,7 @@ pub fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
             cpu::el2_timer_stop();
             return false;
         }
-        cpu::el2_timer_arm(deadline.min(now + f / 1000));
+        cpu::el2_timer_arm(deadline.min(now + poll));
         aarch64_cpu::asm::wfi();
         handle_irqs(core);
     }

@@ -6,14 +6,18 @@
 //! core) and its RAM; nothing is shared between VMs but the hypervisor.
 //! Building is all-or-nothing: if any VM cannot be built, none starts.
 
+mod firmware;
 mod irq;
 mod run;
 
+pub use firmware::init as firmware_init;
 pub use irq::wait_until;
 pub use run::{handle_exit, run_core};
 
 use crate::arch::{cpu, guest};
 use crate::board::gic400::{Gic, PHYS_TIMER, SGI_KICK, VIRT_TIMER};
+use crate::devices::mailbox::property::Policy;
+use crate::devices::mailbox::{self, Mailbox};
 use crate::devices::testdev::{self, TestDev};
 use crate::dt::host::{GicAddrs, HostInfo};
 use crate::mm::pagetable::{PageTable, TableAlloc, ENTRIES, PAGE_SIZE};
@@ -25,14 +29,16 @@ use crate::trap::sysreg::SysRegState;
 use crate::vgic::dist::VgicDist;
 use crate::vm::bundle::Bundle;
 use crate::vm::config::{self, Device, VmConfig};
-use crate::vm::fdt::{self, VmTree, GICC_IPA, TESTDEV_IPA, TESTDEV_SIZE};
+use crate::vm::fdt::{
+    self, VmTree, GICC_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA, TESTDEV_SIZE,
+};
 use crate::vm::image::{self, LoadPlan};
 use crate::vm::psci::Power;
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use log::{error, info};
+use log::{error, info, warn};
 
 /// VM states.
 pub mod state {
@@ -87,6 +93,13 @@ pub struct Vm {
     /// CNTVOFF_EL2: the counter value at VM (re)start, so the guest's
     /// virtual counter counts from 0 at its start.
     pub cntvoff: AtomicU64,
+    /// Firmware property tags the VM may use.
+    pub mailbox: Policy,
+    /// Board serial the VM sees, if virtual.
+    pub serial: Option<u64>,
+    /// MAC address the VM sees, if virtual.
+    pub mac: Option<[u8; 6]>,
+    bootargs: String,
 }
 
 /// All VMs, once built.
@@ -321,6 +334,19 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, gic: Option<GicAddrs>) -> Re
                     );
                     bus.register(TESTDEV_IPA, TESTDEV_SIZE, Box::new(dev));
                 }
+                Device::Mailbox => {
+                    spis.push(MAILBOX_INTID);
+                    let dev = Mailbox::new(
+                        Box::new(move |word| firmware::guest_request(index, word)),
+                        Box::new(move |level| {
+                            if let Some(vm) = VMS.get().and_then(|v| v.get(index)) {
+                                let d = vm.vgic.lock().set_line(0, MAILBOX_INTID, level);
+                                irq::mark(vm, d);
+                            }
+                        }),
+                    );
+                    bus.register(MAILBOX_IPA, mailbox::SIZE, Box::new(dev));
+                }
             }
         }
         let vmid = index as u8 + 1;
@@ -350,6 +376,10 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, gic: Option<GicAddrs>) -> Re
             vgic: spin::Mutex::new(new_vgic(p.cfg.cores.len(), &spis)),
             spis,
             cntvoff: AtomicU64::new(0),
+            mailbox: p.cfg.mailbox,
+            serial: p.cfg.serial,
+            mac: p.cfg.mac,
+            bootargs: p.cfg.bootargs.to_string(),
             name,
         };
         vm.zero_ram();
@@ -422,6 +452,23 @@ pub fn release_cores() {
 }
 
 impl Vm {
+    /// Logs a guest-caused event, rate-limited per VM (a flood cannot
+    /// drown the console).
+    pub fn warn(&self, msg: core::fmt::Arguments<'_>) {
+        let allowed = self.log.lock().allow(cpu::counter(), cpu::counter_freq());
+        if let Some(n) = allowed {
+            if n > 0 {
+                warn!("VM '{}': {} similar messages suppressed", self.name, n);
+            }
+            warn!("VM '{}': {}", self.name, msg);
+        }
+    }
+
+    /// The VM's kernel command line.
+    pub fn bootargs(&self) -> &str {
+        &self.bootargs
+    }
+
     /// Puts the VM's interrupt state back to power-on (SYSTEM_RESET).
     pub(super) fn reset_vgic(&self) {
         *self.vgic.lock() = new_vgic(self.vcpus.len(), &self.spis);

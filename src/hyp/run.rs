@@ -26,15 +26,9 @@ const STOP_TIMEOUT_MS: u64 = 1000;
 
 /// Logs a guest-caused event, rate-limited per VM.
 macro_rules! guest_log {
-    ($vm:expr, $($arg:tt)*) => {{
-        let allowed = $vm.log.lock().allow(cpu::counter(), cpu::counter_freq());
-        if let Some(n) = allowed {
-            if n > 0 {
-                warn!("VM '{}': {} similar messages suppressed", $vm.name, n);
-            }
-            warn!("VM '{}': {}", $vm.name, format_args!($($arg)*));
-        }
-    }};
+    ($vm:expr, $($arg:tt)*) => {
+        $vm.warn(format_args!($($arg)*))
+    };
 }
 
 /// A core's life after boot: run its vCPU whenever it is on, sleep

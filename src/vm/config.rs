@@ -12,6 +12,11 @@
 //! bootargs = console=ttyAMA0 earlycon
 //! devices  = testdev        # devices the VM owns or sees emulated
 //! dtb-extra = extra.dtb     # optional: nodes added to the VM's tree
+//! mailbox  = info clocks    # firmware property tag groups (default:
+//!                           # info clocks sensors gpio; see
+//!                           # devices::mailbox::property::GROUPS)
+//! serial   = 0x1234abcd     # board serial the VM sees (default: the real one)
+//! mac      = 02:00:00:00:00:01  # MAC address the VM sees (default: the real one)
 //! ```
 //!
 //! `dtb-extra` names a compiled device tree in the bundle whose root's
@@ -23,6 +28,7 @@
 //! physical address (2 MiB-aligned) instead of letting the hypervisor
 //! place it.
 
+use crate::devices::mailbox::property::Policy;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -38,11 +44,14 @@ pub const MEMORY_ALIGN: u64 = 2 << 20;
 pub enum Device {
     /// The pivisor test device (ID, scratch and console registers).
     TestDev,
+    /// The VideoCore mailbox, trap-and-emulated behind the VM's policy.
+    Mailbox,
 }
 
 impl Device {
     /// Every device, with its configuration name.
-    pub const ALL: [(&'static str, Device); 1] = [("testdev", Device::TestDev)];
+    pub const ALL: [(&'static str, Device); 2] =
+        [("testdev", Device::TestDev), ("mailbox", Device::Mailbox)];
 
     /// The configuration name.
     pub fn name(self) -> &'static str {
@@ -74,6 +83,12 @@ pub struct VmConfig<'a> {
     pub bootargs: &'a str,
     /// Devices.
     pub devices: Vec<Device>,
+    /// Which firmware property tags the VM may use (with `mailbox`).
+    pub mailbox: Policy,
+    /// The board serial number the VM sees (None: the real one).
+    pub serial: Option<u64>,
+    /// The MAC address the VM sees (None: the real one).
+    pub mac: Option<[u8; 6]>,
     /// Line of the `[vm ...]` header (for messages).
     pub line: usize,
 }
@@ -175,6 +190,23 @@ struct Partial<'a> {
     dtb_extra: Option<&'a str>,
     bootargs: Option<&'a str>,
     devices: Option<Vec<Device>>,
+    mailbox: Option<(Policy, usize)>,
+    serial: Option<(u64, usize)>,
+    mac: Option<([u8; 6], usize)>,
+}
+
+/// Parses a MAC address `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut m = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in m.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(m)
 }
 
 impl<'a> Partial<'a> {
@@ -185,6 +217,24 @@ impl<'a> Partial<'a> {
                 alloc::format!("VM '{}' has no {what}", self.name),
             )
         };
+        let devices = self.devices.unwrap_or_default();
+        for (what, line) in [
+            ("mailbox", self.mailbox.map(|m| m.1)),
+            ("serial", self.serial.map(|m| m.1)),
+            ("mac", self.mac.map(|m| m.1)),
+        ] {
+            if let Some(line) = line {
+                if !devices.contains(&Device::Mailbox) {
+                    return Err(err(
+                        line,
+                        alloc::format!(
+                            "{what}: VM '{}' has no 'mailbox' device (devices = mailbox)",
+                            self.name
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(VmConfig {
             name: self.name,
             cores: self.cores.ok_or_else(|| need("cores"))?,
@@ -194,7 +244,10 @@ impl<'a> Partial<'a> {
             initrd: self.initrd,
             dtb_extra: self.dtb_extra,
             bootargs: self.bootargs.unwrap_or(""),
-            devices: self.devices.unwrap_or_default(),
+            devices,
+            mailbox: self.mailbox.map_or_else(Policy::default, |m| m.0),
+            serial: self.serial.map(|s| s.0),
+            mac: self.mac.map(|m| m.0),
             line: self.line,
         })
     }
@@ -263,6 +316,31 @@ impl<'a> Partial<'a> {
                     ds.push(d);
                 }
                 once(&mut self.devices, ds, key, line)
+            }
+            "mailbox" => {
+                let p = Policy::parse(val).map_err(|w| {
+                    err(
+                        line,
+                        alloc::format!(
+                            "mailbox: unknown tag group '{w}' (groups: info, clocks, sensors, gpio, gpio-set, clocks-set; or none)"
+                        ),
+                    )
+                })?;
+                once(&mut self.mailbox, (p, line), key, line)
+            }
+            "serial" => {
+                let v = parse_u64(val)
+                    .ok_or_else(|| err(line, alloc::format!("serial: '{val}' is not a number")))?;
+                once(&mut self.serial, (v, line), key, line)
+            }
+            "mac" => {
+                let m = parse_mac(val).ok_or_else(|| {
+                    err(
+                        line,
+                        alloc::format!("mac: '{val}' is not aa:bb:cc:dd:ee:ff"),
+                    )
+                })?;
+                once(&mut self.mac, (m, line), key, line)
             }
             _ => Err(err(line, alloc::format!("unknown key '{key}'"))),
         }

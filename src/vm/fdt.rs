@@ -47,7 +47,8 @@ impl fmt::Display for TreeError {
 }
 
 /// Root children the hypervisor writes itself (by name before '@').
-const GENERATED: [&str; 7] = [
+const GENERATED: [&str; 8] = [
+    "soc",
     "chosen",
     "memory",
     "cpus",
@@ -59,6 +60,23 @@ const GENERATED: [&str; 7] = [
 
 /// The GIC's phandle.
 const GIC_PHANDLE: u32 = 1;
+/// The mailbox's phandle.
+const MBOX_PHANDLE: u32 = 2;
+/// The firmware clocks' phandle.
+const FW_CLOCKS_PHANDLE: u32 = 3;
+/// Phandles below this are the hypervisor's (extra nodes may not use them).
+const RESERVED_PHANDLES: u32 = 16;
+/// The /soc bus window: VideoCore bus 0x7e000000 is IPA 0xfe000000, as on
+/// a Pi 4 in low-peripheral mode.
+const SOC_BUS: u32 = 0x7e00_0000;
+/// The IPA of the /soc bus window.
+pub const SOC_IPA: u64 = 0xfe00_0000;
+/// The /soc bus window's size.
+const SOC_SIZE: u32 = 0x0180_0000;
+/// The mailbox registers' IPA (bus 0x7e00b880).
+pub const MAILBOX_IPA: u64 = 0xfe00_b880;
+/// The mailbox's INTID (GIC_SPI 0x21 in the bcm2711 tree).
+pub const MAILBOX_INTID: u32 = 65;
 /// GIC interrupt specifier: PPI.
 const GIC_PPI: u32 = 1;
 /// IRQ_TYPE_LEVEL_LOW, as the bcm2711 tree gives the timer.
@@ -132,16 +150,75 @@ fn graft(w: &mut FdtWriter, extra: &[u8]) -> Result<(), TreeError> {
                 Ok(w.begin_node(name)?)
             }
             Event::Prop(name, value) => {
-                if name == "phandle" && value == GIC_PHANDLE.to_be_bytes() {
-                    return Err(TreeError::Clash(format!(
-                        "phandle {GIC_PHANDLE} is the GIC's"
-                    )));
+                if name == "phandle" {
+                    let p = value.try_into().map(u32::from_be_bytes).unwrap_or(0);
+                    if p < RESERVED_PHANDLES {
+                        return Err(TreeError::Clash(format!(
+                            "phandle {p} is pivisor's (1-{} are reserved; the GIC's is {GIC_PHANDLE})",
+                            RESERVED_PHANDLES - 1
+                        )));
+                    }
                 }
                 Ok(w.property(name, value)?)
             }
             Event::End(_) => Ok(w.end_node()?),
         }
     })
+}
+
+/// The /soc bus as on a Pi 4 (same bus addresses, same `dma-ranges`: the
+/// VideoCore sees the VM's low 1 GiB at bus 0xc0000000), holding the
+/// devices Linux expects there: the mailbox and the firmware node with
+/// its clock and GPIO-expander children.
+fn soc(w: &mut FdtWriter, t: &VmTree<'_>) -> Result<(), TreeError> {
+    use crate::devices::mailbox::property::BCM2711_DMA as DMA;
+    w.begin_node("soc")?;
+    w.property_string("compatible", "simple-bus")?;
+    w.property_u32("#address-cells", 1)?;
+    w.property_u32("#size-cells", 1)?;
+    w.property_cells("ranges", &[SOC_BUS, 0, SOC_IPA as u32, SOC_SIZE])?;
+    w.property_cells(
+        "dma-ranges",
+        &[
+            DMA.bus as u32,
+            (DMA.ipa >> 32) as u32,
+            DMA.ipa as u32,
+            DMA.size as u32,
+        ],
+    )?;
+    if t.devices.contains(&Device::Mailbox) {
+        let bus = (MAILBOX_IPA - SOC_IPA) as u32 + SOC_BUS;
+        w.begin_node(&format!("mailbox@{bus:x}"))?;
+        w.property_string("compatible", "brcm,bcm2835-mbox")?;
+        w.property_cells("reg", &[bus, crate::devices::mailbox::SIZE as u32])?;
+        w.property_cells("interrupts", &[GIC_SPI, MAILBOX_INTID - 32, LEVEL_HIGH])?;
+        w.property_u32("#mbox-cells", 0)?;
+        w.property_u32("phandle", MBOX_PHANDLE)?;
+        w.end_node()?;
+
+        w.begin_node("firmware")?;
+        w.property_strings(
+            "compatible",
+            &["raspberrypi,bcm2835-firmware", "simple-mfd"],
+        )?;
+        w.property_u32("#address-cells", 1)?;
+        w.property_u32("#size-cells", 1)?;
+        w.property_u32("mboxes", MBOX_PHANDLE)?;
+        w.property_empty("dma-ranges")?;
+        w.begin_node("clocks")?;
+        w.property_string("compatible", "raspberrypi,firmware-clocks")?;
+        w.property_u32("#clock-cells", 1)?;
+        w.property_u32("phandle", FW_CLOCKS_PHANDLE)?;
+        w.end_node()?;
+        w.begin_node("gpio")?;
+        w.property_string("compatible", "raspberrypi,firmware-gpio")?;
+        w.property_empty("gpio-controller")?;
+        w.property_u32("#gpio-cells", 2)?;
+        w.end_node()?;
+        w.end_node()?;
+    }
+    w.end_node()?;
+    Ok(())
 }
 
 /// Writes the tree.
@@ -209,8 +286,12 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
     w.property_cells("interrupts", &irqs)?;
     w.end_node()?;
 
+    if t.devices.contains(&Device::Mailbox) {
+        soc(&mut w, t)?;
+    }
     for d in t.devices {
         match d {
+            Device::Mailbox => {}
             Device::TestDev => {
                 w.begin_node(&format!("pivisor-test@{TESTDEV_IPA:x}"))?;
                 w.property_string("compatible", "pivisor,test-device")?;

@@ -56,11 +56,14 @@ const S_LINE_HITS: u64 = 29;
 const S_UNEXPECTED: u64 = 30;
 const S_LATE: u64 = 31;
 const S_MAXGAP: u64 = 32;
+/// Mailbox interrupts taken, and the last word read in the handler.
+pub const S_MBOX_IRQS: u64 = 33;
+pub const S_MBOX_WORD: u64 = 34;
 
-fn get(vcpu: u64, i: u64) -> u64 {
+pub fn get(vcpu: u64, i: u64) -> u64 {
     read64(slot(vcpu, i))
 }
-fn set(vcpu: u64, i: u64, v: u64) {
+pub fn set(vcpu: u64, i: u64, v: u64) {
     write64(slot(vcpu, i), v)
 }
 fn inc(vcpu: u64, i: u64) {
@@ -77,7 +80,7 @@ fn w32(a: u64, v: u32) {
     // SAFETY: an aligned 32-bit store to the GIC.
     unsafe { asm!("str {0:w}, [{1}]", in(reg) v, in(reg) a, options(nostack)) };
 }
-fn w8(a: u64, v: u8) {
+pub fn w8(a: u64, v: u8) {
     // SAFETY: a byte store to the GIC (byte-accessible registers only).
     unsafe { asm!("strb {0:w}, [{1}]", in(reg) v as u32, in(reg) a, options(nostack)) };
 }
@@ -157,7 +160,7 @@ fn set_ptimer(cval: u64, on: bool) {
 /// ends the last wfi. The check and the wfi happen with interrupts
 /// masked (a masked interrupt still ends wfi), then interrupts are taken:
 /// an interrupt between the check and the wfi cannot be slept through.
-fn sleep_until(ms: u64, mut f: impl FnMut() -> bool) -> bool {
+pub fn sleep_until(ms: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = cntpct() + cntfrq() * ms / 1000;
     set_ptimer(end, true);
     let ok = loop {
@@ -185,10 +188,10 @@ pub fn cpu_init() {
     }
 }
 
-fn enable(intid: u32) {
+pub fn enable(intid: u32) {
     w32(GICD + 0x100 + 4 * (intid / 32) as u64, 1 << (intid % 32));
 }
-fn disable(intid: u32) {
+pub fn disable(intid: u32) {
     w32(GICD + 0x180 + 4 * (intid / 32) as u64, 1 << (intid % 32));
 }
 fn sgi(filter: u32, targets: u32, id: u32) {
@@ -256,6 +259,11 @@ pub fn irq() {
                 }
                 set_vtimer(next, n < 1000);
             }
+            crate::mbox::INTID => {
+                // Reading the answer lowers the (level) line.
+                set(me, S_MBOX_WORD, u64::from(crate::mbox::pop()));
+                inc(me, S_MBOX_IRQS);
+            }
             _ if base != 0 && (base..base + 8).contains(&id) => {
                 let k = id - base;
                 let n = get(me, S_ORDER_N);
@@ -292,7 +300,7 @@ pub fn sgi_server() -> ! {
     halt()
 }
 
-pub fn run(t: &mut Tally, vcpus: usize, info: u32) {
+pub fn run(t: &mut Tally, vcpus: usize, info: u32, mailbox: bool) {
     for v in 0..4 {
         for i in 0..64 {
             set(v, i, 0);
@@ -303,7 +311,7 @@ pub fn run(t: &mut Tally, vcpus: usize, info: u32) {
     w32(GICD, 1); // distributor: Group 0 on
     cpu_init();
     test_ids(t, vcpus, base);
-    test_foreign(t, base);
+    test_foreign(t, base, mailbox);
     test_vtimer(t);
     test_lines(t, base);
     if vcpus >= 2 {
@@ -324,11 +332,12 @@ fn test_ids(t: &mut Tally, vcpus: usize, base: u32) {
     );
 }
 
-/// Every SPI number outside its own lines reads as zero and ignores
+/// Every SPI number outside its own lines (the test device's, the
+/// mailbox's when it has one) reads as zero and ignores
 /// enable, pending, target and priority writes (in the two-VM test these
 /// include the other VM's lines).
-fn test_foreign(t: &mut Tally, base: u32) {
-    let own = |i: u32| (base..base + 8).contains(&i);
+fn test_foreign(t: &mut Tally, base: u32, mailbox: bool) {
+    let own = |i: u32| (base..base + 8).contains(&i) || (mailbox && i == crate::mbox::INTID);
     let mut leaked = 0u32;
     for bank in 1..32u64 {
         w32(GICD + 0x100 + 4 * bank, u32::MAX);

@@ -15,6 +15,7 @@
 
 mod gic;
 mod hw;
+mod mbox;
 
 use core::arch::global_asm;
 use core::fmt::Write;
@@ -126,7 +127,14 @@ extern "C" fn guest_main(dtb: u64) -> ! {
     test_aborts(&mut t, ram);
     test_sysregs(&mut t);
     test_cpu_on(&mut t, vcpus, ram);
-    gic::run(&mut t, vcpus, info);
+    let mailbox = fdt
+        .as_ref()
+        .and_then(|f| f.find_node("/soc/mailbox@7e00b880"))
+        .is_some();
+    gic::run(&mut t, vcpus, info, mailbox);
+    if mailbox {
+        mbox::run(&mut t, ram);
+    }
     let bad = check_ram(ram, dtb, seed);
     t.check(
         "ram",

@@ -5,6 +5,7 @@
 //! console (low-peripheral mode, the firmware's default).
 
 pub mod gpio;
+pub mod mailbox;
 pub mod pl011;
 
 /// PL011 UART0 in low-peripheral mode (bus 0x7e201000).

@@ -40,6 +40,12 @@ const CHECKS: &[&str] = &[
     "sgi-ping-pong",
     "sgi-filters",
     "sgi-server-off",
+    "mbox-firmware",
+    "mbox-arm-memory",
+    "mbox-refused",
+    "mbox-malformed",
+    "mbox-hostile",
+    "mbox-irq",
     "ram",
 ];
 
@@ -64,6 +70,12 @@ fn guest_passed(o: &Output, vm: &str, vcpus: usize) {
     ))
     .expect(&format!(
         r"\[{vm}\] SGI ping-pong round_trips 200 total_ns \d+ per_round_trip_ns \d+"
+    ));
+    // The mailbox: what QEMU's firmware model answers (revision 346337,
+    // board revision 0xb03115 for raspi4b) came through the forwarding
+    // path.
+    o.expect(&format!(
+        r"\[{vm}\] MBOX firmware_revision 0x548e1 board_revision 0xb03115 board_model 0x0"
     ));
     o.expect(&format!(r"\[{vm}\] RESULT pass \d+; SYSTEM_RESET"))
         .expect(&format!(
@@ -98,6 +110,10 @@ fn one_vm_four_vcpus_passes_every_check() {
     // The refusals are logged, naming the VM and the IPA.
     o.expect(r"WARN  VM 'test': vCPU 0: read of unmapped IPA 0x8001000 \(PC 0x[0-9a-f]+\); injecting an external abort")
         .expect(r"VM 'test': vCPU 0: unknown SMC/HVC function 0x86000000; returned NOT_SUPPORTED");
+    // Mailbox refusals too (a second after the aborts: not rate-limited).
+    o.expect(r"VM 'test': mailbox: property tag 0x00038002 refused by the VM's policy")
+        .expect(r"VM 'test': mailbox: malformed buffer at bus 0xc007d000: tag at byte 8 runs past the buffer's end; answered 0x80000001")
+        .expect(r"VM 'test': mailbox: buffer at bus 0xc7fffff0 of 64 bytes runs past the VM's RAM; refused");
 }
 
 #[test]
