@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod board;
 pub mod bootargs;
+pub mod conmux;
 pub mod console;
 pub mod devices;
 pub mod dt;

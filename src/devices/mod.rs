@@ -1,4 +1,5 @@
 //! Device models: pure state machines behind [`crate::trap::mmio::MmioDevice`].
 
 pub mod mailbox;
+pub mod pl011;
 pub mod testdev;

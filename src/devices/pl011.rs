@@ -1,0 +1,296 @@
+//! An emulated ARM PL011 UART (PrimeCell UART, TRM DDI 0183), for VMs that
+//! do not own the real one: the registers Linux's amba-pl011 driver and
+//! earlycon use, polled or interrupt-driven.
+//!
+//! | offset      | register | emulated as                                   |
+//! |-------------|----------|-----------------------------------------------|
+//! | 0x000       | DR       | write: one byte out (UART and TX enabled);    |
+//! |             |          | read: the oldest received byte, 0 when empty  |
+//! | 0x004       | RSR/ECR  | reads 0 (no line errors); writes ignored      |
+//! | 0x018       | FR       | TXFE always (bytes leave at once), RXFE/RXFF  |
+//! |             |          | from the receive FIFO, CTS/DSR/DCD set        |
+//! | 0x020-0x030 | ILPR,    | read-write, kept (baud rate and framing have  |
+//! |             | IBRD,    | no meaning here)                              |
+//! |             | FBRD,    |                                               |
+//! |             | LCR_H, CR|                                               |
+//! | 0x034       | IFLS     | read-write: the receive trigger level         |
+//! | 0x038       | IMSC     | read-write interrupt mask                     |
+//! | 0x03c/0x040 | RIS/MIS  | raw and masked status                         |
+//! | 0x044       | ICR      | write-one-to-clear                            |
+//! | 0x048       | DMACR    | read-write, no DMA                            |
+//! | 0xfe0-0xffc | IDs      | PL011 r1p5 PeriphID, PrimeCell ID             |
+//!
+//! Interrupts (one line, level): RX when the receive FIFO reaches its
+//! trigger level (1 byte with FIFOs off), receive timeout while bytes wait
+//! below it, TX each time a written byte has gone (the FIFO drains at once,
+//! so it always passes the trigger level; cleared by ICR), overrun when a
+//! byte arrives at a full FIFO. The line follows RIS & IMSC.
+
+use crate::trap::mmio::{MmioDevice, MmioError};
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+
+/// Receive FIFO depth.
+pub const FIFO: usize = 16;
+/// The register page size.
+pub const SIZE: u64 = 0x1000;
+
+/// Interrupt bits (RIS, MIS, IMSC, ICR).
+pub mod int {
+    /// Receive.
+    pub const RX: u32 = 1 << 4;
+    /// Transmit.
+    pub const TX: u32 = 1 << 5;
+    /// Receive timeout.
+    pub const RT: u32 = 1 << 6;
+    /// Overrun error.
+    pub const OE: u32 = 1 << 10;
+    /// Every implemented bit (modem 0-3, errors 7-10).
+    pub const ALL: u32 = 0x7ff;
+}
+
+/// FR bits.
+pub mod fr {
+    /// Clear to send.
+    pub const CTS: u32 = 1 << 0;
+    /// Data set ready.
+    pub const DSR: u32 = 1 << 1;
+    /// Data carrier detect.
+    pub const DCD: u32 = 1 << 2;
+    /// Receive FIFO empty.
+    pub const RXFE: u32 = 1 << 4;
+    /// Transmit FIFO full.
+    pub const TXFF: u32 = 1 << 5;
+    /// Receive FIFO full.
+    pub const RXFF: u32 = 1 << 6;
+    /// Transmit FIFO empty.
+    pub const TXFE: u32 = 1 << 7;
+}
+
+/// CR bits.
+pub mod cr {
+    /// UART enable.
+    pub const UARTEN: u32 = 1 << 0;
+    /// Transmit enable.
+    pub const TXE: u32 = 1 << 8;
+    /// Receive enable.
+    pub const RXE: u32 = 1 << 9;
+}
+
+/// LCR_H: FIFOs enabled.
+const LCR_FEN: u32 = 1 << 4;
+
+/// PeriphID0-3 then PCellID0-3 (0xfe0-0xffc): part 0x011, designer ARM
+/// (0x41), revision r1p5 (3).
+pub const ID: [u32; 8] = [0x11, 0x10, 0x34, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
+
+/// Where transmitted bytes go.
+pub type TxSink = Box<dyn FnMut(u8) + Send>;
+/// Drives the interrupt line.
+pub type Line = Box<dyn FnMut(bool) + Send>;
+
+/// The emulated UART.
+pub struct Pl011 {
+    rx: VecDeque<u8>,
+    ris: u32,
+    imsc: u32,
+    ilpr: u32,
+    ibrd: u32,
+    fbrd: u32,
+    lcr_h: u32,
+    cr: u32,
+    ifls: u32,
+    dmacr: u32,
+    tx: TxSink,
+    line: Line,
+    level: bool,
+    /// Bytes dropped because the receive FIFO was full.
+    pub overruns: u64,
+}
+
+impl Pl011 {
+    /// A UART as the Pi firmware leaves it: enabled, 8 bits, FIFOs on,
+    /// interrupts masked (so earlycon works before a driver sets it up).
+    pub fn new(tx: TxSink, line: Line) -> Self {
+        Self {
+            rx: VecDeque::new(),
+            ris: 0,
+            imsc: 0,
+            ilpr: 0,
+            ibrd: 26,
+            fbrd: 3,
+            lcr_h: 0x70,
+            cr: cr::UARTEN | cr::TXE | cr::RXE,
+            ifls: 0x12,
+            dmacr: 0,
+            tx,
+            line,
+            level: false,
+            overruns: 0,
+        }
+    }
+
+    fn fifo_on(&self) -> bool {
+        self.lcr_h & LCR_FEN != 0
+    }
+
+    fn depth(&self) -> usize {
+        if self.fifo_on() {
+            FIFO
+        } else {
+            1
+        }
+    }
+
+    /// Bytes at which the RX interrupt asserts (IFLS RXIFLSEL: 1/8, 1/4,
+    /// 1/2, 3/4, 7/8 full).
+    fn rx_trigger(&self) -> usize {
+        if !self.fifo_on() {
+            return 1;
+        }
+        match (self.ifls >> 3) & 7 {
+            0 => FIFO / 8,
+            1 => FIFO / 4,
+            2 => FIFO / 2,
+            3 => FIFO * 3 / 4,
+            _ => FIFO * 7 / 8,
+        }
+    }
+
+    /// Recomputes the receive status bits and the line.
+    fn update(&mut self) {
+        if self.rx.len() >= self.rx_trigger() {
+            self.ris |= int::RX;
+        } else {
+            self.ris &= !int::RX;
+        }
+        if self.rx.is_empty() {
+            self.ris &= !int::RT;
+        } else if self.ris & int::RX == 0 {
+            // Bytes wait below the trigger level: the receive timeout
+            // (32 bit periods without new data) has certainly passed by
+            // the time a guest looks.
+            self.ris |= int::RT;
+        }
+        let level = self.ris & self.imsc != 0;
+        if level != self.level {
+            self.level = level;
+            (self.line)(level);
+        }
+    }
+
+    /// Whether the UART takes input now (enabled, receive enabled, room).
+    pub fn can_receive(&self) -> bool {
+        self.cr & (cr::UARTEN | cr::RXE) == (cr::UARTEN | cr::RXE) && self.rx.len() < self.depth()
+    }
+
+    /// A byte from the outside world. Returns false (and counts an
+    /// overrun) when it is dropped.
+    pub fn receive(&mut self, b: u8) -> bool {
+        let ok = if self.cr & (cr::UARTEN | cr::RXE) != (cr::UARTEN | cr::RXE) {
+            false
+        } else if self.rx.len() >= self.depth() {
+            self.ris |= int::OE;
+            self.overruns += 1;
+            false
+        } else {
+            self.rx.push_back(b);
+            true
+        };
+        self.update();
+        ok
+    }
+
+    /// The interrupt line's level.
+    pub fn level(&self) -> bool {
+        self.level
+    }
+}
+
+impl MmioDevice for Pl011 {
+    fn name(&self) -> &str {
+        "pl011"
+    }
+
+    fn read(&mut self, offset: u64, width: u8) -> Result<u64, MmioError> {
+        // Linux uses 32-bit accesses (16-bit on some ports): both work.
+        if !(width == 4 || width == 2) || !offset.is_multiple_of(u64::from(width)) {
+            return Err(MmioError::BadWidth);
+        }
+        if offset % 4 != 0 {
+            return Ok(0); // upper half of a register: reserved, zero
+        }
+        let v = match offset {
+            0x000 => {
+                let b = self.rx.pop_front().map_or(0, u32::from);
+                self.update();
+                b
+            }
+            0x004 => 0,
+            0x018 => {
+                let mut f = fr::TXFE | fr::CTS | fr::DSR | fr::DCD;
+                if self.rx.is_empty() {
+                    f |= fr::RXFE;
+                }
+                if self.rx.len() >= self.depth() {
+                    f |= fr::RXFF;
+                }
+                f
+            }
+            0x020 => self.ilpr,
+            0x024 => self.ibrd,
+            0x028 => self.fbrd,
+            0x02c => self.lcr_h,
+            0x030 => self.cr,
+            0x034 => self.ifls,
+            0x038 => self.imsc,
+            0x03c => self.ris,
+            0x040 => self.ris & self.imsc,
+            0x048 => self.dmacr,
+            0xfe0..=0xffc => ID[((offset - 0xfe0) / 4) as usize],
+            o if o < SIZE => 0,
+            _ => return Err(MmioError::BadOffset),
+        };
+        Ok(u64::from(v))
+    }
+
+    fn write(&mut self, offset: u64, width: u8, value: u64) -> Result<(), MmioError> {
+        if !(width == 4 || width == 2) || !offset.is_multiple_of(u64::from(width)) {
+            return Err(MmioError::BadWidth);
+        }
+        if offset % 4 != 0 {
+            return Ok(());
+        }
+        let v = value as u32;
+        match offset {
+            0x000 => {
+                if self.cr & (cr::UARTEN | cr::TXE) == (cr::UARTEN | cr::TXE) {
+                    (self.tx)(v as u8);
+                    self.ris |= int::TX;
+                }
+            }
+            0x004 => {}
+            0x020 => self.ilpr = v & 0xff,
+            0x024 => self.ibrd = v & 0xffff,
+            0x028 => self.fbrd = v & 0x3f,
+            0x02c => {
+                self.lcr_h = v & 0xff;
+                // Turning the FIFOs off leaves at most one byte.
+                self.rx.truncate(self.depth());
+            }
+            0x030 => self.cr = v & 0xff87,
+            0x034 => self.ifls = v & 0x3f,
+            0x038 => self.imsc = v & int::ALL,
+            0x044 => self.ris &= !(v & int::ALL),
+            0x048 => self.dmacr = v & 0x7,
+            o if o < SIZE => {}
+            _ => return Err(MmioError::BadOffset),
+        }
+        self.update();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "pl011_tests.rs"]
+mod tests;

@@ -1,0 +1,179 @@
+use super::*;
+use std::sync::{Arc, Mutex};
+use std::vec;
+use std::vec::Vec;
+
+struct Rig {
+    u: Pl011,
+    out: Arc<Mutex<Vec<u8>>>,
+    line: Arc<Mutex<Vec<bool>>>,
+}
+
+fn rig() -> Rig {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let line = Arc::new(Mutex::new(Vec::new()));
+    let (o, l) = (out.clone(), line.clone());
+    Rig {
+        u: Pl011::new(
+            Box::new(move |b| o.lock().unwrap().push(b)),
+            Box::new(move |v| l.lock().unwrap().push(v)),
+        ),
+        out,
+        line,
+    }
+}
+
+fn rd(u: &mut Pl011, off: u64) -> u32 {
+    u.read(off, 4).unwrap() as u32
+}
+
+#[test]
+fn polled_output_like_earlycon() {
+    let mut r = rig();
+    // As the firmware leaves it: enabled, TX FIFO empty, nothing received.
+    let f = rd(&mut r.u, 0x18);
+    assert_eq!(f & (fr::TXFE | fr::RXFE | fr::TXFF), fr::TXFE | fr::RXFE);
+    for b in b"hi\n" {
+        assert_eq!(rd(&mut r.u, 0x18) & fr::TXFF, 0);
+        r.u.write(0x000, 4, u64::from(*b)).unwrap();
+    }
+    assert_eq!(*r.out.lock().unwrap(), b"hi\n");
+    assert!(r.line.lock().unwrap().is_empty(), "interrupts masked");
+    // Disabled transmitter: bytes go nowhere.
+    r.u.write(0x030, 4, u64::from(cr::UARTEN | cr::RXE))
+        .unwrap();
+    r.u.write(0x000, 4, u64::from(b'x')).unwrap();
+    assert_eq!(r.out.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn registers_keep_what_linux_writes() {
+    let mut r = rig();
+    for (off, v, want) in [
+        (0x024u64, 0x1_0001u32, 1u32),
+        (0x028, 0xff, 0x3f),
+        (0x02c, 0x170, 0x70),
+        (0x030, 0xffff_ffff, 0xff87),
+        (0x034, 0xff, 0x3f),
+        (0x038, 0xffff, 0x7ff),
+        (0x048, 0xff, 7),
+        (0x020, 0x1ff, 0xff),
+    ] {
+        r.u.write(off, 4, u64::from(v)).unwrap();
+        assert_eq!(rd(&mut r.u, off), want, "offset {off:#x}");
+    }
+    assert_eq!(rd(&mut r.u, 0x004), 0, "no line errors");
+    assert_eq!(rd(&mut r.u, 0x100), 0, "reserved reads as zero");
+    r.u.write(0x100, 4, 5).unwrap();
+}
+
+#[test]
+fn primecell_ids_match_linux_amba() {
+    let mut r = rig();
+    let ids: Vec<u32> = (0..8).map(|i| rd(&mut r.u, 0xfe0 + 4 * i)).collect();
+    let periph = ids[0] | ids[1] << 8 | ids[2] << 16 | ids[3] << 24;
+    let cell = ids[4] | ids[5] << 8 | ids[6] << 16 | ids[7] << 24;
+    // amba-pl011 matches id 0x00041011 under mask 0x000fffff.
+    assert_eq!(periph & 0x000f_ffff, 0x0004_1011);
+    assert_eq!(cell, 0xb105_f00d);
+}
+
+#[test]
+fn receive_interrupt_trigger_levels_and_timeout() {
+    let mut r = rig();
+    r.u.write(0x038, 4, u64::from(int::RX | int::RT)).unwrap();
+    // Default IFLS 0x12: RX at half full (8 of 16).
+    assert!(r.u.receive(b'a'));
+    assert_eq!(
+        rd(&mut r.u, 0x03c) & (int::RX | int::RT),
+        int::RT,
+        "below trigger: timeout"
+    );
+    assert_eq!(*r.line.lock().unwrap(), vec![true]);
+    for b in b"bcdefgh" {
+        r.u.receive(*b);
+    }
+    assert_eq!(rd(&mut r.u, 0x040) & int::RX, int::RX);
+    let mut got = Vec::new();
+    while rd(&mut r.u, 0x18) & fr::RXFE == 0 {
+        got.push(rd(&mut r.u, 0x000) as u8);
+    }
+    assert_eq!(got, b"abcdefgh");
+    assert_eq!(rd(&mut r.u, 0x03c) & (int::RX | int::RT), 0);
+    assert_eq!(*r.line.lock().unwrap(), vec![true, false]);
+    // 1/8 full: 2 bytes.
+    r.u.write(0x034, 4, 0).unwrap();
+    r.u.receive(1);
+    r.u.receive(2);
+    assert_eq!(rd(&mut r.u, 0x040) & int::RX, int::RX);
+}
+
+#[test]
+fn fifo_full_overruns_and_fifo_off_holds_one() {
+    let mut r = rig();
+    for i in 0..FIFO as u8 {
+        assert!(r.u.receive(i));
+    }
+    assert!(!r.u.can_receive());
+    assert_eq!(rd(&mut r.u, 0x18) & fr::RXFF, fr::RXFF);
+    assert!(!r.u.receive(99));
+    assert_eq!(r.u.overruns, 1);
+    assert_ne!(rd(&mut r.u, 0x03c) & int::OE, 0);
+    r.u.write(0x044, 4, u64::from(int::OE)).unwrap();
+    assert_eq!(rd(&mut r.u, 0x03c) & int::OE, 0);
+    // FIFOs off: one byte deep (what was queued beyond it is lost).
+    r.u.write(0x02c, 4, 0x60).unwrap();
+    assert_eq!(rd(&mut r.u, 0x000), 0);
+    assert_eq!(rd(&mut r.u, 0x18) & fr::RXFE, fr::RXFE);
+    assert!(r.u.receive(7));
+    assert!(!r.u.receive(8));
+    assert_eq!(rd(&mut r.u, 0x03c) & int::RX, int::RX, "trigger is 1 byte");
+    // Receiver disabled: input is refused without an overrun.
+    r.u.write(0x030, 4, u64::from(cr::UARTEN | cr::TXE))
+        .unwrap();
+    rd(&mut r.u, 0x000);
+    assert!(!r.u.can_receive() && !r.u.receive(1));
+    assert_eq!(r.u.overruns, 2);
+}
+
+#[test]
+fn transmit_interrupt_like_linux_start_tx() {
+    let mut r = rig();
+    // Linux writes what fits, then unmasks TX and waits for the interrupt.
+    r.u.write(0x000, 4, u64::from(b'$')).unwrap();
+    assert_eq!(
+        rd(&mut r.u, 0x03c) & int::TX,
+        int::TX,
+        "written byte gone: TX raw"
+    );
+    assert!(r.line.lock().unwrap().is_empty());
+    r.u.write(0x038, 4, u64::from(int::TX)).unwrap();
+    assert_eq!(*r.line.lock().unwrap(), vec![true]);
+    // The handler has nothing more to send: masks TX (line drops).
+    r.u.write(0x038, 4, 0).unwrap();
+    assert_eq!(*r.line.lock().unwrap(), vec![true, false]);
+    // ICR clears it.
+    r.u.write(0x044, 4, u64::from(int::TX)).unwrap();
+    assert_eq!(rd(&mut r.u, 0x03c) & int::TX, 0);
+}
+
+#[test]
+fn hostile_accesses() {
+    let mut r = rig();
+    for w in [1u8, 8] {
+        assert_eq!(r.u.read(0x18, w), Err(MmioError::BadWidth));
+        assert_eq!(r.u.write(0x0, w, 0), Err(MmioError::BadWidth));
+    }
+    assert_eq!(r.u.read(0x19, 2), Err(MmioError::BadWidth));
+    assert_eq!(r.u.read(0x1a, 2), Ok(0), "upper half reads zero");
+    assert_eq!(
+        r.u.read(0x18, 2).unwrap() as u32 & fr::TXFE,
+        fr::TXFE,
+        "16-bit access"
+    );
+    assert_eq!(r.u.read(0x1000, 4), Err(MmioError::BadOffset));
+    assert_eq!(r.u.write(0x2000, 4, 0), Err(MmioError::BadOffset));
+    // RIS and MIS are read-only; writes are ignored.
+    r.u.write(0x03c, 4, 0x7ff).unwrap();
+    assert_eq!(rd(&mut r.u, 0x03c), 0);
+}
