@@ -217,7 +217,7 @@ impl MmioDevice for Pl011 {
         if !(width == 4 || width == 2) || !offset.is_multiple_of(u64::from(width)) {
             return Err(MmioError::BadWidth);
         }
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             return Ok(0); // upper half of a register: reserved, zero
         }
         let v = match offset {
@@ -258,7 +258,7 @@ impl MmioDevice for Pl011 {
         if !(width == 4 || width == 2) || !offset.is_multiple_of(u64::from(width)) {
             return Err(MmioError::BadWidth);
         }
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             return Ok(());
         }
         let v = value as u32;
