@@ -16,7 +16,17 @@ use log::{Level, Log, Metadata, Record};
 pub trait ConsoleSink: Send {
     /// Writes bytes, blocking until they are accepted.
     fn write_bytes(&mut self, bytes: &[u8]);
+    /// A received byte, if the sink is also an input.
+    fn read_byte(&mut self) -> Option<u8> {
+        None
+    }
+    /// Starts signalling input with an interrupt (if it can).
+    fn enable_input(&mut self) {}
 }
+
+/// Called with the sink just before each log line is written (the
+/// console switch ends a guest's unfinished line there).
+pub type LineHook = fn(&mut dyn ConsoleSink);
 
 /// Platform hooks: counter time and core number.
 #[derive(Clone, Copy)]
@@ -95,6 +105,8 @@ pub struct Logger {
     /// 0 when free, else owning core + 1.
     owner: AtomicUsize,
     early: AtomicBool,
+    /// A [`LineHook`] as a usize (0: none).
+    hook: AtomicUsize,
 }
 
 // SAFETY: the sink and hooks are written only by `install`, in early mode,
@@ -113,6 +125,7 @@ impl Logger {
             }),
             owner: AtomicUsize::new(0),
             early: AtomicBool::new(true),
+            hook: AtomicUsize::new(0),
         }
     }
 
@@ -132,6 +145,11 @@ impl Logger {
     /// Call once exclusive accesses work (MMU and caches on).
     pub fn enable_locking(&self) {
         self.early.store(false, Ordering::Release);
+    }
+
+    /// Installs the hook called before each log line.
+    pub fn set_line_hook(&self, hook: LineHook) {
+        self.hook.store(hook as usize, Ordering::Release);
     }
 
     fn hooks(&self) -> Hooks {
@@ -186,7 +204,13 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        let hook = self.hook.load(Ordering::Acquire);
         self.with_sink(|sink, h| {
+            if hook != 0 {
+                // SAFETY: only ever stored from a LineHook by set_line_hook.
+                let f: LineHook = unsafe { core::mem::transmute::<usize, LineHook>(hook) };
+                f(sink);
+            }
             let p = Prefix {
                 ticks: (h.ticks)(),
                 freq: (h.freq)(),

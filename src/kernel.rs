@@ -6,7 +6,7 @@
 use crate::arch::{boot, cpu, mmu};
 use crate::board::rpi4::{self, gpio::Gpio, pl011::Pl011};
 use crate::bootargs::{self, FaultKind, Options};
-use crate::console::{Hooks, Logger};
+use crate::console::{ConsoleSink, Hooks, LineHook, Logger};
 use crate::dt::{blob, host::HostInfo, DtError};
 use crate::exception::{self, Snapshot};
 use crate::hyp;
@@ -48,6 +48,17 @@ static ONLINE: AtomicU32 = AtomicU32::new(0);
 static HEAP: LockedHeap<32> = LockedHeap::empty();
 /// Free physical memory, in 4 KiB frames, for guest memory and tables.
 pub static FRAMES: spin::Mutex<FrameAllocator<32>> = spin::Mutex::new(FrameAllocator::new());
+
+/// Runs `f` with the console under the line lock (whole lines and
+/// console-switch output never interleave).
+pub fn with_console(f: impl FnOnce(&mut dyn ConsoleSink)) {
+    LOGGER.with_sink(|s, _| f(s));
+}
+
+/// Installs the hook run before each log line.
+pub fn set_console_line_hook(h: LineHook) {
+    LOGGER.set_line_hook(h);
+}
 
 fn hooks() -> Hooks {
     Hooks {
@@ -160,7 +171,7 @@ pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
     // VM RAM comes out of `usable` before the frame allocator gets the rest.
     let prepared = hyp::prepare(&info, &mut usable);
     setup_frames(&usable);
-    let built = prepared.and_then(|p| hyp::build(p, cpu::pa_range(), info.gic));
+    let built = prepared.and_then(|p| hyp::build(p, cpu::pa_range(), &info));
     OPTIONS.call_once(|| opts);
 
     start_secondaries(&info, &cfg);

@@ -171,9 +171,50 @@ impl Gic {
         }
     }
 
-    /// Enables the distributor (both groups). Once, on the boot core.
+    /// Enables the distributor (both groups) with every SPI disabled and
+    /// inactive (whatever firmware left on stays off until a driver or VM
+    /// owner asks for it). Once, on the boot core.
     pub fn init_distributor(&self) {
+        self.dist.ctlr.set(0);
+        for i in 1..32 {
+            self.dist.icenabler[i].set(u32::MAX);
+            self.dist.icpendr[i].set(u32::MAX);
+            self.dist.icactiver[i].set(u32::MAX);
+        }
         self.dist.ctlr.set(0b11);
+    }
+
+    /// Routes SPI `intid` to the CPU interfaces in `targets` (ITARGETSR),
+    /// level-sensitive or edge-triggered, at the hypervisor's priority
+    /// (`own`) or the forwarded-interrupt priority, and enables it.
+    pub fn route_spi(&self, intid: u32, targets: u8, level: bool, own: bool) {
+        if !(32..1020).contains(&intid) {
+            return;
+        }
+        let (word, shift) = ((intid / 4) as usize, (intid % 4) * 8);
+        let set_byte = |r: &ReadWrite<u32>, v: u8| {
+            r.set((r.get() & !(0xff << shift)) | (u32::from(v) << shift));
+        };
+        set_byte(&self.dist.itargetsr[word], targets);
+        set_byte(
+            &self.dist.ipriorityr[word],
+            if own { PRIO_HYP } else { PRIO_GUEST },
+        );
+        let cfg = &self.dist.icfgr[(intid / 16) as usize];
+        let bit = 1 << ((intid % 16) * 2 + 1);
+        cfg.set(if level {
+            cfg.get() & !bit
+        } else {
+            cfg.get() | bit
+        });
+        self.dist.isenabler[(intid / 32) as usize].set(1 << (intid % 32));
+    }
+
+    /// Disables SPI `intid`.
+    pub fn disable_spi(&self, intid: u32) {
+        if let Some(r) = self.dist.icenabler.get((intid / 32) as usize) {
+            r.set(1 << (intid % 32));
+        }
     }
 
     /// Sets up this core's CPU interface, its SGIs and PPIs, and its

@@ -3,3 +3,22 @@
 pub mod mailbox;
 pub mod pl011;
 pub mod testdev;
+
+use crate::trap::mmio::{MmioDevice, MmioError};
+use alloc::sync::Arc;
+
+/// A device model the bus and the hypervisor both hold (the bus for the
+/// guest's accesses, the hypervisor to feed it input).
+pub struct Shared<T>(pub Arc<spin::Mutex<T>>);
+
+impl<T: MmioDevice> MmioDevice for Shared<T> {
+    fn name(&self) -> &str {
+        "shared"
+    }
+    fn read(&mut self, offset: u64, width: u8) -> Result<u64, MmioError> {
+        self.0.lock().read(offset, width)
+    }
+    fn write(&mut self, offset: u64, width: u8, value: u64) -> Result<(), MmioError> {
+        self.0.lock().write(offset, width, value)
+    }
+}

@@ -247,7 +247,10 @@ impl MmioDevice for Pl011 {
             0x03c => self.ris,
             0x040 => self.ris & self.imsc,
             0x048 => self.dmacr,
+            // The IDs where the PrimeCell spec puts them (0xfe0) and where
+            // Linux's amba bus looks for a 0x200-byte window (size - 0x20).
             0xfe0..=0xffc => ID[((offset - 0xfe0) / 4) as usize],
+            0x1e0..=0x1fc => ID[((offset - 0x1e0) / 4) as usize],
             o if o < SIZE => 0,
             _ => return Err(MmioError::BadOffset),
         };

@@ -76,6 +76,11 @@ fn primecell_ids_match_linux_amba() {
     // amba-pl011 matches id 0x00041011 under mask 0x000fffff.
     assert_eq!(periph & 0x000f_ffff, 0x0004_1011);
     assert_eq!(cell, 0xb105_f00d);
+    let low: Vec<u32> = (0..8).map(|i| rd(&mut r.u, 0x1e0 + 4 * i)).collect();
+    assert_eq!(
+        low, ids,
+        "also at the end of the 0x200 window the tree gives"
+    );
 }
 
 #[test]

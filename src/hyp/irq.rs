@@ -145,6 +145,10 @@ pub fn handle_irqs(core: usize) {
                 flush_lrs(vm, v);
                 gic.complete(iar);
             }
+            (i, _) if super::console::is_input(i) => {
+                super::console::input();
+                gic.complete(iar);
+            }
             (EL2_TIMER, _) => {
                 cpu::el2_timer_stop();
                 gic.complete(iar);

@@ -6,6 +6,7 @@
 //! core) and its RAM; nothing is shared between VMs but the hypervisor.
 //! Building is all-or-nothing: if any VM cannot be built, none starts.
 
+mod console;
 mod firmware;
 mod irq;
 mod run;
@@ -18,7 +19,9 @@ use crate::arch::{cpu, guest};
 use crate::board::gic400::{Gic, PHYS_TIMER, SGI_KICK, VIRT_TIMER};
 use crate::devices::mailbox::property::Policy;
 use crate::devices::mailbox::{self, Mailbox};
+use crate::devices::pl011::{self, Pl011};
 use crate::devices::testdev::{self, TestDev};
+use crate::devices::Shared;
 use crate::dt::host::{GicAddrs, HostInfo};
 use crate::mm::pagetable::{PageTable, TableAlloc, ENTRIES, PAGE_SIZE};
 use crate::mm::region::{Range, RangeSet, Size};
@@ -30,12 +33,14 @@ use crate::vgic::dist::VgicDist;
 use crate::vm::bundle::Bundle;
 use crate::vm::config::{self, Device, VmConfig};
 use crate::vm::fdt::{
-    self, VmTree, GICC_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA, TESTDEV_SIZE,
+    self, VmTree, GICC_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA, TESTDEV_SIZE, UART_INTID,
+    UART_IPA,
 };
 use crate::vm::image::{self, LoadPlan};
 use crate::vm::psci::Power;
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use log::{error, info, warn};
@@ -100,6 +105,8 @@ pub struct Vm {
     /// MAC address the VM sees, if virtual.
     pub mac: Option<[u8; 6]>,
     bootargs: String,
+    /// The emulated UART, if the VM has one (the console feeds it input).
+    pub uart: Option<Arc<spin::Mutex<Pl011>>>,
 }
 
 /// All VMs, once built.
@@ -279,7 +286,8 @@ impl TableAlloc for FrameTables {
 /// Builds every prepared VM: stage-2 tables, device tree, devices, and
 /// the loaded images. All or nothing. `gic` is the host GIC from the
 /// device tree: its virtual CPU interface is what the guests' GICC is.
-pub fn build(prepared: Vec<Prepared>, parange: u64, gic: Option<GicAddrs>) -> Result<(), String> {
+pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Result<(), String> {
+    let gic: Option<GicAddrs> = host.gic;
     let gicv = gic.and_then(|g| g.hyp.and(g.vcpu)).ok_or(
         "the device tree's GIC lists no virtual interface (GICH, GICV): guests cannot get interrupts",
     )?;
@@ -314,6 +322,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, gic: Option<GicAddrs>) -> Re
         }
         let mut bus = MmioBus::new();
         let mut spis = Vec::new();
+        let mut uart = None;
         for d in &p.cfg.devices {
             match d {
                 Device::TestDev => {
@@ -346,6 +355,20 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, gic: Option<GicAddrs>) -> Re
                         }),
                     );
                     bus.register(MAILBOX_IPA, mailbox::SIZE, Box::new(dev));
+                }
+                Device::Uart => {
+                    spis.push(UART_INTID);
+                    let dev = Arc::new(spin::Mutex::new(Pl011::new(
+                        Box::new(move |b| console::guest_byte(index, b)),
+                        Box::new(move |level| {
+                            if let Some(vm) = VMS.get().and_then(|v| v.get(index)) {
+                                let d = vm.vgic.lock().set_line(0, UART_INTID, level);
+                                irq::mark(vm, d);
+                            }
+                        }),
+                    )));
+                    bus.register(UART_IPA, pl011::SIZE, Box::new(Shared(dev.clone())));
+                    uart = Some(dev);
                 }
             }
         }
@@ -380,6 +403,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, gic: Option<GicAddrs>) -> Re
             serial: p.cfg.serial,
             mac: p.cfg.mac,
             bootargs: p.cfg.bootargs.to_string(),
+            uart,
             name,
         };
         vm.zero_ram();
@@ -407,8 +431,12 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, gic: Option<GicAddrs>) -> Re
     }
     guest::publish_memory();
     VMS.call_once(|| vms);
+    HOST_UART_INTID.store(host.uart_intid.unwrap_or(0), Ordering::Relaxed);
     Ok(())
 }
+
+/// The host PL011's INTID (0: unknown), for the console's input.
+static HOST_UART_INTID: AtomicU32 = AtomicU32::new(0);
 
 /// Starts the VMs if every core they need is online (`online` bitmask).
 pub fn start(online: u32) -> Result<(), String> {
@@ -423,6 +451,13 @@ pub fn start(online: u32) -> Result<(), String> {
                 ));
             }
         }
+    }
+    // The console switch, if any VM has an emulated UART (the GIC is up
+    // now, so the UART's input interrupt can be routed).
+    if let Some(focus) = vms.iter().position(|v| v.uart.is_some()) {
+        let names = vms.iter().map(|v| v.name.clone()).collect();
+        let intid = HOST_UART_INTID.load(Ordering::Relaxed);
+        console::init(names, focus, (intid != 0).then_some(intid));
     }
     for vm in vms {
         for (i, v) in vm.vcpus.iter().enumerate() {

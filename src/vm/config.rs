@@ -46,12 +46,17 @@ pub enum Device {
     TestDev,
     /// The VideoCore mailbox, trap-and-emulated behind the VM's policy.
     Mailbox,
+    /// An emulated PL011 at the real UART0's address (the console switch).
+    Uart,
 }
 
 impl Device {
     /// Every device, with its configuration name.
-    pub const ALL: [(&'static str, Device); 2] =
-        [("testdev", Device::TestDev), ("mailbox", Device::Mailbox)];
+    pub const ALL: [(&'static str, Device); 3] = [
+        ("testdev", Device::TestDev),
+        ("mailbox", Device::Mailbox),
+        ("uart", Device::Uart),
+    ];
 
     /// The configuration name.
     pub fn name(self) -> &'static str {

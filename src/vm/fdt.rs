@@ -47,8 +47,10 @@ impl fmt::Display for TreeError {
 }
 
 /// Root children the hypervisor writes itself (by name before '@').
-const GENERATED: [&str; 8] = [
+const GENERATED: [&str; 10] = [
     "soc",
+    "aliases",
+    "clk-uart",
     "chosen",
     "memory",
     "cpus",
@@ -64,6 +66,8 @@ const GIC_PHANDLE: u32 = 1;
 const MBOX_PHANDLE: u32 = 2;
 /// The firmware clocks' phandle.
 const FW_CLOCKS_PHANDLE: u32 = 3;
+/// The UART clock's phandle.
+const UART_CLK_PHANDLE: u32 = 4;
 /// Phandles below this are the hypervisor's (extra nodes may not use them).
 const RESERVED_PHANDLES: u32 = 16;
 /// The /soc bus window: VideoCore bus 0x7e000000 is IPA 0xfe000000, as on
@@ -77,6 +81,12 @@ const SOC_SIZE: u32 = 0x0180_0000;
 pub const MAILBOX_IPA: u64 = 0xfe00_b880;
 /// The mailbox's INTID (GIC_SPI 0x21 in the bcm2711 tree).
 pub const MAILBOX_INTID: u32 = 65;
+/// The PL011 UART0's IPA (bus 0x7e201000).
+pub const UART_IPA: u64 = 0xfe20_1000;
+/// The PL011's INTID (GIC_SPI 0x79 in the bcm2711 tree; UART2-5 share it).
+pub const UART_INTID: u32 = 153;
+/// The UART clock the VM's tree gives (uartclk and apb_pclk).
+pub const UART_CLOCK_HZ: u32 = 48_000_000;
 /// GIC interrupt specifier: PPI.
 const GIC_PPI: u32 = 1;
 /// IRQ_TYPE_LEVEL_LOW, as the bcm2711 tree gives the timer.
@@ -217,8 +227,24 @@ fn soc(w: &mut FdtWriter, t: &VmTree<'_>) -> Result<(), TreeError> {
         w.end_node()?;
         w.end_node()?;
     }
+    if t.devices.contains(&Device::Uart) {
+        let bus = uart_bus();
+        w.begin_node(&format!("serial@{bus:x}"))?;
+        w.property_strings("compatible", &["arm,pl011", "arm,primecell"])?;
+        w.property_cells("reg", &[bus, 0x200])?;
+        w.property_cells("interrupts", &[GIC_SPI, UART_INTID - 32, LEVEL_HIGH])?;
+        w.property_cells("clocks", &[UART_CLK_PHANDLE, UART_CLK_PHANDLE])?;
+        w.property_strings("clock-names", &["uartclk", "apb_pclk"])?;
+        w.property_u32("arm,primecell-periphid", 0x0024_1011)?;
+        w.end_node()?;
+    }
     w.end_node()?;
     Ok(())
+}
+
+/// The UART's address on the /soc bus.
+fn uart_bus() -> u32 {
+    (UART_IPA - SOC_IPA) as u32 + SOC_BUS
 }
 
 /// Writes the tree.
@@ -233,6 +259,9 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
 
     w.begin_node("chosen")?;
     w.property_string("bootargs", t.bootargs)?;
+    if t.devices.contains(&Device::Uart) {
+        w.property_string("stdout-path", "serial0:115200n8")?;
+    }
     if let Some((start, size)) = t.initrd {
         w.property_u64("linux,initrd-start", start)?;
         w.property_u64("linux,initrd-end", start + size)?;
@@ -286,12 +315,27 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
     w.property_cells("interrupts", &irqs)?;
     w.end_node()?;
 
-    if t.devices.contains(&Device::Mailbox) {
+    if t.devices.contains(&Device::Uart) {
+        w.begin_node("clk-uart")?;
+        w.property_string("compatible", "fixed-clock")?;
+        w.property_u32("#clock-cells", 0)?;
+        w.property_u32("clock-frequency", UART_CLOCK_HZ)?;
+        w.property_string("clock-output-names", "uart")?;
+        w.property_u32("phandle", UART_CLK_PHANDLE)?;
+        w.end_node()?;
+        w.begin_node("aliases")?;
+        w.property_string("serial0", &format!("/soc/serial@{:x}", uart_bus()))?;
+        w.end_node()?;
+    }
+    if t.devices
+        .iter()
+        .any(|d| matches!(d, Device::Mailbox | Device::Uart))
+    {
         soc(&mut w, t)?;
     }
     for d in t.devices {
         match d {
-            Device::Mailbox => {}
+            Device::Mailbox | Device::Uart => {}
             Device::TestDev => {
                 w.begin_node(&format!("pivisor-test@{TESTDEV_IPA:x}"))?;
                 w.property_string("compatible", "pivisor,test-device")?;

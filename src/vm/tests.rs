@@ -369,6 +369,30 @@ fn vm_device_tree_decompiles_and_describes_the_vm() {
     ] {
         assert!(m.contains(want), "missing {want:?} in\n{m}");
     }
+    assert!(!m.contains("stdout-path") && !m.contains("serial@"), "{m}");
+    // The emulated UART: a PL011 where UART0 is, a fixed 48 MHz clock,
+    // the console's stdout-path.
+    let u = VmTree {
+        devices: &[Device::Uart],
+        ..t
+    };
+    let m = dtc(&fdt::build(&u).unwrap());
+    for want in [
+        "stdout-path = \"serial0:115200n8\";",
+        "serial0 = \"/soc/serial@7e201000\";",
+        "serial@7e201000 {",
+        "compatible = \"arm,pl011\\0arm,primecell\";",
+        "reg = <0x7e201000 0x200>;",
+        "interrupts = <0x00 0x79 0x04>;",
+        "clocks = <0x04 0x04>;",
+        "clock-names = \"uartclk\\0apb_pclk\";",
+        "arm,primecell-periphid = <0x241011>;",
+        "compatible = \"fixed-clock\";",
+        "clock-frequency = <0x2dc6c00>;",
+    ] {
+        assert!(m.contains(want), "missing {want:?} in\n{m}");
+    }
+    assert!(!m.contains("mailbox"), "{m}");
     assert!(s.contains("cpu@3 {") && s.contains("0xf08"));
 }
 

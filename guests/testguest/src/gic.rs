@@ -59,6 +59,9 @@ const S_MAXGAP: u64 = 32;
 /// Mailbox interrupts taken, and the last word read in the handler.
 pub const S_MBOX_IRQS: u64 = 33;
 pub const S_MBOX_WORD: u64 = 34;
+/// UART: bytes received, and whether a line ended.
+pub const S_UART_N: u64 = 35;
+pub const S_UART_DONE: u64 = 36;
 
 pub fn get(vcpu: u64, i: u64) -> u64 {
     read64(slot(vcpu, i))
@@ -259,6 +262,7 @@ pub fn irq() {
                 }
                 set_vtimer(next, n < 1000);
             }
+            crate::uart::INTID => crate::uart::irq(),
             crate::mbox::INTID => {
                 // Reading the answer lowers the (level) line.
                 set(me, S_MBOX_WORD, u64::from(crate::mbox::pop()));
@@ -300,7 +304,7 @@ pub fn sgi_server() -> ! {
     halt()
 }
 
-pub fn run(t: &mut Tally, vcpus: usize, info: u32, mailbox: bool) {
+pub fn run(t: &mut Tally, vcpus: usize, info: u32, mailbox: bool, uart: bool) {
     for v in 0..4 {
         for i in 0..64 {
             set(v, i, 0);
@@ -310,8 +314,8 @@ pub fn run(t: &mut Tally, vcpus: usize, info: u32, mailbox: bool) {
     set(0, S_LINE_BASE, base as u64);
     w32(GICD, 1); // distributor: Group 0 on
     cpu_init();
-    test_ids(t, vcpus, base);
-    test_foreign(t, base, mailbox);
+    test_ids(t, vcpus, base, uart);
+    test_foreign(t, base, mailbox, uart);
     test_vtimer(t);
     test_lines(t, base);
     if vcpus >= 2 {
@@ -319,9 +323,15 @@ pub fn run(t: &mut Tally, vcpus: usize, info: u32, mailbox: bool) {
     }
 }
 
-fn test_ids(t: &mut Tally, vcpus: usize, base: u32) {
+fn test_ids(t: &mut Tally, vcpus: usize, base: u32, uart: bool) {
     let typer = r32(GICD + 4);
-    let lines = (base + 8).next_multiple_of(32);
+    // Lines up to the highest it owns: its test device's, the UART's.
+    let top = if uart {
+        (base + 8).max(crate::uart::INTID + 1)
+    } else {
+        base + 8
+    };
+    let lines = top.next_multiple_of(32);
     let want = (lines / 32 - 1) | ((vcpus as u32 - 1) << 5);
     let iidr = r32(GICD + 8);
     let tgt = r32(GICD + 0x800);
@@ -336,8 +346,12 @@ fn test_ids(t: &mut Tally, vcpus: usize, base: u32) {
 /// mailbox's when it has one) reads as zero and ignores
 /// enable, pending, target and priority writes (in the two-VM test these
 /// include the other VM's lines).
-fn test_foreign(t: &mut Tally, base: u32, mailbox: bool) {
-    let own = |i: u32| (base..base + 8).contains(&i) || (mailbox && i == crate::mbox::INTID);
+fn test_foreign(t: &mut Tally, base: u32, mailbox: bool, uart: bool) {
+    let own = |i: u32| {
+        (base..base + 8).contains(&i)
+            || (mailbox && i == crate::mbox::INTID)
+            || (uart && i == crate::uart::INTID)
+    };
     let mut leaked = 0u32;
     for bank in 1..32u64 {
         w32(GICD + 0x100 + 4 * bank, u32::MAX);

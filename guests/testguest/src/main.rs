@@ -16,6 +16,7 @@
 mod gic;
 mod hw;
 mod mbox;
+mod uart;
 
 use core::arch::global_asm;
 use core::fmt::Write;
@@ -131,9 +132,16 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         .as_ref()
         .and_then(|f| f.find_node("/soc/mailbox@7e00b880"))
         .is_some();
-    gic::run(&mut t, vcpus, info, mailbox);
+    let uart = fdt
+        .as_ref()
+        .and_then(|f| f.find_node("/soc/serial@7e201000"))
+        .is_some();
+    gic::run(&mut t, vcpus, info, mailbox, uart);
     if mailbox {
         mbox::run(&mut t, ram);
+    }
+    if uart {
+        uart::run(&mut t, vm);
     }
     let bad = check_ram(ram, dtb, seed);
     t.check(
@@ -213,7 +221,7 @@ fn test_aborts(t: &mut Tally, ram: u64) {
     for (name, addr, write) in [
         ("abort-past-ram", ram + 0x1000, false),
         ("abort-write-past-ram", ram, true),
-        ("abort-uart-page", 0xfe20_1000, false),
+        ("abort-gpio-page", 0xfe20_0000, false),
         ("abort-far-ipa", 0x40_0000_0000 - 8, false),
     ] {
         let r = expect_abort(addr, write);

@@ -135,6 +135,13 @@ impl Pl011 {
         self.regs.DR.set(u32::from(b));
     }
 
+    /// Interrupts on received data (RX and receive timeout), so typed
+    /// input wakes the hypervisor; the handler reads until empty.
+    pub fn enable_rx_interrupt(&mut self) {
+        self.regs.ICR.set(0x7ff);
+        self.regs.IMSC.set((1 << 4) | (1 << 6));
+    }
+
     /// A received byte, if any.
     pub fn get(&mut self) -> Option<u8> {
         (!self.regs.FR.is_set(FR::RXFE)).then(|| self.regs.DR.get() as u8)
@@ -146,6 +153,14 @@ impl ConsoleSink for Pl011 {
         for &b in bytes {
             self.put(b);
         }
+    }
+
+    fn read_byte(&mut self) -> Option<u8> {
+        self.get()
+    }
+
+    fn enable_input(&mut self) {
+        self.enable_rx_interrupt();
     }
 }
 

@@ -6,7 +6,7 @@
 //! `PIVISOR_IMAGE_80000`, `PIVISOR_DTB_DIR` (and optionally `PIVISOR_QEMU`).
 
 use regex::Regex;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -40,6 +40,8 @@ pub struct Boot {
     append: String,
     timeout: Duration,
     icount: bool,
+    /// Typed input: once the output matches `.0` (in order), `.1` is sent.
+    script: Vec<(String, Vec<u8>)>,
 }
 
 /// What a boot printed.
@@ -105,7 +107,16 @@ impl Boot {
             append: String::new(),
             timeout: Duration::from_secs(30),
             icount: false,
+            script: Vec::new(),
         }
+    }
+
+    /// Types `bytes` on the console once the output matches `re` (after
+    /// the earlier steps; each step's regex is searched in everything
+    /// printed so far).
+    pub fn type_after(mut self, re: &str, bytes: &[u8]) -> Self {
+        self.script.push((re.to_string(), bytes.to_vec()));
+        self
     }
 
     /// Runs with `-icount shift=0,align=off,sleep=off`: guest time is one
@@ -163,13 +174,19 @@ impl Boot {
         if self.icount {
             cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if self.script.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {qemu}: {e} (run `make test`)"));
         let mut guard = Guard(child);
+        let mut stdin = guard.0.stdin.take();
+        let mut step = 0;
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
         let mut out = guard.0.stdout.take().expect("piped stdout");
         std::thread::spawn(move || {
@@ -198,7 +215,18 @@ impl Boot {
             match rx.recv_timeout(deadline - now) {
                 Ok(chunk) => {
                     bytes.extend_from_slice(&chunk);
-                    if done(&String::from_utf8_lossy(&bytes)) {
+                    let text = String::from_utf8_lossy(&bytes);
+                    while let Some((re, input)) = self.script.get(step) {
+                        if !Regex::new(re).expect("valid regex").is_match(&text) {
+                            break;
+                        }
+                        if let Some(s) = stdin.as_mut() {
+                            let _ = s.write_all(input);
+                            let _ = s.flush();
+                        }
+                        step += 1;
+                    }
+                    if done(&text) {
                         break;
                     }
                 }

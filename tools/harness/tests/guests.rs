@@ -25,7 +25,7 @@ const CHECKS: &[&str] = &[
     "mmio-store",
     "abort-past-ram",
     "abort-write-past-ram",
-    "abort-uart-page",
+    "abort-gpio-page",
     "abort-far-ipa",
     "abort-bad-register",
     "sysregs",
@@ -101,7 +101,9 @@ fn hypervisor_clean(o: &Output) {
 
 #[test]
 fn one_vm_four_vcpus_passes_every_check() {
-    let o = boot("PIVISOR_BUNDLE_TEST").run_until_match(r"SYSTEM_OFF from vCPU 0");
+    let o = boot("PIVISOR_BUNDLE_TEST")
+        .type_after(r"(?m)^UART ready", b"ping-1\r")
+        .run_until_match(r"SYSTEM_OFF from vCPU 0");
     hypervisor_clean(&o);
     o.expect(r"VM 0 'test': 4 vCPU\(s\) on core\(s\) \[0, 1, 2, 3\], 128 MiB RAM at host 0x[0-9a-f]+ \(VMID 1\)")
         .expect(r"starting the VMs")
@@ -110,6 +112,13 @@ fn one_vm_four_vcpus_passes_every_check() {
     // The refusals are logged, naming the VM and the IPA.
     o.expect(r"WARN  VM 'test': vCPU 0: read of unmapped IPA 0x8001000 \(PC 0x[0-9a-f]+\); injecting an external abort")
         .expect(r"VM 'test': vCPU 0: unknown SMC/HVC function 0x86000000; returned NOT_SUPPORTED");
+    // The emulated UART in the mux layout: the only VM has the focus, so
+    // its output is not prefixed, and typed input reaches it (receive
+    // interrupt, echoed back).
+    o.expect(r"console: mux layout, focus on VM 0")
+        .expect(r"(?m)^UART hello from VM 0$")
+        .expect(r"(?m)^UART echo ping-1$")
+        .expect(r"\[test\] TEST uart-echo ok");
     // Mailbox refusals too (a second after the aborts: not rate-limited).
     o.expect(r"VM 'test': mailbox: property tag 0x00038002 refused by the VM's policy")
         .expect(r"VM 'test': mailbox: malformed buffer at bus 0xc007d000: tag at byte 8 runs past the buffer's end; answered 0x80000001")
@@ -120,6 +129,9 @@ fn one_vm_four_vcpus_passes_every_check() {
 fn two_vms_side_by_side_stay_apart() {
     let o = boot("PIVISOR_BUNDLE_TWO")
         .timeout(std::time::Duration::from_secs(120))
+        .type_after(r"(?m)^UART ready", b"to-alpha\r")
+        .type_after(r"\[alpha\] TEST uart-echo ok", b"\x1d1")
+        .type_after(r"console -> VM 1 'beta'", b"to-beta\r")
         .run_until(|s| s.matches("SYSTEM_OFF from vCPU 0").count() == 2);
     hypervisor_clean(&o);
     o.expect(r"VM 0 'alpha': 2 vCPU\(s\) on core\(s\) \[0, 1\], 384 MiB RAM at host 0x[0-9a-f]+ \(VMID 1\)")
@@ -133,6 +145,14 @@ fn two_vms_side_by_side_stay_apart() {
         .reject(r"\[alpha\] TEST dtb-extra");
     o.expect(r"\[alpha\] pivisor-testguest: VM 0")
         .expect(r"\[beta\] pivisor-testguest: VM 1");
+    // The console switch: alpha (the first VM with a UART) has the focus,
+    // beta's lines come prefixed; Ctrl-] 1 moves the focus and the input.
+    o.expect(r"(?m)^UART hello from VM 0$")
+        .expect(r"(?m)^\[beta\] UART hello from VM 1$")
+        .expect(r"(?m)^UART echo to-alpha$")
+        .expect(r"(?s)console -> VM 1 'beta'.*\nUART echo to-beta")
+        .expect(r"\[beta\] TEST uart-echo ok")
+        .reject(r"UART echo to-beta[\s\S]*UART echo to-beta");
 }
 
 #[test]
