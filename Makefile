@@ -20,11 +20,13 @@ GUEST_IMG := $(BUILD)/guests/testguest.img
 # The test guest is linked at its load address, not as a PIE like pivisor.
 GUEST_RUSTFLAGS := -C relocation-model=static -C force-frame-pointers=yes
 MKBUNDLE := cargo run --release -q -p pivisor-mkbundle --
-BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-toobig.img
+BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.img $(BUILD)/guests-toobig.img
 # The bundle `make run` boots: test (one test VM) or two (two test VMs).
 BUNDLE   ?= test
 TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB_DIR)/test-all-reserved.dtb
-QEMU_RUN := $(QEMU) -M raspi4b -display none -serial mon:stdio -serial null \
+# The second serial port is the mini UART: the hypervisor's messages go
+# there once a VM owns the PL011 (BUNDLE=pt), kept in build/mini-uart.log.
+QEMU_RUN := $(QEMU) -M raspi4b -display none -serial mon:stdio -serial file:$(BUILD)/mini-uart.log \
             -kernel $(IMAGE) -dtb $(DTB) -initrd $(BUILD)/guests-$(BUNDLE).img \
             $(if $(BOOTARGS),-append "$(BOOTARGS)")
 
@@ -36,7 +38,7 @@ bundles: $(BUNDLES)
 
 help:
 	@echo "make            build $(IMAGE)"
-	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=test|two; Ctrl-A x quits)"
+	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=test|two|pt; Ctrl-A x quits)"
 	@echo "make test       host unit tests + QEMU integration tests"
 	@echo "make gdb        QEMU waiting for a debugger on :1234"
 	@echo "make clippy     lints for the image and the host code"
@@ -69,6 +71,8 @@ $(BUILD)/guests/testguest-extra.dtb: guests/testguest-extra.dts | setup
 	dtc -I dts -O dtb -o $@ $<
 $(BUILD)/guests-two.img: guests/testguest-two.conf $(GUEST_IMG) $(BUILD)/guests/testguest-extra.dtb
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
+$(BUILD)/guests-pt.img: guests/testguest-pt.conf $(GUEST_IMG)
+	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
 # A fixture the hypervisor must refuse at boot (mkbundle is told of a
 # larger board so that it lets it through).
 $(BUILD)/guests-toobig.img: guests/test-configs/toobig.conf $(GUEST_IMG)
@@ -89,7 +93,8 @@ $(DTB_DIR)/test-all-reserved.dtb: $(DTB)
 	  && fdtput -t s $@.tmp /reserved-memory/all@0 no-map "" && mv $@.tmp $@
 
 run: $(IMAGE) $(DTB) $(BUILD)/guests-$(BUNDLE).img
-	@echo "pivisor on QEMU raspi4b: Ctrl-A x quits, Ctrl-A c for the QEMU monitor"
+	@echo "pivisor on QEMU raspi4b: Ctrl-A x quits, Ctrl-A c for the QEMU monitor; Ctrl-] then a VM number switches the console"
+	@echo "(hypervisor messages after a PL011 handover, BUNDLE=pt: tail -f $(BUILD)/mini-uart.log)"
 	$(QEMU_RUN)
 
 gdb: $(IMAGE) $(DTB) $(BUILD)/guests-$(BUNDLE).img
@@ -103,6 +108,7 @@ qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES)
 	PIVISOR_IMAGE=$(abspath $(IMAGE)) PIVISOR_IMAGE_80000=$(abspath $(IMAGE_80)) \
 	PIVISOR_BUNDLE_TEST=$(abspath $(BUILD)/guests-test.img) \
 	PIVISOR_BUNDLE_TWO=$(abspath $(BUILD)/guests-two.img) \
+	PIVISOR_BUNDLE_PT=$(abspath $(BUILD)/guests-pt.img) \
 	PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
 	PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) PIVISOR_QEMU=$(QEMU) \
 	  cargo test -p pivisor-harness

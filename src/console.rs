@@ -98,6 +98,73 @@ pub fn write_line(sink: &mut dyn ConsoleSink, prefix: &Prefix, args: fmt::Argume
     let _ = writeln!(w, "{prefix}{args}");
 }
 
+/// The last `N` bytes of console output (the hypervisor's log once it
+/// has no UART of its own), oldest first.
+pub struct LogRing<const N: usize> {
+    buf: [u8; N],
+    /// Next write position.
+    head: usize,
+    /// Bytes held (at most N).
+    len: usize,
+}
+
+impl<const N: usize> LogRing<N> {
+    /// An empty ring.
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; N],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Appends bytes, dropping the oldest when full.
+    pub fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if N == 0 {
+                return;
+            }
+            self.buf[self.head] = b;
+            self.head = (self.head + 1) % N;
+            self.len = (self.len + 1).min(N);
+        }
+    }
+
+    /// The held bytes, oldest first, as two slices.
+    pub fn contents(&self) -> (&[u8], &[u8]) {
+        let start = (self.head + N - self.len) % N.max(1);
+        if start + self.len <= N {
+            (&self.buf[start..start + self.len], &[])
+        } else {
+            (&self.buf[start..], &self.buf[..self.head])
+        }
+    }
+}
+
+impl<const N: usize> Default for LogRing<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A sink that keeps everything in a ring and also writes it to another
+/// sink, if there is one.
+pub struct RingTee<const N: usize> {
+    /// The ring.
+    pub ring: LogRing<N>,
+    /// Where output also goes.
+    pub out: Option<&'static mut dyn ConsoleSink>,
+}
+
+impl<const N: usize> ConsoleSink for RingTee<N> {
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        self.ring.push(bytes);
+        if let Some(o) = self.out.as_deref_mut() {
+            o.write_bytes(bytes);
+        }
+    }
+}
+
 /// The console logger.
 pub struct Logger {
     sink: UnsafeCell<Option<&'static mut dyn ConsoleSink>>,
@@ -145,6 +212,27 @@ impl Logger {
     /// Call once exclusive accesses work (MMU and caches on).
     pub fn enable_locking(&self) {
         self.early.store(false, Ordering::Release);
+    }
+
+    /// Replaces the sink (under the line lock, so no line is cut): the
+    /// PL011 handover to a VM.
+    pub fn switch_sink(&self, sink: &'static mut dyn ConsoleSink) {
+        let mut new = Some(sink);
+        self.with_sink_slot(|slot| *slot = new.take());
+    }
+
+    fn with_sink_slot(&self, f: impl FnOnce(&mut Option<&'static mut dyn ConsoleSink>)) {
+        let me = (self.hooks().core)() + 1;
+        while self
+            .owner
+            .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        // SAFETY: we hold the line lock.
+        f(unsafe { &mut *self.sink.get() });
+        self.owner.store(0, Ordering::Release);
     }
 
     /// Installs the hook called before each log line.
@@ -234,6 +322,27 @@ mod tests {
         fn write_bytes(&mut self, b: &[u8]) {
             self.0.extend_from_slice(b);
         }
+    }
+
+    #[test]
+    fn ring_keeps_the_newest_bytes_in_order() {
+        let mut r = LogRing::<8>::new();
+        assert_eq!(r.contents(), (&b""[..], &b""[..]));
+        r.push(b"abc");
+        assert_eq!(r.contents(), (&b"abc"[..], &b""[..]));
+        r.push(b"defghij");
+        let (a, b) = r.contents();
+        assert_eq!([a, b].concat(), b"cdefghij");
+        r.push(&[b'x'; 20]);
+        let (a, b) = r.contents();
+        assert_eq!([a, b].concat(), b"xxxxxxxx");
+        let mut tee = RingTee::<4> {
+            ring: LogRing::new(),
+            out: None,
+        };
+        tee.write_bytes(b"hello");
+        let (a, b) = tee.ring.contents();
+        assert_eq!([a, b].concat(), b"ello");
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! hardware is reached through `arch` and `board`.
 
 use crate::arch::{boot, cpu, mmu};
-use crate::board::rpi4::{self, gpio::Gpio, pl011::Pl011};
+use crate::board::rpi4::{self, gpio::Gpio, miniuart::MiniUart, pl011::Pl011};
 use crate::bootargs::{self, FaultKind, Options};
-use crate::console::{ConsoleSink, Hooks, LineHook, Logger};
+use crate::console::{ConsoleSink, Hooks, LineHook, LogRing, Logger, RingTee};
 use crate::dt::{blob, host::HostInfo, DtError};
 use crate::exception::{self, Snapshot};
 use crate::hyp;
@@ -48,6 +48,33 @@ static ONLINE: AtomicU32 = AtomicU32::new(0);
 static HEAP: LockedHeap<32> = LockedHeap::empty();
 /// Free physical memory, in 4 KiB frames, for guest memory and tables.
 pub static FRAMES: spin::Mutex<FrameAllocator<32>> = spin::Mutex::new(FrameAllocator::new());
+
+/// The hypervisor's log once the PL011 belongs to a VM: the newest 64 KiB
+/// in memory (symbol HYP_LOG, for a debugger), also written to the mini
+/// UART when the tree has one.
+static HYP_LOG: BootCell<RingTee<{ 64 * 1024 }>> = BootCell(UnsafeCell::new(RingTee {
+    ring: LogRing::new(),
+    out: None,
+}));
+static MINI_UART: BootCell<Option<MiniUart>> = BootCell(UnsafeCell::new(None));
+
+/// Moves the hypervisor's log off the PL011 (which a VM is about to own)
+/// to the log ring and the mini UART at `mini`. From here on the
+/// hypervisor never touches the PL011. Primary core, before the other
+/// cores are released.
+pub fn console_to_mini_uart(mini: Option<u64>) {
+    // SAFETY: primary core, before the secondaries leave boot (BootCell).
+    let (m, log) = unsafe { (&mut *MINI_UART.0.get(), &mut *HYP_LOG.0.get()) };
+    if let Some(a) = mini {
+        // SAFETY: the mini UART from the device tree, in a /soc window
+        // the EL2 map has as Device; nothing else uses it.
+        let mut u = unsafe { MiniUart::new(a as usize) };
+        u.init(rpi4::BAUD);
+        *m = Some(u);
+    }
+    log.out = m.as_mut().map(|u| u as &mut dyn ConsoleSink);
+    LOGGER.switch_sink(log);
+}
 
 /// Runs `f` with the console under the line lock (whole lines and
 /// console-switch output never interleave).

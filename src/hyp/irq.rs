@@ -24,7 +24,7 @@ use crate::board::gic400::{Gic, EL2_TIMER, MAINTENANCE, PHYS_TIMER, VIRT_TIMER};
 use crate::trap::mmio::Access;
 use crate::vgic::dist::{Dirty, MAX_LRS};
 use crate::vgic::lr;
-use crate::vm::fdt::GICD_IPA;
+use crate::vm::fdt::{GICD_IPA, UART_INTID};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// The GICD page's size.
@@ -122,6 +122,13 @@ pub fn start_vcpu(vm: &Vm, v: usize) {
     let _ = vm.vgic.lock().take_released(v);
     gic.deactivate_physical(VIRT_TIMER);
     gic.deactivate_physical(PHYS_TIMER);
+    if v == 0 {
+        // A passed-through SPI left active by the VM's previous life
+        // (SYSTEM_RESET) would never fire again.
+        for &i in &vm.hw_spis {
+            gic.deactivate_physical(i);
+        }
+    }
     flush_lrs(vm, v);
 }
 
@@ -144,6 +151,15 @@ pub fn handle_irqs(core: usize) {
             (MAINTENANCE, Some((vm, v))) => {
                 flush_lrs(vm, v);
                 gic.complete(iar);
+            }
+            (i, _) if i == UART_INTID && super::passthrough().is_some() => {
+                // The passed-through PL011: stays active until the owner
+                // deactivates the virtual one (hardware-linked).
+                gic.priority_drop(iar);
+                if let Some(vm) = super::passthrough() {
+                    let d = vm.vgic.lock().hw_fired(0, i);
+                    mark(vm, d);
+                }
             }
             (i, _) if super::console::is_input(i) => {
                 super::console::input();

@@ -93,8 +93,10 @@ pub struct Vm {
     pub log: spin::Mutex<RateLimit>,
     /// The virtual distributor (and what each vCPU's list registers hold).
     pub vgic: spin::Mutex<VgicDist>,
-    /// The SPIs the VM owns (emulated device lines).
+    /// The SPIs the VM owns (emulated device lines, passed-through ones).
     spis: Vec<u32>,
+    /// Of those, the hardware-linked ones (physical SPIs passed through).
+    pub hw_spis: Vec<u32>,
     /// CNTVOFF_EL2: the counter value at VM (re)start, so the guest's
     /// virtual counter counts from 0 at its start.
     pub cntvoff: AtomicU64,
@@ -300,11 +302,31 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
         // The guest's GICC is the GICV frame (both pages: GICV_DIR is in
         // the second), so acknowledge, EOI and deactivate never exit. The
         // GICD page stays unmapped: every access traps and is emulated.
-        let devices = [DeviceMap {
+        let mut devices = alloc::vec![DeviceMap {
             ipa: GICC_IPA,
             pa: gicv,
             size: 0x2000,
         }];
+        let passthrough = p.cfg.devices.contains(&Device::Pl011);
+        if passthrough {
+            // The real PL011's page (UART2-5 share it and go with it),
+            // as device memory: reads, writes and its interrupt (below)
+            // never exit.
+            let pa = host.uart.filter(|a| a % PAGE_SIZE == 0).ok_or_else(|| {
+                what(&"pl011: the device tree has no page-aligned PL011 to pass through")
+            })?;
+            if host.uart_intid != Some(UART_INTID) {
+                return Err(what(&alloc::format!(
+                    "pl011: its interrupt is {:?} in the device tree, expected INTID {UART_INTID} (GIC_SPI 0x79)",
+                    host.uart_intid
+                )));
+            }
+            devices.push(DeviceMap {
+                ipa: UART_IPA,
+                pa,
+                size: PAGE_SIZE,
+            });
+        }
         stage2::build(&mut table, &p.ram, &devices).map_err(|e| what(&e))?;
         let dtb = fdt::build(&VmTree {
             index,
@@ -323,6 +345,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
         let mut bus = MmioBus::new();
         let mut spis = Vec::new();
         let mut uart = None;
+        let mut hw_spis = Vec::new();
         for d in &p.cfg.devices {
             match d {
                 Device::TestDev => {
@@ -370,6 +393,11 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
                     bus.register(UART_IPA, pl011::SIZE, Box::new(Shared(dev.clone())));
                     uart = Some(dev);
                 }
+                Device::Pl011 => {
+                    spis.push(UART_INTID);
+                    hw_spis.push(UART_INTID);
+                    PASSTHROUGH.store(index, Ordering::Relaxed);
+                }
             }
         }
         let vmid = index as u8 + 1;
@@ -396,8 +424,9 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             state: AtomicU8::new(state::RUNNING),
             resets: AtomicU32::new(0),
             log: spin::Mutex::new(RateLimit::new()),
-            vgic: spin::Mutex::new(new_vgic(p.cfg.cores.len(), &spis)),
+            vgic: spin::Mutex::new(new_vgic(p.cfg.cores.len(), &spis, &hw_spis)),
             spis,
+            hw_spis,
             cntvoff: AtomicU64::new(0),
             mailbox: p.cfg.mailbox,
             serial: p.cfg.serial,
@@ -432,8 +461,14 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
     guest::publish_memory();
     VMS.call_once(|| vms);
     HOST_UART_INTID.store(host.uart_intid.unwrap_or(0), Ordering::Relaxed);
+    HOST_MINI_UART.store(host.mini_uart.unwrap_or(0), Ordering::Relaxed);
     Ok(())
 }
+
+/// The VM the PL011 is passed through to (usize::MAX: none).
+pub(super) static PASSTHROUGH: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// The host mini UART, for the hypervisor's log after the handover.
+static HOST_MINI_UART: AtomicU64 = AtomicU64::new(0);
 
 /// The host PL011's INTID (0: unknown), for the console's input.
 static HOST_UART_INTID: AtomicU32 = AtomicU32::new(0);
@@ -450,6 +485,31 @@ pub fn start(online: u32) -> Result<(), String> {
                     v.core
                 ));
             }
+        }
+    }
+    // The PL011 handover: from here on the hypervisor never touches it.
+    // Its interrupt goes to the core of the owner's vCPU 0 (the guest's
+    // GICD_ITARGETSR decides which vCPU gets the virtual one).
+    if let Some(vm) = vms.get(PASSTHROUGH.load(Ordering::Relaxed)) {
+        let mini = HOST_MINI_UART.load(Ordering::Relaxed);
+        info!(
+            "console: the PL011 now belongs to VM '{}'; hypervisor messages continue on the mini UART{} and in the log ring",
+            vm.name,
+            if mini != 0 { " (QEMU: the second -serial)" } else { " (none in the device tree)" }
+        );
+        crate::kernel::console_to_mini_uart((mini != 0).then_some(mini));
+        info!(
+            "console: hypervisor log on the mini UART; the PL011 is VM '{}''s (passthrough, INTID {UART_INTID} hardware-linked)",
+            vm.name
+        );
+        if let Some(g) = GIC.get() {
+            let core = vm.vcpus[0].core;
+            g.route_spi(
+                UART_INTID,
+                CPU_IF[core].load(Ordering::Relaxed),
+                true,
+                false,
+            );
         }
     }
     // The console switch, if any VM has an emulated UART (the GIC is up
@@ -472,8 +532,11 @@ pub fn start(online: u32) -> Result<(), String> {
 
 /// A VM's virtual distributor as at power-on: its SPIs, the timers'
 /// PPIs hardware-linked.
-fn new_vgic(vcpus: usize, spis: &[u32]) -> VgicDist {
+fn new_vgic(vcpus: usize, spis: &[u32], hw_spis: &[u32]) -> VgicDist {
     let mut d = VgicDist::new(vcpus, spis);
+    for &i in hw_spis {
+        d.set_hw(i);
+    }
     d.set_hw(VIRT_TIMER);
     d.set_hw(PHYS_TIMER);
     d.set_hw_via_eoi(HW_VIA_EOI.load(Ordering::Relaxed));
@@ -506,7 +569,7 @@ impl Vm {
 
     /// Puts the VM's interrupt state back to power-on (SYSTEM_RESET).
     pub(super) fn reset_vgic(&self) {
-        *self.vgic.lock() = new_vgic(self.vcpus.len(), &self.spis);
+        *self.vgic.lock() = new_vgic(self.vcpus.len(), &self.spis, &self.hw_spis);
     }
 
     /// vCPU 0's state at (re)start: pending at the kernel entry, x0 = DTB.
@@ -562,6 +625,11 @@ impl Vm {
         }
         self.copy_in(self.plan.dtb, &self.dtb);
     }
+}
+
+/// The VM the PL011 is passed through to.
+pub(super) fn passthrough() -> Option<&'static Vm> {
+    VMS.get()?.get(PASSTHROUGH.load(Ordering::Relaxed))
 }
 
 /// This core's VM and vCPU index.

@@ -10,7 +10,9 @@
 //! kernel   = Image          # a file in the bundle (arm64 Image format)
 //! initrd   = rootfs.cpio.gz # optional
 //! bootargs = console=ttyAMA0 earlycon
-//! devices  = testdev        # devices the VM owns or sees emulated
+//! devices  = testdev        # devices the VM owns or sees emulated:
+//!                           # testdev, mailbox, uart (emulated PL011),
+//!                           # pl011 (the real one, passed through)
 //! dtb-extra = extra.dtb     # optional: nodes added to the VM's tree
 //! mailbox  = info clocks    # firmware property tag groups (default:
 //!                           # info clocks sensors gpio; see
@@ -48,14 +50,19 @@ pub enum Device {
     Mailbox,
     /// An emulated PL011 at the real UART0's address (the console switch).
     Uart,
+    /// The real PL011, passed through (mapped in stage-2, its interrupt
+    /// hardware-linked). One VM at most; UART2-5 share its page and
+    /// interrupt and go with it.
+    Pl011,
 }
 
 impl Device {
     /// Every device, with its configuration name.
-    pub const ALL: [(&'static str, Device); 3] = [
+    pub const ALL: [(&'static str, Device); 4] = [
         ("testdev", Device::TestDev),
         ("mailbox", Device::Mailbox),
         ("uart", Device::Uart),
+        ("pl011", Device::Pl011),
     ];
 
     /// The configuration name.
@@ -320,6 +327,12 @@ impl<'a> Partial<'a> {
                     }
                     ds.push(d);
                 }
+                if ds.contains(&Device::Uart) && ds.contains(&Device::Pl011) {
+                    return Err(err(
+                        line,
+                        "devices: 'uart' (emulated) and 'pl011' (the real one) are both UART0; pick one",
+                    ));
+                }
                 once(&mut self.devices, ds, key, line)
             }
             "mailbox" => {
@@ -424,6 +437,16 @@ pub fn parse(text: &str) -> Result<Vec<VmConfig<'_>>, ConfigError> {
                 return Err(err(
                     a.line,
                     alloc::format!("core {c} is given to both '{}' and '{}'", b.name, a.name),
+                ));
+            }
+            if a.devices.contains(&Device::Pl011) && b.devices.contains(&Device::Pl011) {
+                return Err(err(
+                    a.line,
+                    alloc::format!(
+                        "the PL011 is passed through to both '{}' and '{}' (one owner at most)",
+                        b.name,
+                        a.name
+                    ),
                 ));
             }
             if let (Some(x), Some(y)) = (a.memory_at, b.memory_at) {

@@ -227,7 +227,7 @@ fn soc(w: &mut FdtWriter, t: &VmTree<'_>) -> Result<(), TreeError> {
         w.end_node()?;
         w.end_node()?;
     }
-    if t.devices.contains(&Device::Uart) {
+    if has_uart(t) {
         let bus = uart_bus();
         w.begin_node(&format!("serial@{bus:x}"))?;
         w.property_strings("compatible", &["arm,pl011", "arm,primecell"])?;
@@ -240,6 +240,14 @@ fn soc(w: &mut FdtWriter, t: &VmTree<'_>) -> Result<(), TreeError> {
     }
     w.end_node()?;
     Ok(())
+}
+
+/// Whether the VM has a PL011 (emulated or the real one: the guest sees
+/// the same node either way).
+fn has_uart(t: &VmTree<'_>) -> bool {
+    t.devices
+        .iter()
+        .any(|d| matches!(d, Device::Uart | Device::Pl011))
 }
 
 /// The UART's address on the /soc bus.
@@ -259,7 +267,7 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
 
     w.begin_node("chosen")?;
     w.property_string("bootargs", t.bootargs)?;
-    if t.devices.contains(&Device::Uart) {
+    if has_uart(t) {
         w.property_string("stdout-path", "serial0:115200n8")?;
     }
     if let Some((start, size)) = t.initrd {
@@ -315,7 +323,7 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
     w.property_cells("interrupts", &irqs)?;
     w.end_node()?;
 
-    if t.devices.contains(&Device::Uart) {
+    if has_uart(t) {
         w.begin_node("clk-uart")?;
         w.property_string("compatible", "fixed-clock")?;
         w.property_u32("#clock-cells", 0)?;
@@ -327,15 +335,12 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
         w.property_string("serial0", &format!("/soc/serial@{:x}", uart_bus()))?;
         w.end_node()?;
     }
-    if t.devices
-        .iter()
-        .any(|d| matches!(d, Device::Mailbox | Device::Uart))
-    {
+    if t.devices.contains(&Device::Mailbox) || has_uart(t) {
         soc(&mut w, t)?;
     }
     for d in t.devices {
         match d {
-            Device::Mailbox | Device::Uart => {}
+            Device::Mailbox | Device::Uart | Device::Pl011 => {}
             Device::TestDev => {
                 w.begin_node(&format!("pivisor-test@{TESTDEV_IPA:x}"))?;
                 w.property_string("compatible", "pivisor,test-device")?;

@@ -92,6 +92,10 @@ fn refuses_bad_configs_with_a_reason() {
             "serial: VM 'a' has no 'mailbox'",
         ),
         ("[vm a]\nmailbox = info gpu\n", "unknown tag group 'gpu'"),
+        (
+            "[vm a]\ndevices = uart, pl011\n",
+            "line 2: devices: 'uart' (emulated) and 'pl011'",
+        ),
         ("[vm a]\nserial = 12ab\n", "serial: '12ab' is not a number"),
         ("[vm a]\nmac = 02:00:00:00:00\n", "not aa:bb:cc:dd:ee:ff"),
         ("[vm a]\nmac = 02:00:00:00:00:01:02\n", "not aa:bb"),
@@ -106,6 +110,10 @@ fn refuses_bad_configs_with_a_reason() {
     assert!(config_error(&dup).contains("used twice"));
     let shared = std::format!("{base}[vm b]\ncores = 1,0\nmemory = 2M\nkernel = k\n");
     assert!(config_error(&shared).contains("core 0 is given to both 'a' and 'b'"));
+    let two_owners = std::format!(
+        "{base}devices = pl011\n[vm b]\ncores = 1\nmemory = 2M\nkernel = k\ndevices = uart\n[vm c]\ncores = 2\nmemory = 2M\nkernel = k\ndevices = pl011\n"
+    );
+    assert!(config_error(&two_owners).contains("passed through to both 'a' and 'c'"));
     let overlap = "[vm a]\ncores = 0\nmemory = 64M\nmemory-at = 0x10000000\nkernel = k\n\
                    [vm b]\ncores = 1\nmemory = 64M\nmemory-at = 0x13e00000\nkernel = k\n";
     assert!(config_error(overlap).contains("memory of 'a' and 'b' overlaps"));

@@ -6,6 +6,7 @@
 
 pub mod gpio;
 pub mod mailbox;
+pub mod miniuart;
 pub mod pl011;
 
 /// PL011 UART0 in low-peripheral mode (bus 0x7e201000).

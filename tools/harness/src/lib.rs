@@ -49,6 +49,8 @@ pub struct Boot {
 pub struct Output {
     /// Everything read from the first serial port (the PL011).
     pub serial: String,
+    /// Everything written to the second serial port (the mini UART).
+    pub aux: String,
     /// QEMU's own stderr.
     pub stderr: String,
     /// True if the timeout ended the run.
@@ -74,6 +76,29 @@ impl Output {
             !r.is_match(&self.serial),
             "serial output matches /{re}/ but must not:\n{}",
             self.serial
+        );
+        self
+    }
+
+    /// Asserts the mini UART's output matches `re`.
+    pub fn expect_aux(&self, re: &str) -> &Self {
+        let r = Regex::new(re).expect("valid regex");
+        assert!(
+            r.is_match(&self.aux),
+            "mini UART output does not match /{re}/:\n{}\n(PL011:\n{})",
+            self.aux,
+            self.serial
+        );
+        self
+    }
+
+    /// Asserts the mini UART's output does not match `re`.
+    pub fn reject_aux(&self, re: &str) -> &Self {
+        let r = Regex::new(re).expect("valid regex");
+        assert!(
+            !r.is_match(&self.aux),
+            "mini UART output matches /{re}/ but must not:\n{}",
+            self.aux
         );
         self
     }
@@ -156,10 +181,17 @@ impl Boot {
     pub fn run_until(&self, done: impl Fn(&str) -> bool) -> Output {
         let qemu = std::env::var("PIVISOR_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into());
         let mut cmd = Command::new(&qemu);
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let aux_path = std::env::temp_dir().join(format!(
+            "pivisor-aux-{}-{}.log",
+            std::process::id(),
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&aux_path);
         cmd.args([
             "-M", "raspi4b", "-display", "none", "-monitor", "none", "-serial", "stdio", "-serial",
-            "null",
         ])
+        .arg(format!("file:{}", aux_path.display()))
         .arg("-kernel")
         .arg(&self.image);
         if let Some(d) = &self.dtb {
@@ -212,10 +244,25 @@ impl Boot {
                 timed_out = true;
                 break;
             }
-            match rx.recv_timeout(deadline - now) {
+            // Wake at least every 200 ms to look at the mini UART's file.
+            let wait = (deadline - now).min(Duration::from_millis(200));
+            let got = match rx.recv_timeout(wait) {
                 Ok(chunk) => {
                     bytes.extend_from_slice(&chunk);
-                    let text = String::from_utf8_lossy(&bytes);
+                    Ok(())
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => Ok(()),
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(()) => {
+                    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+                    // `done` sees both ports (the hypervisor's lines move
+                    // to the mini UART when the PL011 is passed through).
+                    if let Ok(aux) = std::fs::read(&aux_path) {
+                        text.push('\n');
+                        text.push_str(&String::from_utf8_lossy(&aux));
+                    }
                     while let Some((re, input)) = self.script.get(step) {
                         if !Regex::new(re).expect("valid regex").is_match(&text) {
                             break;
@@ -230,12 +277,8 @@ impl Boot {
                         break;
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    timed_out = true;
-                    break;
-                }
                 // QEMU exited.
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(_) => break,
             }
         }
         // Let a line in flight finish before killing QEMU.
@@ -245,8 +288,11 @@ impl Boot {
         }
         drop(guard);
         let stderr = err_thread.join().unwrap_or_default();
+        let aux = std::fs::read(&aux_path).unwrap_or_default();
+        let _ = std::fs::remove_file(&aux_path);
         Output {
             serial: String::from_utf8_lossy(&bytes).replace('\r', ""),
+            aux: String::from_utf8_lossy(&aux).replace('\r', ""),
             stderr,
             timed_out,
         }

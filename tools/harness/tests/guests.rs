@@ -188,3 +188,37 @@ fn timer_ticks_are_exact_in_deterministic_time() {
     o.expect(r"\[test\] TIMER ticks 1000 mean_spacing_ns 1000000 max_spacing_ns 1000000 period_ns 1000000 late 0");
     guest_passed(&o, "test", 4);
 }
+
+#[test]
+fn passthrough_pl011_belongs_to_its_vm() {
+    // The PL011 is mapped into the owner VM and its interrupt injected
+    // hardware-linked; the hypervisor's own lines move to the mini UART.
+    let o = boot("PIVISOR_BUNDLE_PT")
+        .type_after(r"(?m)^UART ready", b"owner-typed\r")
+        .run_until_match(r"SYSTEM_OFF from vCPU 0");
+    o.expect(r"console: the PL011 now belongs to VM 'owner'; hypervisor messages continue on the mini UART")
+        .expect(r"(?m)^UART hello from VM 0$")
+        .expect(r"(?m)^UART echo owner-typed$");
+    // After the handover the hypervisor never writes to the PL011 again.
+    let after = o
+        .serial
+        .split("now belongs to VM 'owner'")
+        .nth(1)
+        .unwrap_or("");
+    assert!(
+        !regex::Regex::new(r"\] c\d (INFO|WARN|ERROR)")
+            .unwrap()
+            .is_match(after),
+        "hypervisor output on the PL011 after the handover:\n{after}"
+    );
+    o.expect_aux(r"console: hypervisor log on the mini UART; the PL011 is VM 'owner''s \(passthrough, INTID 153 hardware-linked\)")
+        .reject_aux(r"ERROR|FAULT|PANIC|parked");
+    let aux = Output {
+        serial: o.aux.clone(),
+        aux: String::new(),
+        stderr: o.stderr.clone(),
+        timed_out: o.timed_out,
+    };
+    guest_passed(&aux, "owner", 2);
+    aux.expect(r"\[owner\] TEST uart-echo ok");
+}
