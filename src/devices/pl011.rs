@@ -23,8 +23,10 @@
 //! Interrupts (one line, level): RX when the receive FIFO reaches its
 //! trigger level (1 byte with FIFOs off), receive timeout while bytes wait
 //! below it, TX each time a written byte has gone (the FIFO drains at once,
-//! so it always passes the trigger level; cleared by ICR), overrun when a
-//! byte arrives at a full FIFO. The line follows RIS & IMSC.
+//! so it always passes the trigger level; cleared by ICR). Input that
+//! finds the FIFO full waits in a backlog (up to [`BACKLOG`] bytes, as the
+//! line would pace it) and moves in as the guest reads; overrun only when
+//! that is full too. The line follows RIS & IMSC.
 
 use crate::trap::mmio::{MmioDevice, MmioError};
 use alloc::boxed::Box;
@@ -32,6 +34,10 @@ use alloc::collections::VecDeque;
 
 /// Receive FIFO depth.
 pub const FIFO: usize = 16;
+/// Bytes held back while the receive FIFO is full (typed or pasted input
+/// arrives faster than a guest drains 16 bytes; the real line would pace
+/// it). Past this, input overruns.
+pub const BACKLOG: usize = 4096;
 /// The register page size.
 pub const SIZE: u64 = 0x1000;
 
@@ -92,6 +98,7 @@ pub type Line = Box<dyn FnMut(bool) + Send>;
 /// The emulated UART.
 pub struct Pl011 {
     rx: VecDeque<u8>,
+    backlog: VecDeque<u8>,
     ris: u32,
     imsc: u32,
     ilpr: u32,
@@ -114,6 +121,7 @@ impl Pl011 {
     pub fn new(tx: TxSink, line: Line) -> Self {
         Self {
             rx: VecDeque::new(),
+            backlog: VecDeque::new(),
             ris: 0,
             imsc: 0,
             ilpr: 0,
@@ -179,26 +187,42 @@ impl Pl011 {
         }
     }
 
-    /// Whether the UART takes input now (enabled, receive enabled, room).
+    /// Whether the UART takes input now (enabled, receive enabled, room
+    /// in the FIFO or the backlog).
     pub fn can_receive(&self) -> bool {
-        self.cr & (cr::UARTEN | cr::RXE) == (cr::UARTEN | cr::RXE) && self.rx.len() < self.depth()
+        self.cr & (cr::UARTEN | cr::RXE) == (cr::UARTEN | cr::RXE)
+            && (self.rx.len() < self.depth() || self.backlog.len() < BACKLOG)
     }
 
-    /// A byte from the outside world. Returns false (and counts an
-    /// overrun) when it is dropped.
+    /// A byte from the outside world: into the FIFO, or held back while
+    /// it is full. Returns false when it is dropped (receiver disabled, or
+    /// the backlog full too: an overrun).
     pub fn receive(&mut self, b: u8) -> bool {
         let ok = if self.cr & (cr::UARTEN | cr::RXE) != (cr::UARTEN | cr::RXE) {
             false
-        } else if self.rx.len() >= self.depth() {
+        } else if self.rx.len() < self.depth() && self.backlog.is_empty() {
+            self.rx.push_back(b);
+            true
+        } else if self.backlog.len() < BACKLOG {
+            self.backlog.push_back(b);
+            true
+        } else {
             self.ris |= int::OE;
             self.overruns += 1;
             false
-        } else {
-            self.rx.push_back(b);
-            true
         };
         self.update();
         ok
+    }
+
+    /// Moves held-back bytes into the FIFO as it drains.
+    fn refill(&mut self) {
+        while self.rx.len() < self.depth() {
+            match self.backlog.pop_front() {
+                Some(b) => self.rx.push_back(b),
+                None => break,
+            }
+        }
     }
 
     /// The interrupt line's level.
@@ -223,6 +247,7 @@ impl MmioDevice for Pl011 {
         let v = match offset {
             0x000 => {
                 let b = self.rx.pop_front().map_or(0, u32::from);
+                self.refill();
                 self.update();
                 b
             }
@@ -278,8 +303,14 @@ impl MmioDevice for Pl011 {
             0x028 => self.fbrd = v & 0x3f,
             0x02c => {
                 self.lcr_h = v & 0xff;
-                // Turning the FIFOs off leaves at most one byte.
-                self.rx.truncate(self.depth());
+                // Turning the FIFOs off leaves one byte in the holding
+                // register (the rest waits); turning them on lets more in.
+                while self.rx.len() > self.depth() {
+                    if let Some(b) = self.rx.pop_back() {
+                        self.backlog.push_front(b);
+                    }
+                }
+                self.refill();
             }
             0x030 => self.cr = v & 0xff87,
             0x034 => self.ifls = v & 0x3f,
