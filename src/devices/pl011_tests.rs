@@ -161,7 +161,8 @@ fn fifo_off_holds_one_and_a_disabled_receiver_refuses() {
     assert_eq!(rd(&mut r.u, 0x000), 8);
     assert_eq!(rd(&mut r.u, 0x18) & fr::RXFE, fr::RXFE);
     // Receiver disabled: input is refused without an overrun.
-    r.u.write(0x030, 4, u64::from(cr::UARTEN | cr::TXE)).unwrap();
+    r.u.write(0x030, 4, u64::from(cr::UARTEN | cr::TXE))
+        .unwrap();
     assert!(!r.u.can_receive() && !r.u.receive(1));
     assert_eq!(r.u.overruns, 0);
 }

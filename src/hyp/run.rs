@@ -273,6 +273,14 @@ fn hypercall(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
         }
         Outcome::SystemOff => system_off(vm, v, core),
         Outcome::SystemReset => system_reset(vm, v, core),
+        Outcome::Absent => {
+            frame.regs[0] = psci::ret::NOT_SUPPORTED as u64;
+            log::debug!(
+                "VM '{}': vCPU {v}: optional SMCCC service {:#x} probed; not offered",
+                vm.name,
+                regs[0]
+            );
+        }
         Outcome::Unknown => {
             frame.regs[0] = psci::ret::NOT_SUPPORTED as u64;
             guest_log!(

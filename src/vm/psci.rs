@@ -111,6 +111,15 @@ pub enum Outcome {
     /// Not a function this hypervisor knows: NOT_SUPPORTED in x0, and the
     /// caller logs it (rate-limited).
     Unknown,
+    /// An optional service every Linux probes at boot (SMCCC TRNG, the
+    /// vendor-specific hypervisor service UID and its queries): not
+    /// offered, NOT_SUPPORTED in x0, nothing worth a warning.
+    Absent,
+}
+
+/// Whether `f` is an optional SMCCC service a guest merely probes for.
+pub fn is_optional_probe(f: u32) -> bool {
+    matches!(f, 0x8400_0050..=0x8400_0053 | 0xc400_0050..=0xc400_0053 | 0x8600_ff00..=0x8600_ff03)
 }
 
 fn r(code: i64) -> Outcome {
@@ -211,6 +220,7 @@ pub fn call(regs: [u64; 4], me: usize, power: &mut [Power], ram_size: u64) -> Ou
         }
         SYSTEM_OFF => Outcome::SystemOff,
         SYSTEM_RESET => Outcome::SystemReset,
+        f if is_optional_probe(f) => Outcome::Absent,
         _ => Outcome::Unknown,
     }
 }
@@ -394,6 +404,15 @@ mod tests {
             assert_eq!(
                 call([f, 1, 2, 3], 0, &mut p, RAM),
                 Outcome::Unknown,
+                "{f:#x}"
+            );
+        }
+        // Linux's boot-time probes: TRNG_VERSION, the vendor hypervisor
+        // UID. Absent, quietly.
+        for f in [0x8400_0050u64, 0xc400_0053, 0x8600_ff01] {
+            assert_eq!(
+                call([f, 0, 0, 0], 0, &mut p, RAM),
+                Outcome::Absent,
                 "{f:#x}"
             );
         }
