@@ -4,7 +4,7 @@
 #   - the rustup target aarch64-unknown-none-softfloat (the hypervisor never
 #     touches FP/SIMD, so guest FP state survives every exit untouched);
 #   - Debian packages: device-tree-compiler (fdtput, for the test device
-#     trees), and
+#     trees), cpio (the Linux guests' initramfs), and
 #     qemu-system-arm >= 9.0 (raspi4b). Debian bookworm's own QEMU is 7.2 and
 #     has no raspi4b, so the bookworm-backports suite is added to apt's sources,
 #     derived from the machine's existing Debian entry (same URI), and QEMU is
@@ -41,6 +41,7 @@ qemu_ok() {
 need_pkgs=()
 
 command -v dtc >/dev/null 2>&1 || need_pkgs+=(device-tree-compiler)
+command -v cpio >/dev/null 2>&1 || need_pkgs+=(cpio)    # the Linux guests' initramfs
 
 APT_UPDATED=0
 apt_update() {
