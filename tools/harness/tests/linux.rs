@@ -39,6 +39,7 @@ fn debian_linux_boots_smp_to_an_interactive_shell() {
         .expect(r"raspberrypi-firmware soc:firmware: Attached to firmware from");
     // SMP through PSCI CPU_ON, the virtual timer ticking, the console.
     o.expect(r"LINUX self-check: cpus 4 mem_kb \d+ timer_ticks_in_1s \d+ firmware 'Attached to firmware from [^']+'")
+        .expect(r"LINUX drivers: bcm2835-mbox raspberrypi-firmware raspberrypi-clk raspberrypi-exp-gpio uart-pl011\n")
         .expect(r"LINUX ready: Linux 6\.")
         .expect(r"printk: console \[ttyAMA0\] enabled");
     let ticks = row(&o.serial, "arch_timer");
