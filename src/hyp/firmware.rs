@@ -179,7 +179,7 @@ pub fn guest_request(index: usize, word: u32) -> Option<u32> {
     let dma = BCM2711_DMA;
     // The size word first, then the whole buffer once its size is known.
     let inside = |len: u64| {
-        dma.to_ipa(bus, len)
+        dma.buffer_ipa(bus, len, vm.ram.size())
             .filter(|&ipa| vm.ram.contains(ipa, len))
     };
     let Some(ipa) = inside(4) else {

@@ -474,4 +474,15 @@ impl DmaWindow {
         let end = off.checked_add(len)?;
         (end <= self.size).then(|| self.ipa + off)
     }
+
+    /// The IPA of a `len`-byte buffer at bus address `bus` that must lie
+    /// wholly inside the window and inside a VM's RAM (IPA 0 to
+    /// `ram_size`); None otherwise (0 bytes count as outside).
+    pub fn buffer_ipa(&self, bus: u64, len: u64, ram_size: u64) -> Option<u64> {
+        if len == 0 {
+            return None;
+        }
+        let ipa = self.to_ipa(bus, len)?;
+        (ipa.checked_add(len)? <= ram_size).then_some(ipa)
+    }
 }

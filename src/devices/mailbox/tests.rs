@@ -355,6 +355,38 @@ fn bus_addresses_translate_through_the_dma_window() {
     assert_eq!(w.to_ipa(u64::MAX - 4, 16), None);
 }
 
+#[test]
+fn buffers_must_lie_in_the_vms_ram() {
+    let w = BCM2711_DMA;
+    let ram = 64 << 20;
+    assert_eq!(w.buffer_ipa(0xc000_1000, 64, ram), Some(0x1000));
+    assert_eq!(
+        w.buffer_ipa(0xc000_0000 + ram - 64, 64, ram),
+        Some(ram - 64),
+        "ends at the end"
+    );
+    assert_eq!(
+        w.buffer_ipa(0xc000_0000 + ram - 16, 64, ram),
+        None,
+        "crosses the RAM end"
+    );
+    assert_eq!(
+        w.buffer_ipa(0xc000_0000 + ram, 4, ram),
+        None,
+        "past the RAM end"
+    );
+    assert_eq!(w.buffer_ipa(0xc000_1000, 0, ram), None, "0 bytes");
+    assert_eq!(w.buffer_ipa(0xc000_1000, u64::MAX, ram), None, "huge");
+    assert_eq!(
+        w.buffer_ipa(0xc000_1000, MAX_BUFFER as u64, 0),
+        None,
+        "a VM with no RAM"
+    );
+    // A VM larger than the window: the window's end is the limit.
+    assert_eq!(w.buffer_ipa(0xffff_fff0, 16, 2 << 30), Some(0x3fff_fff0));
+    assert_eq!(w.buffer_ipa(0xffff_fff0, 32, 2 << 30), None);
+}
+
 // The device model.
 
 struct Rig {
