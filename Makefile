@@ -24,7 +24,7 @@ BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.
 LINUX_DIR := $(BUILD)/linux
 # The bundle `make run` boots: test (one test VM), two (two test VMs), pt
 # (a test VM owning the PL011), linux (Debian Linux, four vCPUs).
-BUNDLE   ?= test
+BUNDLE   ?= linux
 TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB_DIR)/test-all-reserved.dtb
 # The second serial port is the mini UART: the hypervisor's messages go
 # there once a VM owns the PL011 (BUNDLE=pt), kept in build/mini-uart.log.
