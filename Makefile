@@ -22,8 +22,9 @@ GUEST_RUSTFLAGS := -C relocation-model=static -C force-frame-pointers=yes
 MKBUNDLE := cargo run --release -q -p pivisor-mkbundle --
 BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.img $(BUILD)/guests-toobig.img
 LINUX_DIR := $(BUILD)/linux
-# The bundle `make run` boots: test (one test VM), two (two test VMs), pt
-# (a test VM owning the PL011), linux (Debian Linux, four vCPUs).
+# The bundle `make run` boots: linux (Debian Linux, four vCPUs, the
+# default), linux-two (two Linux VMs), test (one test VM), two (two test
+# VMs), pt (a test VM owning the PL011).
 BUNDLE   ?= linux
 TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB_DIR)/test-all-reserved.dtb
 # The second serial port is the mini UART: the hypervisor's messages go
@@ -40,7 +41,7 @@ bundles: $(BUNDLES)
 
 help:
 	@echo "make            build $(IMAGE)"
-	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=test|two|pt|linux; Ctrl-A x quits)"
+	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=linux|linux-two|test|two|pt; Ctrl-A x quits)"
 	@echo "make test       host unit tests + QEMU integration tests"
 	@echo "make gdb        QEMU waiting for a debugger on :1234"
 	@echo "make clippy     lints for the image and the host code"
@@ -84,6 +85,8 @@ $(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)
 	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init
 $(BUILD)/guests-linux.img: guests/linux.conf $(LINUX_DIR)/VERSION $(LINUX_DIR)/rootfs.cpio.gz
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_DIR)/VERSION $(LINUX_DIR)/rootfs.cpio.gz
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 # A fixture the hypervisor must refuse at boot (mkbundle is told of a
 # larger board so that it lets it through).
 $(BUILD)/guests-toobig.img: guests/test-configs/toobig.conf $(GUEST_IMG)
@@ -115,15 +118,16 @@ gdb: $(IMAGE) $(DTB) $(BUILD)/guests-$(BUNDLE).img
 unit-test: setup
 	cargo test --workspace --exclude pivisor-harness
 
-qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(BUILD)/guests-linux.img
+qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img
 	PIVISOR_IMAGE=$(abspath $(IMAGE)) PIVISOR_IMAGE_80000=$(abspath $(IMAGE_80)) \
 	PIVISOR_BUNDLE_TEST=$(abspath $(BUILD)/guests-test.img) \
 	PIVISOR_BUNDLE_TWO=$(abspath $(BUILD)/guests-two.img) \
 	PIVISOR_BUNDLE_PT=$(abspath $(BUILD)/guests-pt.img) \
 	PIVISOR_BUNDLE_LINUX=$(abspath $(BUILD)/guests-linux.img) \
+	PIVISOR_BUNDLE_LINUX_TWO=$(abspath $(BUILD)/guests-linux-two.img) \
 	PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
 	PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) PIVISOR_QEMU=$(QEMU) \
-	  cargo test -p pivisor-harness
+	  cargo test -p pivisor-harness -- --test-threads=1
 
 test: unit-test qemu-test
 
