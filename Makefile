@@ -81,8 +81,14 @@ $(BUILD)/guests-pt.img: guests/testguest-pt.conf $(GUEST_IMG)
 $(LINUX_DIR)/VERSION: tools/fetch-linux.sh tools/debfetch.sh | setup
 	tools/fetch-linux.sh $(LINUX_DIR)
 	@touch $@
-$(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION
-	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init
+# The guests' own programs: static aarch64-linux-musl, linked with rust-lld.
+PROGS_DIR := guests/progs
+PROGS     := $(PROGS_DIR)/target/aarch64-unknown-linux-musl/release/pv-selfcheck
+$(PROGS): FORCE setup
+	cd $(PROGS_DIR) && RUSTFLAGS="-C linker=rust-lld -C target-feature=+crt-static" \
+	  cargo build --release --target aarch64-unknown-linux-musl
+$(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS)
+	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS)
 $(BUILD)/guests-linux.img: guests/linux.conf $(LINUX_DIR)/VERSION $(LINUX_DIR)/rootfs.cpio.gz
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_DIR)/VERSION $(LINUX_DIR)/rootfs.cpio.gz
@@ -117,6 +123,7 @@ gdb: $(IMAGE) $(DTB) $(BUILD)/guests-$(BUNDLE).img
 
 unit-test: setup
 	cargo test --workspace --exclude pivisor-harness
+	cd $(PROGS_DIR) && cargo test
 
 qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img
 	PIVISOR_IMAGE=$(abspath $(IMAGE)) PIVISOR_IMAGE_80000=$(abspath $(IMAGE_80)) \
@@ -135,14 +142,17 @@ clippy: setup
 	cargo clippy --release --target $(TARGET) -- -D warnings
 	cargo clippy --workspace --all-targets -- -D warnings
 	cd $(GUEST_DIR) && RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo clippy --release --target $(TARGET) -- -D warnings
+	cd $(PROGS_DIR) && cargo clippy --all-targets -- -D warnings
 
 fmt:
 	cargo fmt --all
 	cd $(GUEST_DIR) && cargo fmt
+	cd $(PROGS_DIR) && cargo fmt
 
 clean:
 	cargo clean
 	cd $(GUEST_DIR) && cargo clean
+	cd $(PROGS_DIR) && cargo clean
 	rm -rf $(BUILD)
 
 FORCE:

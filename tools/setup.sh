@@ -2,7 +2,8 @@
 # Install what building and testing pivisor needs, idempotently.
 #
 #   - the rustup target aarch64-unknown-none-softfloat (the hypervisor never
-#     touches FP/SIMD, so guest FP state survives every exit untouched);
+#     touches FP/SIMD, so guest FP state survives every exit untouched) and
+#     aarch64-unknown-linux-musl (the Linux guests' programs);
 #   - Debian packages: device-tree-compiler (fdtput, for the test device
 #     trees), cpio (the Linux guests' initramfs), and
 #     qemu-system-arm >= 9.0 (raspi4b). Debian bookworm's own QEMU is 7.2 and
@@ -22,11 +23,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ---- Rust target -----------------------------------------------------------
-TARGET=aarch64-unknown-none-softfloat
-if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-    say "installing rustup target $TARGET"
-    rustup target add "$TARGET"
-fi
+# The hypervisor and bare-metal guests; the Linux guests' programs (static,
+# linked with rust-lld).
+for TARGET in aarch64-unknown-none-softfloat aarch64-unknown-linux-musl; do
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+        say "installing rustup target $TARGET"
+        rustup target add "$TARGET"
+    fi
+done
 
 # ---- QEMU version check ----------------------------------------------------
 qemu_ok() {

@@ -1,0 +1,100 @@
+//! Pure helpers of the guest programs (parsing /proc and kernel log
+//! text), tested on the host.
+
+/// The per-CPU counts of the /proc/interrupts row whose description ends
+/// with `name` (e.g. "arch_timer"), or None.
+pub fn irq_row(text: &str, name: &str) -> Option<Vec<u64>> {
+    let header = text.lines().next()?;
+    let cpus = header
+        .split_whitespace()
+        .filter(|w| w.starts_with("CPU"))
+        .count();
+    text.lines().skip(1).find_map(|l| {
+        if !l.trim_end().ends_with(name) {
+            return None;
+        }
+        let (_, rest) = l.split_once(':')?;
+        let counts: Vec<u64> = rest
+            .split_whitespace()
+            .take(cpus)
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        (counts.len() == cpus).then_some(counts)
+    })
+}
+
+/// The value in kB of a /proc/meminfo field.
+pub fn meminfo_kb(text: &str, field: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Processors listed in /proc/cpuinfo.
+pub fn cpu_count(cpuinfo: &str) -> usize {
+    cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count()
+}
+
+/// The text of a /dev/kmsg record ("prio,seq,time,flags;message").
+pub fn kmsg_text(record: &str) -> &str {
+    record.split_once(';').map_or(record, |(_, m)| m).trim_end()
+}
+
+/// The raspberrypi-firmware driver's "Attached to firmware from ..." line's
+/// tail, if `line` is it.
+pub fn firmware_attached(line: &str) -> Option<&str> {
+    let at = line.find("Attached to firmware from ")?;
+    Some(line[at + "Attached to firmware from ".len()..].trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERRUPTS: &str = "           CPU0       CPU1       CPU2       CPU3       
+ 11:        785        800        841        740 GIC-0  27 Level     arch_timer
+ 13:          2          0          0          0 GIC-0 153 Level     uart-pl011
+IPI0:        22         28         18         27       Rescheduling interrupts
+IPI1:       166        157        111        133       Function call interrupts
+Err:          0
+";
+
+    #[test]
+    fn interrupt_rows() {
+        assert_eq!(
+            irq_row(INTERRUPTS, "arch_timer"),
+            Some(vec![785, 800, 841, 740])
+        );
+        assert_eq!(
+            irq_row(INTERRUPTS, "Function call interrupts"),
+            Some(vec![166, 157, 111, 133])
+        );
+        assert_eq!(irq_row(INTERRUPTS, "uart-pl011"), Some(vec![2, 0, 0, 0]));
+        assert_eq!(irq_row(INTERRUPTS, "nothing"), None);
+        assert_eq!(irq_row("", "arch_timer"), None);
+        assert_eq!(irq_row("CPU0\n 11: x arch_timer\n", "arch_timer"), None);
+    }
+
+    #[test]
+    fn meminfo_cpuinfo_kmsg_firmware() {
+        let m = "MemTotal:         744100 kB\nMemFree:  1 kB\n";
+        assert_eq!(meminfo_kb(m, "MemTotal"), Some(744100));
+        assert_eq!(meminfo_kb(m, "Mem"), None);
+        assert_eq!(cpu_count("processor\t: 0\nBogoMIPS\nprocessor\t: 1\n"), 2);
+        assert_eq!(
+            kmsg_text("6,339,2979495,-;raspberrypi-firmware soc:firmware: x\n"),
+            "raspberrypi-firmware soc:firmware: x"
+        );
+        assert_eq!(
+            firmware_attached(
+                "raspberrypi-firmware soc:firmware: Attached to firmware from 1970-01-05T00:12:17"
+            ),
+            Some("1970-01-05T00:12:17")
+        );
+        assert_eq!(firmware_attached("something else"), None);
+    }
+}
