@@ -22,9 +22,10 @@ GUEST_RUSTFLAGS := -C relocation-model=static -C force-frame-pointers=yes
 MKBUNDLE := cargo run --release -q -p pivisor-mkbundle --
 BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.img $(BUILD)/guests-toobig.img
 LINUX_DIR := $(BUILD)/linux
-# The bundle `make run` boots: linux (Debian Linux, four vCPUs, the
-# default), linux-two (two Linux VMs), test (one test VM), two (two test
-# VMs), pt (a test VM owning the PL011).
+# The bundle `make run` boots: linux (Linux, four vCPUs, the default),
+# linux-debian (the same with Debian's own kernel), linux-two (two Linux
+# VMs), test (one test VM), two (two test VMs), pt (a test VM owning the
+# PL011).
 BUNDLE   ?= linux
 TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB_DIR)/test-all-reserved.dtb
 # The second serial port is the mini UART: the hypervisor's messages go
@@ -41,7 +42,7 @@ bundles: $(BUNDLES)
 
 help:
 	@echo "make            build $(IMAGE)"
-	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=linux|linux-two|test|two|pt; Ctrl-A x quits)"
+	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=linux|linux-debian|linux-two|test|two|pt; Ctrl-A x quits)"
 	@echo "make test       host unit tests + QEMU integration tests"
 	@echo "make gdb        QEMU waiting for a debugger on :1234"
 	@echo "make clippy     lints for the image and the host code"
@@ -89,9 +90,16 @@ $(PROGS): FORCE setup
 	  cargo build --release --target aarch64-unknown-linux-musl
 $(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS)
 	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS)
-$(BUILD)/guests-linux.img: guests/linux.conf $(LINUX_DIR)/VERSION $(LINUX_DIR)/rootfs.cpio.gz
+# The small kernel: Debian's linux-source with guests/linux/small.config,
+# built once per machine (cached by a hash of its inputs).
+$(LINUX_DIR)/Image-small: tools/build-linux.sh tools/debfetch.sh guests/linux/small.config | setup
+	tools/build-linux.sh $@
+LINUX_FILES := $(LINUX_DIR)/VERSION $(LINUX_DIR)/Image-small $(LINUX_DIR)/rootfs.cpio.gz
+$(BUILD)/guests-linux.img: guests/linux.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_DIR)/VERSION $(LINUX_DIR)/rootfs.cpio.gz
+$(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_FILES)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-linux-debian.img: guests/linux-debian.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 # A fixture the hypervisor must refuse at boot (mkbundle is told of a
 # larger board so that it lets it through).
@@ -125,13 +133,15 @@ unit-test: setup
 	cargo test --workspace --exclude pivisor-harness
 	cd $(PROGS_DIR) && cargo test
 
-qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img
+LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-debian.img
+qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES)
 	PIVISOR_IMAGE=$(abspath $(IMAGE)) PIVISOR_IMAGE_80000=$(abspath $(IMAGE_80)) \
 	PIVISOR_BUNDLE_TEST=$(abspath $(BUILD)/guests-test.img) \
 	PIVISOR_BUNDLE_TWO=$(abspath $(BUILD)/guests-two.img) \
 	PIVISOR_BUNDLE_PT=$(abspath $(BUILD)/guests-pt.img) \
 	PIVISOR_BUNDLE_LINUX=$(abspath $(BUILD)/guests-linux.img) \
 	PIVISOR_BUNDLE_LINUX_TWO=$(abspath $(BUILD)/guests-linux-two.img) \
+	PIVISOR_BUNDLE_LINUX_DEBIAN=$(abspath $(BUILD)/guests-linux-debian.img) \
 	PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
 	PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) PIVISOR_QEMU=$(QEMU) \
 	  cargo test -p pivisor-harness -- --test-threads=1

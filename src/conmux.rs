@@ -22,7 +22,7 @@ use core::fmt::Write;
 /// The escape key: Ctrl-].
 pub const ESCAPE: u8 = 0x1d;
 /// A background line is written when it reaches this length.
-pub const LINE_MAX: usize = 200;
+pub const LINE_MAX: usize = 1024;
 
 /// What a typed byte means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

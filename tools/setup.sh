@@ -5,7 +5,8 @@
 #     touches FP/SIMD, so guest FP state survives every exit untouched) and
 #     aarch64-unknown-linux-musl (the Linux guests' programs);
 #   - Debian packages: device-tree-compiler (fdtput, for the test device
-#     trees), cpio (the Linux guests' initramfs), and
+#     trees), cpio (the Linux guests' initramfs), gcc-aarch64-linux-gnu,
+#     flex, bison, bc, make, xz-utils (the small guest kernel), and
 #     qemu-system-arm >= 9.0 (raspi4b). Debian bookworm's own QEMU is 7.2 and
 #     has no raspi4b, so the bookworm-backports suite is added to apt's sources,
 #     derived from the machine's existing Debian entry (same URI), and QEMU is
@@ -46,6 +47,15 @@ need_pkgs=()
 
 command -v dtc >/dev/null 2>&1 || need_pkgs+=(device-tree-compiler)
 command -v cpio >/dev/null 2>&1 || need_pkgs+=(cpio)    # the Linux guests' initramfs
+# The small guest kernel (tools/build-linux.sh): a cross compiler and what
+# the kernel's build needs on the host.
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_pkgs+=(gcc-aarch64-linux-gnu)
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
+command -v make >/dev/null 2>&1 || need_pkgs+=(make)
+command -v flex >/dev/null 2>&1 || need_pkgs+=(flex)
+command -v bison >/dev/null 2>&1 || need_pkgs+=(bison)
+command -v bc >/dev/null 2>&1 || need_pkgs+=(bc)
+command -v xz >/dev/null 2>&1 || need_pkgs+=(xz-utils)
 
 APT_UPDATED=0
 apt_update() {

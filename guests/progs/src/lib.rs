@@ -39,9 +39,11 @@ pub fn cpu_count(cpuinfo: &str) -> usize {
         .count()
 }
 
-/// The text of a /dev/kmsg record ("prio,seq,time,flags;message").
+/// The text of a /dev/kmsg record ("prio,seq,time,flags;message\n"
+/// followed by " KEY=value" dictionary lines).
 pub fn kmsg_text(record: &str) -> &str {
-    record.split_once(';').map_or(record, |(_, m)| m).trim_end()
+    let msg = record.split_once(';').map_or(record, |(_, m)| m);
+    msg.split('\n').next().unwrap_or("").trim_end()
 }
 
 /// The raspberrypi-firmware driver's "Attached to firmware from ..." line's
@@ -96,5 +98,8 @@ Err:          0
             Some("1970-01-05T00:12:17")
         );
         assert_eq!(firmware_attached("something else"), None);
+        // Device records carry dictionary lines after the message.
+        let rec = "6,340,783477,-;raspberrypi-firmware soc:firmware: Attached to firmware from 1970-01-05T00:12:17\n SUBSYSTEM=platform\n DEVICE=+platform:soc:firmware\n";
+        assert_eq!(firmware_attached(kmsg_text(rec)), Some("1970-01-05T00:12:17"));
     }
 }

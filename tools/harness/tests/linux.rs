@@ -1,5 +1,8 @@
-//! A Linux guest end to end on QEMU raspi4b: the stock Debian arm64 kernel
-//! with a busybox initramfs under the hypervisor (guests/linux.conf).
+//! Linux guests end to end on QEMU raspi4b under the hypervisor: the small
+//! kernel built from Debian's linux-source (guests/linux.conf, the default
+//! bundle; two VMs: guests/linux-two.conf) and Debian's stock kernel
+//! (guests/linux-debian.conf), with the busybox initramfs and
+//! pv-selfcheck.
 
 use pivisor_harness::{artifact, dtb, Boot};
 use std::time::Duration;
@@ -56,7 +59,7 @@ fn debian_linux_boots_smp_to_an_interactive_shell() {
     // 0.99-1.5 s), the firmware attached, the drivers bound, the console
     // on the real PL011.
     o.expect(r#"SELFCHECK cpus=4 online=0-3 mem_kb=\d+ timer_ticks_1s=\d+ sleep_1s_us=1\d{6} firmware="[^"]+" drivers=bcm2835-mbox,raspberrypi-firmware,raspberrypi-clk,raspberrypi-exp-gpio,uart-pl011 result=pass"#)
-        .expect(r"LINUX ready: Linux 6\.")
+        .expect(r"LINUX ready: Linux 6\.\d+\.\d+ on pivisor VM linux")
         .expect(r"printk: console \[ttyAMA0\] enabled");
     let ticks = row(&o.serial, "arch_timer");
     assert!(
@@ -121,4 +124,22 @@ fn two_linux_vms_side_by_side_share_the_console() {
         .expect(r"(?m)^R-2-1$")
         .reject(r"\[right\] L-|\[left\] R-")
         .expect(r"VM 'right': SYSTEM_OFF from vCPU 0");
+}
+
+#[test]
+fn debian_stock_kernel_runs_as_the_distribution_guest() {
+    // Debian's own arm64 kernel (modules and all, nothing built for
+    // pivisor) passes the same self-check.
+    let o = Boot::new(artifact("PIVISOR_IMAGE"))
+        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+        .initrd(artifact("PIVISOR_BUNDLE_LINUX_DEBIAN"))
+        .timeout(Duration::from_secs(400))
+        .type_after(r"LINUX ready", b"poweroff -f\r")
+        .run_until_match(r"VM 'debian': SYSTEM_OFF from vCPU 0");
+    o.reject(r"Kernel panic|Oops|BUG:");
+    o.reject_aux(r"ERROR|FAULT|PANIC|parked");
+    o.expect(r"raspberrypi-firmware soc:firmware: Attached to firmware from")
+        .expect(r#"SELFCHECK cpus=4 online=0-3 mem_kb=\d+ timer_ticks_1s=\d+ sleep_1s_us=\d+ firmware="[^"]+" drivers=bcm2835-mbox,raspberrypi-firmware,raspberrypi-clk,raspberrypi-exp-gpio,uart-pl011 result=pass"#)
+        .expect(r"LINUX ready: Linux 6\.\d+\.\d+-\d+-arm64 on pivisor VM debian")
+        .expect(r"reboot: Power down");
 }
