@@ -142,9 +142,11 @@ qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES)
 	PIVISOR_BUNDLE_LINUX=$(abspath $(BUILD)/guests-linux.img) \
 	PIVISOR_BUNDLE_LINUX_TWO=$(abspath $(BUILD)/guests-linux-two.img) \
 	PIVISOR_BUNDLE_LINUX_DEBIAN=$(abspath $(BUILD)/guests-linux-debian.img) \
+	PIVISOR_LINUX_IMAGE=$(abspath $(LINUX_DIR)/Image-small) \
+	PIVISOR_LINUX_INITRD=$(abspath $(LINUX_DIR)/rootfs.cpio.gz) \
 	PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
 	PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) PIVISOR_QEMU=$(QEMU) \
-	  cargo test -p pivisor-harness -- --test-threads=1
+	  cargo test -p pivisor-harness -- --test-threads=1 --nocapture
 
 test: unit-test qemu-test
 

@@ -109,6 +109,8 @@ pub struct Vm {
     bootargs: String,
     /// The emulated UART, if the VM has one (the console feeds it input).
     pub uart: Option<Arc<spin::Mutex<Pl011>>>,
+    /// Exits since the VM (re)started, by kind.
+    pub exits: crate::trap::ExitStats,
 }
 
 /// All VMs, once built.
@@ -433,6 +435,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             mac: p.cfg.mac,
             bootargs: p.cfg.bootargs.to_string(),
             uart,
+            exits: crate::trap::ExitStats::default(),
             name,
         };
         vm.zero_ram();

@@ -9,7 +9,7 @@ use crate::exception::{Frame, Snapshot};
 use crate::trap::inject::{self, Fault, PSTATE_EL1H_MASKED};
 use crate::trap::mmio::BusError;
 use crate::trap::sysreg::{self, SysRegResult};
-use crate::trap::{self, Exit};
+use crate::trap::{self, Exit, ExitKind};
 use crate::vm::psci::{self, Outcome, Power};
 use core::cell::UnsafeCell;
 use core::sync::atomic::Ordering;
@@ -104,8 +104,12 @@ pub fn handle_exit(frame: &mut Frame, slot: u64) {
     };
     match slot % 4 {
         0 => sync_exit(vm, v, core, frame),
-        1 | 2 => irq::handle_irqs(core),
+        1 | 2 => {
+            vm.exits.record(ExitKind::Irq);
+            irq::handle_irqs(core)
+        }
         _ => {
+            vm.exits.record(ExitKind::Other);
             // An SError from the guest's own doing: it gets a virtual
             // SError, the hypervisor carries on.
             guest_log!(
@@ -131,7 +135,16 @@ fn inject_fault(frame: &mut Frame, fault: Fault) {
 }
 
 fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
-    match trap::decode(frame.esr, frame.far, frame.hpfar) {
+    let exit = trap::decode(frame.esr, frame.far, frame.hpfar);
+    vm.exits.record(match &exit {
+        Exit::Hvc { .. } | Exit::Smc { .. } => ExitKind::Call,
+        Exit::Mmio(a) if irq::is_gicd(a.ipa) => ExitKind::Gicd,
+        Exit::Mmio(_) => ExitKind::Mmio,
+        Exit::SysReg(_) => ExitKind::SysReg,
+        Exit::DataAbort(_) | Exit::InstrAbort(_) => ExitKind::Fault,
+        _ => ExitKind::Other,
+    });
+    match exit {
         Exit::Hvc { .. } => hypercall(vm, v, core, frame),
         Exit::Smc { .. } => {
             frame.elr += 4; // a trapped SMC leaves ELR at the SMC itself
@@ -309,6 +322,7 @@ fn system_off(vm: &Vm, v: usize, core: usize) -> ! {
                 "VM '{}': SYSTEM_OFF from vCPU {v}: stopped; its cores are idle",
                 vm.name
             );
+            info!("VM '{}': exits since start: {}", vm.name, vm.exits);
         }
     }
     kick_siblings(vm, v);
@@ -349,6 +363,8 @@ fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
         "VM '{}': SYSTEM_RESET from vCPU {v}: reloading (reset {n})",
         vm.name
     );
+    info!("VM '{}': exits since start: {}", vm.name, vm.exits);
+    vm.exits.reset();
     vm.flush_ram();
     vm.load();
     guest::publish_memory();

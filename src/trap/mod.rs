@@ -183,3 +183,80 @@ fn decode_data_abort(iss: u64, far: u64, hpfar: u64) -> Exit {
 
 #[cfg(test)]
 mod tests;
+
+/// Why a vCPU left the guest, for the per-VM exit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// A physical interrupt (timer, kick, device, maintenance).
+    Irq,
+    /// An emulated GICD access.
+    Gicd,
+    /// Another emulated MMIO access (a device model).
+    Mmio,
+    /// HVC or SMC (PSCI, SMCCC).
+    Call,
+    /// A trapped system register or cache operation.
+    SysReg,
+    /// A fault answered with an injected abort or UNDEFINED.
+    Fault,
+    /// Anything else (WFx, SError).
+    Other,
+}
+
+/// Exit counts of one VM since it (re)started.
+#[derive(Debug, Default)]
+pub struct ExitStats {
+    counts: [core::sync::atomic::AtomicU64; 7],
+}
+
+impl ExitStats {
+    const NAMES: [&'static str; 7] = ["irq", "gicd", "mmio", "hvc/smc", "sysreg", "fault", "other"];
+
+    fn index(k: ExitKind) -> usize {
+        k as usize
+    }
+
+    /// Counts one exit.
+    pub fn record(&self, k: ExitKind) {
+        self.counts[Self::index(k)].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The count of one kind.
+    pub fn get(&self, k: ExitKind) -> u64 {
+        self.counts[Self::index(k)].load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// All exits.
+    pub fn total(&self) -> u64 {
+        self.counts
+            .iter()
+            .map(|c| c.load(core::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Starts counting again (SYSTEM_RESET).
+    pub fn reset(&self) {
+        for c in &self.counts {
+            c.store(0, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl core::fmt::Display for ExitStats {
+    /// `N (irq a, gicd b, ...)`, kinds with no exits left out.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.total())?;
+        let mut first = true;
+        for (i, name) in Self::NAMES.iter().enumerate() {
+            let n = self.counts[i].load(core::sync::atomic::Ordering::Relaxed);
+            if n > 0 {
+                write!(f, "{}{name} {n}", if first { " (" } else { ", " })?;
+                first = false;
+            }
+        }
+        if !first {
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}

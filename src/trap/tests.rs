@@ -353,3 +353,20 @@ fn every_syndrome_decodes_without_panic() {
         }
     }
 }
+
+#[test]
+fn exit_counts_print_what_happened() {
+    use super::{ExitKind, ExitStats};
+    let s = ExitStats::default();
+    assert_eq!(std::format!("{s}"), "0");
+    for _ in 0..3 {
+        s.record(ExitKind::Irq);
+    }
+    s.record(ExitKind::Call);
+    s.record(ExitKind::Mmio);
+    assert_eq!(s.total(), 5);
+    assert_eq!(s.get(ExitKind::Irq), 3);
+    assert_eq!(std::format!("{s}"), "5 (irq 3, mmio 1, hvc/smc 1)");
+    s.reset();
+    assert_eq!(s.total(), 0);
+}
