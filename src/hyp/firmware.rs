@@ -18,7 +18,7 @@
 //! while the hypervisor's map is cacheable, so the range is cleaned and
 //! invalidated before reading and after writing.
 
-use super::{Vm, VMS};
+use super::VMS;
 use crate::arch::cpu;
 use crate::board::mmio::Mmio;
 use crate::board::rpi4::mailbox::MailboxRegs;
@@ -127,41 +127,6 @@ impl Firmware for HostFirmware {
     }
 }
 
-/// Copies `len` bytes of the VM's RAM at `ipa` (checked to be inside it).
-fn read_guest(vm: &Vm, ipa: u64, out: &mut [u8]) -> bool {
-    let Some(pieces) = vm.ram.host_pieces(ipa, out.len() as u64) else {
-        return false;
-    };
-    let mut at = 0;
-    for (pa, n) in pieces {
-        // The guest wrote through a non-cacheable mapping: drop any line
-        // this core's cache holds for the range first.
-        cpu::clean_inval_dcache(pa, n);
-        // SAFETY: the VM's RAM, identity-mapped, inside the VM (checked).
-        let src = unsafe { core::slice::from_raw_parts(pa as *const u8, n as usize) };
-        out[at..at + n as usize].copy_from_slice(src);
-        at += n as usize;
-    }
-    true
-}
-
-/// Copies `data` into the VM's RAM at `ipa` (checked to be inside it) and
-/// pushes it to the point of coherency for the guest's uncached view.
-fn write_guest(vm: &Vm, ipa: u64, data: &[u8]) -> bool {
-    let Some(pieces) = vm.ram.host_pieces(ipa, data.len() as u64) else {
-        return false;
-    };
-    let mut at = 0;
-    for (pa, n) in pieces {
-        // SAFETY: as in read_guest.
-        let dst = unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, n as usize) };
-        dst.copy_from_slice(&data[at..at + n as usize]);
-        cpu::clean_inval_dcache(pa, n);
-        at += n as usize;
-    }
-    true
-}
-
 /// A guest's write to its mailbox's MAIL1_WRT: answers a property request
 /// and returns the word for its MAIL0 (None: no answer, for channels that
 /// are not emulated).
@@ -191,7 +156,7 @@ pub fn guest_request(index: usize, word: u32) -> Option<u32> {
         return Some(word);
     };
     let mut head = [0u8; 4];
-    read_guest(vm, ipa, &mut head);
+    vm.read_ram(ipa, &mut head);
     let size = u32::from_le_bytes(head);
     let len = match check_size(size) {
         Ok(l) if inside(l as u64).is_some() => l,
@@ -205,12 +170,12 @@ pub fn guest_request(index: usize, word: u32) -> Option<u32> {
             vm.warn(format_args!(
                 "mailbox: buffer at bus {bus:#x}: {e}; answered 0x80000001"
             ));
-            write_guest(vm, ipa + 4, &property::CODE_ERROR.to_le_bytes());
+            vm.write_ram(ipa + 4, &property::CODE_ERROR.to_le_bytes());
             return Some(word);
         }
     };
     let mut copy: Vec<u8> = alloc::vec![0; len];
-    read_guest(vm, ipa, &mut copy);
+    vm.read_ram(ipa, &mut copy);
     copy[..4].copy_from_slice(&size.to_le_bytes());
     let view = View {
         ram: vm.ram.size(),
@@ -220,7 +185,7 @@ pub fn guest_request(index: usize, word: u32) -> Option<u32> {
     };
     match property::process(&mut copy, &vm.mailbox, &view, &mut HostFirmware) {
         Ok(o) => {
-            write_guest(vm, ipa, &copy);
+            vm.write_ram(ipa, &copy);
             debug!(
                 "VM '{}': mailbox: {} local, {} forwarded, code {:#x}",
                 vm.name, o.local, o.forwarded, o.code
@@ -237,7 +202,7 @@ pub fn guest_request(index: usize, word: u32) -> Option<u32> {
             }
         }
         Err(e) => {
-            write_guest(vm, ipa + 4, &copy[4..8]);
+            vm.write_ram(ipa + 4, &copy[4..8]);
             vm.warn(format_args!(
                 "mailbox: malformed buffer at bus {bus:#x}: {e}; answered 0x80000001"
             ));

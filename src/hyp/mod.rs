@@ -591,23 +591,49 @@ impl Vm {
         }
     }
 
+    /// Copies `data` into the VM's RAM at `ipa` and cleans it to the point
+    /// of coherency (a guest with its caches off, or mapping it
+    /// non-cacheable, sees it). False if the range is not all RAM.
+    pub(super) fn write_ram(&self, ipa: u64, data: &[u8]) -> bool {
+        let Some(pieces) = self.ram.host_pieces(ipa, data.len() as u64) else {
+            return false;
+        };
+        let mut at = 0usize;
+        for (pa, n) in pieces {
+            // SAFETY: VM RAM, identity-mapped, inside the VM (checked).
+            let dst = unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, n as usize) };
+            dst.copy_from_slice(&data[at..at + n as usize]);
+            cpu::clean_inval_dcache(pa, n);
+            at += n as usize;
+        }
+        true
+    }
+
+    /// Copies the VM's RAM at `ipa` into `out`, first dropping any cache
+    /// line this core holds for it (the guest may have written through a
+    /// non-cacheable mapping). False if the range is not all RAM.
+    pub(super) fn read_ram(&self, ipa: u64, out: &mut [u8]) -> bool {
+        let Some(pieces) = self.ram.host_pieces(ipa, out.len() as u64) else {
+            return false;
+        };
+        let mut at = 0usize;
+        for (pa, n) in pieces {
+            cpu::clean_inval_dcache(pa, n);
+            // SAFETY: VM RAM, identity-mapped, inside the VM (checked).
+            let src = unsafe { core::slice::from_raw_parts(pa as *const u8, n as usize) };
+            out[at..at + n as usize].copy_from_slice(src);
+            at += n as usize;
+        }
+        true
+    }
+
     /// Copies `data` to guest IPA `ipa` (inside RAM: checked by the plan).
     fn copy_in(&self, ipa: u64, data: &[u8]) {
-        let Some(pieces) = self.ram.host_pieces(ipa, data.len() as u64) else {
+        if !self.write_ram(ipa, data) {
             error!(
                 "VM '{}': image at IPA {ipa:#x} outside RAM (plan bug)",
                 self.name
             );
-            return;
-        };
-        let mut at = 0usize;
-        for (pa, n) in pieces {
-            // SAFETY: VM RAM, identity-mapped; the source is the bundle.
-            unsafe {
-                core::ptr::copy_nonoverlapping(data[at..].as_ptr(), pa as *mut u8, n as usize)
-            };
-            cpu::clean_inval_dcache(pa, n);
-            at += n as usize;
         }
     }
 
