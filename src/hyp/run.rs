@@ -135,22 +135,19 @@ fn inject_fault(frame: &mut Frame, fault: Fault) {
 }
 
 fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
-    let exit = trap::decode(frame.esr, frame.far, frame.hpfar);
-    vm.exits.record(match &exit {
-        Exit::Hvc { .. } | Exit::Smc { .. } => ExitKind::Call,
-        Exit::Mmio(a) if irq::is_gicd(a.ipa) => ExitKind::Gicd,
-        Exit::Mmio(_) => ExitKind::Mmio,
-        Exit::SysReg(_) => ExitKind::SysReg,
-        Exit::DataAbort(_) | Exit::InstrAbort(_) => ExitKind::Fault,
-        _ => ExitKind::Other,
-    });
-    match exit {
-        Exit::Hvc { .. } => hypercall(vm, v, core, frame),
+    // Each arm counts its exit (one decode, one check per exit).
+    match trap::decode(frame.esr, frame.far, frame.hpfar) {
+        Exit::Hvc { .. } => {
+            vm.exits.record(ExitKind::Call);
+            hypercall(vm, v, core, frame)
+        }
         Exit::Smc { .. } => {
+            vm.exits.record(ExitKind::Call);
             frame.elr += 4; // a trapped SMC leaves ELR at the SMC itself
             hypercall(vm, v, core, frame)
         }
         Exit::Mmio(a) if irq::is_gicd(a.ipa) => {
+            vm.exits.record(ExitKind::Gicd);
             let store = a.store_value(&frame.regs);
             let raw = irq::gicd_access(vm, v, &a, store);
             if !a.write {
@@ -159,6 +156,7 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
             frame.elr += 4;
         }
         Exit::Mmio(a) => {
+            vm.exits.record(ExitKind::Mmio);
             let store = a.store_value(&frame.regs);
             let r = vm.bus.lock().dispatch(&a, store);
             match r {
@@ -186,6 +184,7 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
             }
         }
         Exit::DataAbort(a) => {
+            vm.exits.record(ExitKind::Fault);
             let why = if a.s1ptw {
                 "its own page-table walk touched"
             } else if !a.isv {
@@ -209,6 +208,7 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
             );
         }
         Exit::InstrAbort(a) => {
+            vm.exits.record(ExitKind::Fault);
             guest_log!(
                 vm,
                 "vCPU {v}: instruction fetch from IPA {:#x} (FSC {:#x}); injecting an abort",
@@ -223,6 +223,7 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
             );
         }
         Exit::SysReg(a) => {
+            vm.exits.record(ExitKind::SysReg);
             let value = frame.regs.get(a.rt as usize).copied().unwrap_or(0);
             let r = sysreg::emulate(&a, value, &mut vm.vcpus[v].sysregs.lock());
             match r {
@@ -243,8 +244,12 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
                 }
             }
         }
-        Exit::Wfx { .. } => frame.elr += 4,
+        Exit::Wfx { .. } => {
+            vm.exits.record(ExitKind::Other);
+            frame.elr += 4
+        }
         Exit::Other { ec } => {
+            vm.exits.record(ExitKind::Other);
             guest_log!(
                 vm,
                 "vCPU {v}: exception class {ec:#x} ({}) at PC {:#x}; injecting UNDEFINED",
