@@ -16,6 +16,8 @@
 //! | 26    | EL2 physical timer    | timer stopped, EOIR + DIR                 |
 //! | 27    | EL1 virtual timer     | EOIR only; injected hardware-linked       |
 //! | 30    | EL1 physical timer    | EOIR only; injected hardware-linked       |
+//! | SPI   | passed through to a VM| EOIR only; injected hardware-linked       |
+//! | SPI   | console input (mux)   | bytes to the focused VM, EOIR + DIR       |
 //! | other | unexpected            | EOIR + DIR                                |
 
 use super::{current, kick, Vm, GIC};
@@ -24,7 +26,7 @@ use crate::board::gic400::{Gic, EL2_TIMER, MAINTENANCE, PHYS_TIMER, VIRT_TIMER};
 use crate::trap::mmio::Access;
 use crate::vgic::dist::{Dirty, MAX_LRS};
 use crate::vgic::lr;
-use crate::vm::fdt::{GICD_IPA, UART_INTID};
+use crate::vm::fdt::GICD_IPA;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// The GICD page's size.
@@ -140,6 +142,17 @@ pub fn handle_irqs(core: usize) {
     let cur = current(core);
     while let Some(iar) = gic.ack() {
         let intid = iar & 0x3ff;
+        if intid >= 32 {
+            if let Some(vm) = super::hw_spi_owner(intid) {
+                // A passed-through SPI (the PL011's): it stays active
+                // until the owner deactivates the virtual one
+                // (hardware-linked).
+                gic.priority_drop(iar);
+                let d = vm.vgic.lock().hw_fired(0, intid);
+                mark(vm, d);
+                continue;
+            }
+        }
         match (intid, cur) {
             (VIRT_TIMER | PHYS_TIMER, Some((vm, v))) => {
                 // Stays active until the guest deactivates the virtual
@@ -151,15 +164,6 @@ pub fn handle_irqs(core: usize) {
             (MAINTENANCE, Some((vm, v))) => {
                 flush_lrs(vm, v);
                 gic.complete(iar);
-            }
-            (i, _) if i == UART_INTID && super::passthrough().is_some() => {
-                // The passed-through PL011: stays active until the owner
-                // deactivates the virtual one (hardware-linked).
-                gic.priority_drop(iar);
-                if let Some(vm) = super::passthrough() {
-                    let d = vm.vgic.lock().hw_fired(0, i);
-                    mark(vm, d);
-                }
             }
             (i, _) if super::console::is_input(i) => {
                 super::console::input();

@@ -469,7 +469,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
 }
 
 /// The VM the PL011 is passed through to (usize::MAX: none).
-pub(super) static PASSTHROUGH: AtomicUsize = AtomicUsize::new(usize::MAX);
+static PASSTHROUGH: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// The host mini UART, for the hypervisor's log after the handover.
 static HOST_MINI_UART: AtomicU64 = AtomicU64::new(0);
 
@@ -491,8 +491,6 @@ pub fn start(online: u32) -> Result<(), String> {
         }
     }
     // The PL011 handover: from here on the hypervisor never touches it.
-    // Its interrupt goes to the core of the owner's vCPU 0 (the guest's
-    // GICD_ITARGETSR decides which vCPU gets the virtual one).
     if let Some(vm) = vms.get(PASSTHROUGH.load(Ordering::Relaxed)) {
         let mini = HOST_MINI_UART.load(Ordering::Relaxed);
         info!(
@@ -505,22 +503,27 @@ pub fn start(online: u32) -> Result<(), String> {
             "console: hypervisor log on the mini UART; the PL011 is VM '{}''s (passthrough, INTID {UART_INTID} hardware-linked)",
             vm.name
         );
-        if let Some(g) = GIC.get() {
-            let core = vm.vcpus[0].core;
-            g.route_spi(
-                UART_INTID,
-                CPU_IF[core].load(Ordering::Relaxed),
-                true,
-                false,
-            );
+    }
+    // Physical SPIs passed through (hardware-linked) go to the core of
+    // their owner's vCPU 0 (the guest's GICD_ITARGETSR decides which vCPU
+    // gets the virtual one).
+    if let Some(g) = GIC.get() {
+        for vm in vms {
+            let mask = CPU_IF[vm.vcpus[0].core].load(Ordering::Relaxed);
+            for &intid in &vm.hw_spis {
+                g.route_spi(intid, mask, true, false);
+            }
         }
     }
     // The console switch, if any VM has an emulated UART (the GIC is up
-    // now, so the UART's input interrupt can be routed).
+    // now, so the UART's input interrupt can be routed). When another VM
+    // owns the PL011 the switch writes to the hypervisor's log and takes
+    // no input: the PL011 and its interrupt are not the hypervisor's.
     if let Some(focus) = vms.iter().position(|v| v.uart.is_some()) {
         let names = vms.iter().map(|v| v.name.clone()).collect();
         let intid = HOST_UART_INTID.load(Ordering::Relaxed);
-        console::init(names, focus, (intid != 0).then_some(intid));
+        let owned = PASSTHROUGH.load(Ordering::Relaxed) != usize::MAX;
+        console::init(names, focus, (intid != 0 && !owned).then_some(intid));
     }
     for vm in vms {
         for (i, v) in vm.vcpus.iter().enumerate() {
@@ -656,9 +659,9 @@ impl Vm {
     }
 }
 
-/// The VM the PL011 is passed through to.
-pub(super) fn passthrough() -> Option<&'static Vm> {
-    VMS.get()?.get(PASSTHROUGH.load(Ordering::Relaxed))
+/// The VM a physical SPI is passed through to (hardware-linked), if any.
+pub(super) fn hw_spi_owner(intid: u32) -> Option<&'static Vm> {
+    VMS.get()?.iter().find(|vm| vm.hw_spis.contains(&intid))
 }
 
 /// This core's VM and vCPU index.
