@@ -8,12 +8,12 @@ use crate::trap::mmio::{MmioDevice, MmioError};
 use alloc::sync::Arc;
 
 /// A device model the bus and the hypervisor both hold (the bus for the
-/// guest's accesses, the hypervisor to feed it input).
-pub struct Shared<T>(pub Arc<spin::Mutex<T>>);
+/// guest's accesses, the hypervisor to feed it input), with its name.
+pub struct Shared<T>(pub Arc<spin::Mutex<T>>, pub &'static str);
 
 impl<T: MmioDevice> MmioDevice for Shared<T> {
     fn name(&self) -> &str {
-        "shared"
+        self.1
     }
     fn read(&mut self, offset: u64, width: u8) -> Result<u64, MmioError> {
         self.0.lock().read(offset, width)
