@@ -18,7 +18,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 use log::info;
 
-static MUX: spin::Mutex<Option<Mux>> = spin::Mutex::new(None);
+/// The switch and a scratch buffer for what it writes (reused: a VM's
+/// console output is one exit per byte, no allocation each time).
+static MUX: spin::Mutex<Option<(Mux, Vec<u8>)>> = spin::Mutex::new(None);
 /// The host PL011's INTID when its input is taken (0: not).
 static INPUT_INTID: AtomicU32 = AtomicU32::new(0);
 
@@ -28,7 +30,7 @@ pub fn init(names: Vec<String>, focus: usize, intid: Option<u32>) {
     let mut m = Mux::new(names);
     let mut out = Vec::new();
     m.set_focus(focus, &mut out);
-    *MUX.lock() = Some(m);
+    *MUX.lock() = Some((m, Vec::with_capacity(crate::conmux::LINE_MAX + 64)));
     set_console_line_hook(line_hook);
     if let (Some(i), Some(gic)) = (intid, GIC.get()) {
         with_console(|s| s.enable_input());
@@ -45,11 +47,11 @@ pub fn init(names: Vec<String>, focus: usize, intid: Option<u32>) {
 fn line_hook(sink: &mut dyn ConsoleSink) {
     // try_lock: a fault report from a core inside the switch still prints.
     if let Some(mut g) = MUX.try_lock() {
-        if let Some(m) = g.as_mut() {
-            let mut out = Vec::new();
-            m.break_line(&mut out);
+        if let Some((m, out)) = g.as_mut() {
+            out.clear();
+            m.break_line(out);
             m.wrote_line();
-            sink.write_bytes(&out);
+            sink.write_bytes(out);
         }
     }
 }
@@ -57,11 +59,11 @@ fn line_hook(sink: &mut dyn ConsoleSink) {
 /// A byte VM `vm` wrote to its emulated UART.
 pub fn guest_byte(vm: usize, b: u8) {
     with_console(|s| {
-        let mut out = Vec::new();
-        if let Some(m) = MUX.lock().as_mut() {
-            m.output(vm, b, &mut out);
+        if let Some((m, out)) = MUX.lock().as_mut() {
+            out.clear();
+            m.output(vm, b, out);
+            s.write_bytes(out);
         }
-        s.write_bytes(&out);
     });
 }
 
@@ -89,11 +91,11 @@ pub fn input() {
     for &b in &bytes[..n] {
         let mut r = Input::Handled;
         with_console(|s| {
-            let mut out = Vec::new();
-            if let Some(m) = MUX.lock().as_mut() {
-                r = m.input(b, &mut out);
+            if let Some((m, out)) = MUX.lock().as_mut() {
+                out.clear();
+                r = m.input(b, out);
+                s.write_bytes(out);
             }
-            s.write_bytes(&out);
         });
         if let Input::ToVm(vm, b) = r {
             if let Some(u) = VMS
