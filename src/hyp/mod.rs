@@ -392,7 +392,11 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
                             }
                         }),
                     )));
-                    bus.register(UART_IPA, pl011::SIZE, Box::new(Shared(dev.clone(), "pl011")));
+                    bus.register(
+                        UART_IPA,
+                        pl011::SIZE,
+                        Box::new(Shared(dev.clone(), "pl011")),
+                    );
                     uart = Some(dev);
                 }
                 Device::Pl011 => {

@@ -7,6 +7,15 @@
 use pivisor_harness::{artifact, dtb, Boot};
 use std::time::Duration;
 
+/// pivisor booting a Linux bundle (generous timeout: plain TCG on a
+/// busy machine).
+fn linux(bundle: &str) -> Boot {
+    Boot::new(artifact("PIVISOR_IMAGE"))
+        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+        .initrd(artifact(bundle))
+        .timeout(Duration::from_secs(400))
+}
+
 /// The per-CPU counts of the /proc/interrupts row that ends with `name`.
 fn row(text: &str, name: &str) -> Vec<u64> {
     text.lines()
@@ -33,10 +42,7 @@ fn row(text: &str, name: &str) -> Vec<u64> {
 fn debian_linux_boots_smp_to_an_interactive_shell() {
     // The default bundle: the PL011 passed through to Linux (its console),
     // the hypervisor's lines on the mini UART.
-    let o = Boot::new(artifact("PIVISOR_IMAGE"))
-        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
-        .initrd(artifact("PIVISOR_BUNDLE_LINUX"))
-        .timeout(Duration::from_secs(400))
+    let o = linux("PIVISOR_BUNDLE_LINUX")
         .type_after(
             r"LINUX ready",
             b"cat /proc/interrupts; echo TYPED-$((6*7))\r",
@@ -101,10 +107,7 @@ fn two_linux_vms_side_by_side_share_the_console() {
     // checked through a typed command once both are up.
     let check =
         "echo L-$(grep -c ^processor /proc/cpuinfo)-$(dmesg | grep -c 'Attached to firmware')\r";
-    let o = Boot::new(artifact("PIVISOR_IMAGE"))
-        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
-        .initrd(artifact("PIVISOR_BUNDLE_LINUX_TWO"))
-        .timeout(Duration::from_secs(400))
+    let o = linux("PIVISOR_BUNDLE_LINUX_TWO")
         .type_after(r"(?m)^\[right\] LINUX ready", b"")
         .type_after(r"VM left \(", check.as_bytes())
         .type_after(r"(?m)^L-\d-\d", b"\x1d1")
@@ -142,10 +145,7 @@ fn two_linux_vms_side_by_side_share_the_console() {
 fn debian_stock_kernel_runs_as_the_distribution_guest() {
     // Debian's own arm64 kernel (modules and all, nothing built for
     // pivisor) passes the same self-check.
-    let o = Boot::new(artifact("PIVISOR_IMAGE"))
-        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
-        .initrd(artifact("PIVISOR_BUNDLE_LINUX_DEBIAN"))
-        .timeout(Duration::from_secs(400))
+    let o = linux("PIVISOR_BUNDLE_LINUX_DEBIAN")
         .type_after(r"LINUX ready", b"poweroff -f\r")
         .run_until_match(r"VM 'debian': SYSTEM_OFF from vCPU 0");
     o.reject(r"Kernel panic|Oops|BUG:");
@@ -183,11 +183,8 @@ fn boot_cost_native_vs_virtualized_in_deterministic_time() {
         .icount()
         .timeout(Duration::from_secs(400))
         .run_until_match(r"Run /init as init process");
-    let virt = Boot::new(artifact("PIVISOR_IMAGE"))
-        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
-        .initrd(artifact("PIVISOR_BUNDLE_LINUX"))
+    let virt = linux("PIVISOR_BUNDLE_LINUX")
         .icount()
-        .timeout(Duration::from_secs(400))
         .type_after(r"LINUX ready", b"poweroff -f\r")
         .run_until_match(r"VM 'linux': exits since start");
     let (n, v) = (init_us(&native.serial), init_us(&virt.serial));
