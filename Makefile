@@ -134,6 +134,7 @@ unit-test: setup
 	cd $(PROGS_DIR) && cargo test
 
 LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-debian.img
+# `make qemu-test T=boot_cost` runs only the QEMU tests whose names contain T.
 qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES)
 	PIVISOR_IMAGE=$(abspath $(IMAGE)) PIVISOR_IMAGE_80000=$(abspath $(IMAGE_80)) \
 	PIVISOR_BUNDLE_TEST=$(abspath $(BUILD)/guests-test.img) \
@@ -146,7 +147,7 @@ qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES)
 	PIVISOR_LINUX_INITRD=$(abspath $(LINUX_DIR)/rootfs.cpio.gz) \
 	PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
 	PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) PIVISOR_QEMU=$(QEMU) \
-	  cargo test -p pivisor-harness -- --test-threads=1 --nocapture
+	  cargo test -p pivisor-harness -- --test-threads=1 --nocapture $(T)
 
 test: unit-test qemu-test
 

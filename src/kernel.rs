@@ -14,7 +14,9 @@ use crate::mm::pagetable::{PageTable, PoolAlloc, TableMem, ENTRIES, PAGE_SIZE};
 use crate::mm::region::{Range, Size};
 use crate::mm::{self, MemoryPlan};
 use crate::smp::{self, BootMethod};
-use buddy_system_allocator::{FrameAllocator, LockedHeap};
+use crate::sync::{Mutex, Once};
+use buddy_system_allocator::{FrameAllocator, Heap};
+use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use log::{error, info, warn};
@@ -41,13 +43,34 @@ static DTB_COPY: BootCell<[u8; DTB_MAX]> = BootCell(UnsafeCell::new([0; DTB_MAX]
 static TABLES: BootCell<[TableMem; EL2_TABLES]> = BootCell(UnsafeCell::new(
     [const { TableMem([0; ENTRIES]) }; EL2_TABLES],
 ));
-static OPTIONS: spin::Once<Options> = spin::Once::new();
+static OPTIONS: Once<Options> = Once::new();
 static ONLINE: AtomicU32 = AtomicU32::new(0);
 
 #[global_allocator]
-static HEAP: LockedHeap<32> = LockedHeap::empty();
+static HEAP: KernelHeap = KernelHeap(Mutex::new(Heap::new()));
+
+/// The buddy heap behind the hypervisor's lock (whose waiters yield;
+/// buddy_system_allocator's own LockedHeap spins without yielding).
+struct KernelHeap(Mutex<Heap<32>>);
+
+// SAFETY: every access to the heap goes through its lock; a failed
+// allocation returns null, as GlobalAlloc requires.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.0
+            .lock()
+            .alloc(layout)
+            .map_or(core::ptr::null_mut(), |p| p.as_ptr())
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(p) = core::ptr::NonNull::new(ptr) {
+            self.0.lock().dealloc(p, layout);
+        }
+    }
+}
 /// Free physical memory, in 4 KiB frames, for guest memory and tables.
-pub static FRAMES: spin::Mutex<FrameAllocator<32>> = spin::Mutex::new(FrameAllocator::new());
+pub static FRAMES: Mutex<FrameAllocator<32>> = Mutex::new(FrameAllocator::new());
 
 /// The hypervisor's log once the PL011 belongs to a VM: the newest 64 KiB
 /// in memory (symbol HYP_LOG, for a debugger), also written to the mini
@@ -314,7 +337,11 @@ fn setup_heap(usable: &mut mm::region::RangeSet<48>) {
         cpu::park();
     };
     // SAFETY: the range is free RAM, mapped RW, given to the heap alone.
-    unsafe { HEAP.lock().init(heap.start as usize, heap.size() as usize) };
+    unsafe {
+        HEAP.0
+            .lock()
+            .init(heap.start as usize, heap.size() as usize)
+    };
     let v: alloc::vec::Vec<u64> = (0..1024).collect();
     info!(
         "heap: {} at {:#x} ({} probe bytes ok)",

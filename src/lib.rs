@@ -21,6 +21,7 @@ pub mod mm;
 pub mod ratelimit;
 pub mod smp;
 pub mod stage2;
+pub mod sync;
 pub mod trap;
 pub mod vgic;
 pub mod vm;

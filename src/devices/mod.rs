@@ -4,12 +4,13 @@ pub mod mailbox;
 pub mod pl011;
 pub mod testdev;
 
+use crate::sync::Mutex;
 use crate::trap::mmio::{MmioDevice, MmioError};
 use alloc::sync::Arc;
 
 /// A device model the bus and the hypervisor both hold (the bus for the
 /// guest's accesses, the hypervisor to feed it input), with its name.
-pub struct Shared<T>(pub Arc<spin::Mutex<T>>, pub &'static str);
+pub struct Shared<T>(pub Arc<Mutex<T>>, pub &'static str);
 
 impl<T: MmioDevice> MmioDevice for Shared<T> {
     fn name(&self) -> &str {

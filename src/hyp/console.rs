@@ -13,6 +13,7 @@ use super::{CPU_IF, GIC, VMS};
 use crate::conmux::{Input, Mux};
 use crate::console::ConsoleSink;
 use crate::kernel::{set_console_line_hook, with_console};
+use crate::sync::Mutex;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -20,7 +21,7 @@ use log::info;
 
 /// The switch and a scratch buffer for what it writes (reused: a VM's
 /// console output is one exit per byte, no allocation each time).
-static MUX: spin::Mutex<Option<(Mux, Vec<u8>)>> = spin::Mutex::new(None);
+static MUX: Mutex<Option<(Mux, Vec<u8>)>> = Mutex::new(None);
 /// The host PL011's INTID when its input is taken (0: not).
 static INPUT_INTID: AtomicU32 = AtomicU32::new(0);
 

@@ -27,6 +27,7 @@ use crate::devices::mailbox::property::{
 };
 use crate::devices::mailbox::{EMPTY, FULL};
 use crate::dt::host::HostInfo;
+use crate::sync::{Mutex, Once};
 use alloc::vec::Vec;
 use log::{debug, info, warn};
 use tock_registers::interfaces::{Readable, Writeable};
@@ -50,7 +51,7 @@ struct HostMailbox {
 // SAFETY: the registers and the buffer are only used under HOST's lock.
 unsafe impl Send for HostMailbox {}
 
-static HOST: spin::Once<spin::Mutex<HostMailbox>> = spin::Once::new();
+static HOST: Once<Mutex<HostMailbox>> = Once::new();
 static mut BOUNCE: Bounce = Bounce([0; MAX_BUFFER]);
 
 /// Finds the mailbox in the host tree and takes it (boot core, once).
@@ -79,7 +80,7 @@ pub fn init(info: &HostInfo<'_>) {
         let _ = regs.MAIL0_RD.get();
     }
     let bus = (pa - dma.cpu + dma.bus) as u32;
-    HOST.call_once(|| spin::Mutex::new(HostMailbox { regs, bounce, bus }));
+    HOST.call_once(|| Mutex::new(HostMailbox { regs, bounce, bus }));
     info!("firmware: mailbox at {base:#x}, bounce buffer at {pa:#x} (bus {bus:#x})");
 }
 

@@ -27,6 +27,7 @@ use crate::mm::pagetable::{PageTable, TableAlloc, ENTRIES, PAGE_SIZE};
 use crate::mm::region::{Range, RangeSet, Size};
 use crate::ratelimit::RateLimit;
 use crate::stage2::{self, DeviceMap, GuestRam, MAX_CHUNKS};
+use crate::sync::{Mutex, Once};
 use crate::trap::mmio::MmioBus;
 use crate::trap::sysreg::SysRegState;
 use crate::vgic::dist::VgicDist;
@@ -60,7 +61,7 @@ pub struct Vcpu {
     /// The physical core it is pinned to.
     pub core: usize,
     /// Emulated system-register state (debug OS lock, MDSCR).
-    pub sysregs: spin::Mutex<SysRegState>,
+    pub sysregs: Mutex<SysRegState>,
 }
 
 /// One virtual machine.
@@ -82,17 +83,17 @@ pub struct Vm {
     dtb: Vec<u8>,
     plan: LoadPlan,
     /// vCPU power states (PSCI).
-    pub power: spin::Mutex<Vec<Power>>,
+    pub power: Mutex<Vec<Power>>,
     /// Emulated devices.
-    pub bus: spin::Mutex<MmioBus>,
+    pub bus: Mutex<MmioBus>,
     /// [`state`].
     pub state: AtomicU8,
     /// How many times SYSTEM_RESET restarted it.
     pub resets: AtomicU32,
     /// Guest-caused log lines.
-    pub log: spin::Mutex<RateLimit>,
+    pub log: Mutex<RateLimit>,
     /// The virtual distributor (and what each vCPU's list registers hold).
-    pub vgic: spin::Mutex<VgicDist>,
+    pub vgic: Mutex<VgicDist>,
     /// The SPIs the VM owns (emulated device lines, passed-through ones).
     spis: Vec<u32>,
     /// Of those, the hardware-linked ones (physical SPIs passed through).
@@ -108,17 +109,17 @@ pub struct Vm {
     pub mac: Option<[u8; 6]>,
     bootargs: String,
     /// The emulated UART, if the VM has one (the console feeds it input).
-    pub uart: Option<Arc<spin::Mutex<Pl011>>>,
+    pub uart: Option<Arc<Mutex<Pl011>>>,
     /// Exits since the VM (re)started, by kind.
     pub exits: crate::trap::ExitStats,
 }
 
 /// All VMs, once built.
-static VMS: spin::Once<Vec<Vm>> = spin::Once::new();
+static VMS: Once<Vec<Vm>> = Once::new();
 /// VTCR_EL2, the same for every VM.
-static VTCR: spin::Once<u64> = spin::Once::new();
+static VTCR: Once<u64> = Once::new();
 /// The GIC, once initialized.
-static GIC: spin::Once<Gic> = spin::Once::new();
+static GIC: Once<Gic> = Once::new();
 /// Each core's GIC CPU interface mask.
 static CPU_IF: [AtomicU8; 4] = [const { AtomicU8::new(0) }; 4];
 /// Each core's (VM, vCPU), packed as vm << 8 | vcpu; usize::MAX = none.
@@ -383,7 +384,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
                 }
                 Device::Uart => {
                     spis.push(UART_INTID);
-                    let dev = Arc::new(spin::Mutex::new(Pl011::new(
+                    let dev = Arc::new(Mutex::new(Pl011::new(
                         Box::new(move |b| console::guest_byte(index, b)),
                         Box::new(move |level| {
                             if let Some(vm) = VMS.get().and_then(|v| v.get(index)) {
@@ -416,7 +417,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
                 .iter()
                 .map(|&core| Vcpu {
                     core,
-                    sysregs: spin::Mutex::new(SysRegState::reset()),
+                    sysregs: Mutex::new(SysRegState::reset()),
                 })
                 .collect(),
             ram: p.ram,
@@ -425,12 +426,12 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             initrd: p.initrd,
             dtb,
             plan: p.plan,
-            power: spin::Mutex::new(alloc::vec![Power::Off; p.cfg.cores.len()]),
-            bus: spin::Mutex::new(bus),
+            power: Mutex::new(alloc::vec![Power::Off; p.cfg.cores.len()]),
+            bus: Mutex::new(bus),
             state: AtomicU8::new(state::RUNNING),
             resets: AtomicU32::new(0),
-            log: spin::Mutex::new(RateLimit::new()),
-            vgic: spin::Mutex::new(new_vgic(p.cfg.cores.len(), &spis, &hw_spis)),
+            log: Mutex::new(RateLimit::new()),
+            vgic: Mutex::new(new_vgic(p.cfg.cores.len(), &spis, &hw_spis)),
             spis,
             hw_spis,
             cntvoff: AtomicU64::new(0),

@@ -67,6 +67,20 @@ pub fn unmask_serror() {
     unsafe { asm!("msr daifclr, #4", options(nomem, nostack)) };
 }
 
+/// The relax step of the hypervisor's spin locks (`crate::sync`): YIELD.
+/// On silicon a hint that frees pipeline resources; under QEMU's
+/// round-robin TCG it hands the emulator to the next core, so the lock's
+/// holder gets to run instead of the waiter burning its time slice.
+pub struct Yield;
+
+impl spin::RelaxStrategy for Yield {
+    #[inline(always)]
+    fn relax() {
+        // SAFETY: YIELD is a hint with no architectural effect.
+        unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
+    }
+}
+
 /// Sends an event to all cores.
 pub fn sev() {
     aarch64_cpu::asm::sev();

@@ -1,0 +1,23 @@
+//! The hypervisor's locks: `spin`'s mutex and once-cell with a relax step
+//! that yields.
+//!
+//! Waiting for a lock another core holds spins. On the bare-metal target
+//! each spin executes YIELD (see `arch::cpu::Yield`): a hint on silicon,
+//! and under QEMU's single-threaded round-robin TCG (the `-icount` mode
+//! the benchmarks use) the point where the emulator moves on to the next
+//! core. With the default relax step (ISB) a core spinning on a lock held
+//! by a descheduled core burns its whole time slice, which under `-icount`
+//! counts as guest time: it made a four-vCPU Linux boot 1.7x slower than
+//! native. On the host (unit tests) the relax step is `spin`'s own.
+
+#[cfg(target_os = "none")]
+pub use crate::arch::cpu::Yield as Relax;
+#[cfg(not(target_os = "none"))]
+pub use spin::relax::Spin as Relax;
+
+/// A spin lock whose waiters yield.
+pub type Mutex<T> = spin::mutex::SpinMutex<T, Relax>;
+/// The guard of a [`Mutex`].
+pub type MutexGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
+/// A one-time initialised value whose waiters yield.
+pub type Once<T> = spin::once::Once<T, Relax>;
