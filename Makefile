@@ -19,8 +19,11 @@ GUEST_ELF := $(GUEST_DIR)/target/$(TARGET)/release/testguest
 GUEST_IMG := $(BUILD)/guests/testguest.img
 # The test guest is linked at its load address, not as a PIE like pivisor.
 GUEST_RUSTFLAGS := -C relocation-model=static -C force-frame-pointers=yes
+BENCH_DIR := guests/bench
+BENCH_ELF := $(BENCH_DIR)/target/$(TARGET)/release/bench
+BENCH_IMG := $(BUILD)/guests/bench.img
 MKBUNDLE := cargo run --release -q -p pivisor-mkbundle --
-BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.img $(BUILD)/guests-toobig.img
+BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.img $(BUILD)/guests-toobig.img $(BUILD)/guests-bench.img
 LINUX_DIR := $(BUILD)/linux
 # The bundle `make run` boots: linux (Linux, four vCPUs, the default),
 # linux-debian (the same with Debian's own kernel), linux-two (two Linux
@@ -67,6 +70,17 @@ $(GUEST_ELF): FORCE setup
 $(GUEST_IMG): $(GUEST_ELF)
 	@mkdir -p $(dir $@)
 	cargo run --release -q -p pivisor-mkimage -- $(GUEST_ELF) $@ --base 0x80000
+
+# The micro-benchmark guest, linked at 0x80000 like the test guest.
+$(BENCH_ELF): FORCE setup
+	cd $(BENCH_DIR) && RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo build --release --target $(TARGET)
+
+$(BENCH_IMG): $(BENCH_ELF)
+	@mkdir -p $(dir $@)
+	cargo run --release -q -p pivisor-mkimage -- $(BENCH_ELF) $@ --base 0x80000
+
+$(BUILD)/guests-bench.img: guests/bench.conf $(BENCH_IMG)
+	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
 
 $(BUILD)/guests-test.img: guests/testguest.conf $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
@@ -140,6 +154,8 @@ qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES)
 	PIVISOR_BUNDLE_TEST=$(abspath $(BUILD)/guests-test.img) \
 	PIVISOR_BUNDLE_TWO=$(abspath $(BUILD)/guests-two.img) \
 	PIVISOR_BUNDLE_PT=$(abspath $(BUILD)/guests-pt.img) \
+	PIVISOR_BUNDLE_BENCH=$(abspath $(BUILD)/guests-bench.img) \
+	PIVISOR_BENCH_IMAGE=$(abspath $(BENCH_IMG)) \
 	PIVISOR_BUNDLE_LINUX=$(abspath $(BUILD)/guests-linux.img) \
 	PIVISOR_BUNDLE_LINUX_TWO=$(abspath $(BUILD)/guests-linux-two.img) \
 	PIVISOR_BUNDLE_LINUX_DEBIAN=$(abspath $(BUILD)/guests-linux-debian.img) \

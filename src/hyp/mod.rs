@@ -62,6 +62,8 @@ pub struct Vcpu {
     pub core: usize,
     /// Emulated system-register state (debug OS lock, MDSCR).
     pub sysregs: Mutex<SysRegState>,
+    /// Its exits since the VM (re)started, by kind.
+    pub exits: crate::trap::ExitStats,
 }
 
 /// One virtual machine.
@@ -110,8 +112,6 @@ pub struct Vm {
     bootargs: String,
     /// The emulated UART, if the VM has one (the console feeds it input).
     pub uart: Option<Arc<Mutex<Pl011>>>,
-    /// Exits since the VM (re)started, by kind.
-    pub exits: crate::trap::ExitStats,
 }
 
 /// All VMs, once built.
@@ -418,6 +418,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
                 .map(|&core| Vcpu {
                     core,
                     sysregs: Mutex::new(SysRegState::reset()),
+                    exits: crate::trap::ExitStats::default(),
                 })
                 .collect(),
             ram: p.ram,
@@ -440,7 +441,6 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             mac: p.cfg.mac,
             bootargs: p.cfg.bootargs.to_string(),
             uart,
-            exits: crate::trap::ExitStats::default(),
             name,
         };
         vm.zero_ram();
@@ -561,6 +561,19 @@ pub fn release_cores() {
 }
 
 impl Vm {
+    /// Its exits since it (re)started, summed over its vCPUs, and per vCPU.
+    pub fn exit_report(&self) -> String {
+        use core::fmt::Write;
+        let mut sum = crate::trap::ExitCounts::default();
+        let mut per = String::new();
+        for (i, c) in self.vcpus.iter().enumerate() {
+            let n = c.exits.snapshot();
+            sum += n;
+            let _ = write!(per, "{}{}", if i == 0 { "" } else { ", " }, n.total());
+        }
+        alloc::format!("{sum}; per vCPU {per}")
+    }
+
     /// Logs a guest-caused event, rate-limited per VM (a flood cannot
     /// drown the console).
     pub fn warn(&self, msg: core::fmt::Arguments<'_>) {

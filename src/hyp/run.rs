@@ -105,11 +105,11 @@ pub fn handle_exit(frame: &mut Frame, slot: u64) {
     match slot % 4 {
         0 => sync_exit(vm, v, core, frame),
         1 | 2 => {
-            vm.exits.record(ExitKind::Irq);
+            vm.vcpus[v].exits.record(ExitKind::Irq);
             irq::handle_irqs(core)
         }
         _ => {
-            vm.exits.record(ExitKind::Other);
+            vm.vcpus[v].exits.record(ExitKind::SError);
             // An SError from the guest's own doing: it gets a virtual
             // SError, the hypervisor carries on.
             guest_log!(
@@ -138,16 +138,16 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
     // Each arm counts its exit (one decode, one check per exit).
     match trap::decode(frame.esr, frame.far, frame.hpfar) {
         Exit::Hvc { .. } => {
-            vm.exits.record(ExitKind::Call);
+            vm.vcpus[v].exits.record(ExitKind::Call);
             hypercall(vm, v, core, frame)
         }
         Exit::Smc { .. } => {
-            vm.exits.record(ExitKind::Call);
+            vm.vcpus[v].exits.record(ExitKind::Call);
             frame.elr += 4; // a trapped SMC leaves ELR at the SMC itself
             hypercall(vm, v, core, frame)
         }
         Exit::Mmio(a) if irq::is_gicd(a.ipa) => {
-            vm.exits.record(ExitKind::Gicd);
+            vm.vcpus[v].exits.record(ExitKind::Gicd);
             let store = a.store_value(&frame.regs);
             let raw = irq::gicd_access(vm, v, &a, store);
             if !a.write {
@@ -156,7 +156,7 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
             frame.elr += 4;
         }
         Exit::Mmio(a) => {
-            vm.exits.record(ExitKind::Mmio);
+            vm.vcpus[v].exits.record(ExitKind::Mmio);
             let store = a.store_value(&frame.regs);
             let r = vm.bus.lock().dispatch(&a, store);
             match r {
@@ -184,7 +184,7 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
             }
         }
         Exit::DataAbort(a) => {
-            vm.exits.record(ExitKind::Fault);
+            vm.vcpus[v].exits.record(ExitKind::Fault);
             let why = if a.s1ptw {
                 "its own page-table walk touched"
             } else if !a.isv {
@@ -208,7 +208,7 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
             );
         }
         Exit::InstrAbort(a) => {
-            vm.exits.record(ExitKind::Fault);
+            vm.vcpus[v].exits.record(ExitKind::Fault);
             guest_log!(
                 vm,
                 "vCPU {v}: instruction fetch from IPA {:#x} (FSC {:#x}); injecting an abort",
@@ -223,7 +223,7 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
             );
         }
         Exit::SysReg(a) => {
-            vm.exits.record(ExitKind::SysReg);
+            vm.vcpus[v].exits.record(ExitKind::SysReg);
             let value = frame.regs.get(a.rt as usize).copied().unwrap_or(0);
             let r = sysreg::emulate(&a, value, &mut vm.vcpus[v].sysregs.lock());
             match r {
@@ -245,11 +245,11 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
             }
         }
         Exit::Wfx { .. } => {
-            vm.exits.record(ExitKind::Other);
+            vm.vcpus[v].exits.record(ExitKind::Wfx);
             frame.elr += 4
         }
         Exit::Other { ec } => {
-            vm.exits.record(ExitKind::Other);
+            vm.vcpus[v].exits.record(ExitKind::Fault);
             guest_log!(
                 vm,
                 "vCPU {v}: exception class {ec:#x} ({}) at PC {:#x}; injecting UNDEFINED",
@@ -291,6 +291,12 @@ fn hypercall(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
         }
         Outcome::SystemOff => system_off(vm, v, core),
         Outcome::SystemReset => system_reset(vm, v, core),
+        Outcome::ExitCount(which) => {
+            let counts = vm.vcpus[v].exits.snapshot();
+            frame.regs[0] = counts
+                .select(which)
+                .unwrap_or(psci::ret::INVALID_PARAMETERS as u64);
+        }
         Outcome::Absent => {
             frame.regs[0] = psci::ret::NOT_SUPPORTED as u64;
             log::debug!(
@@ -327,7 +333,7 @@ fn system_off(vm: &Vm, v: usize, core: usize) -> ! {
                 "VM '{}': SYSTEM_OFF from vCPU {v}: stopped; its cores are idle",
                 vm.name
             );
-            info!("VM '{}': exits since start: {}", vm.name, vm.exits);
+            info!("VM '{}': exits since start: {}", vm.name, vm.exit_report());
         }
     }
     kick_siblings(vm, v);
@@ -368,8 +374,10 @@ fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
         "VM '{}': SYSTEM_RESET from vCPU {v}: reloading (reset {n})",
         vm.name
     );
-    info!("VM '{}': exits since start: {}", vm.name, vm.exits);
-    vm.exits.reset();
+    info!("VM '{}': exits since start: {}", vm.name, vm.exit_report());
+    for c in &vm.vcpus {
+        c.exits.reset();
+    }
     vm.flush_ram();
     vm.load();
     guest::publish_memory();

@@ -184,72 +184,70 @@ fn decode_data_abort(iss: u64, far: u64, hpfar: u64) -> Exit {
 #[cfg(test)]
 mod tests;
 
-/// Why a vCPU left the guest, for the per-VM exit counts.
+/// Why a vCPU left the guest, for the exit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitKind {
     /// A physical interrupt (timer, kick, device, maintenance).
-    Irq,
+    Irq = 0,
     /// An emulated GICD access.
     Gicd,
     /// Another emulated MMIO access (a device model).
     Mmio,
-    /// HVC or SMC (PSCI, SMCCC).
+    /// HVC or SMC (PSCI, SMCCC, pivisor's own calls).
     Call,
     /// A trapped system register or cache operation.
     SysReg,
+    /// A trapped WFI or WFE.
+    Wfx,
     /// A fault answered with an injected abort or UNDEFINED.
     Fault,
-    /// Anything else (WFx, SError).
-    Other,
+    /// An SError from the guest.
+    SError,
 }
 
-/// Exit counts of one VM since it (re)started.
-#[derive(Debug, Default)]
-pub struct ExitStats {
-    counts: [core::sync::atomic::AtomicU64; 7],
-}
+/// How many [`ExitKind`]s there are.
+pub const EXIT_KINDS: usize = 8;
 
-impl ExitStats {
-    const NAMES: [&'static str; 7] = ["irq", "gicd", "mmio", "hvc/smc", "sysreg", "fault", "other"];
+/// Exit counts by kind (a snapshot, or a sum over vCPUs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExitCounts(pub [u64; EXIT_KINDS]);
 
-    fn index(k: ExitKind) -> usize {
-        k as usize
-    }
-
-    /// Counts one exit.
-    pub fn record(&self, k: ExitKind) {
-        self.counts[Self::index(k)].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// The count of one kind.
-    pub fn get(&self, k: ExitKind) -> u64 {
-        self.counts[Self::index(k)].load(core::sync::atomic::Ordering::Relaxed)
-    }
+impl ExitCounts {
+    /// The kinds' names, in [`ExitKind`] order.
+    pub const NAMES: [&'static str; EXIT_KINDS] = [
+        "irq", "gicd", "mmio", "hvc/smc", "sysreg", "wfx", "fault", "serror",
+    ];
 
     /// All exits.
     pub fn total(&self) -> u64 {
-        self.counts
-            .iter()
-            .map(|c| c.load(core::sync::atomic::Ordering::Relaxed))
-            .sum()
+        self.0.iter().sum()
     }
 
-    /// Starts counting again (SYSTEM_RESET).
-    pub fn reset(&self) {
-        for c in &self.counts {
-            c.store(0, core::sync::atomic::Ordering::Relaxed);
+    /// The answer to pivisor's exit-count call for selector `which`: 0
+    /// for all exits, 1 + an [`ExitKind`] for one kind, else None.
+    pub fn select(&self, which: u64) -> Option<u64> {
+        match which {
+            0 => Some(self.total()),
+            k => self.0.get(usize::try_from(k - 1).ok()?).copied(),
         }
     }
 }
 
-impl core::fmt::Display for ExitStats {
+impl core::ops::AddAssign for ExitCounts {
+    fn add_assign(&mut self, o: Self) {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
+        }
+    }
+}
+
+impl core::fmt::Display for ExitCounts {
     /// `N (irq a, gicd b, ...)`, kinds with no exits left out.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{}", self.total())?;
         let mut first = true;
-        for (i, name) in Self::NAMES.iter().enumerate() {
-            let n = self.counts[i].load(core::sync::atomic::Ordering::Relaxed);
-            if n > 0 {
+        for (n, name) in self.0.iter().zip(Self::NAMES) {
+            if *n > 0 {
                 write!(f, "{}{name} {n}", if first { " (" } else { ", " })?;
                 first = false;
             }
@@ -258,5 +256,38 @@ impl core::fmt::Display for ExitStats {
             f.write_str(")")?;
         }
         Ok(())
+    }
+}
+
+/// One vCPU's exit counts since its VM (re)started. Only the vCPU's own
+/// core records (a plain load and store, no atomic read-modify-write on
+/// the exit path); any core may read.
+#[derive(Debug, Default)]
+pub struct ExitStats {
+    counts: [core::sync::atomic::AtomicU64; EXIT_KINDS],
+}
+
+impl ExitStats {
+    /// Counts one exit (on the vCPU's own core).
+    pub fn record(&self, k: ExitKind) {
+        use core::sync::atomic::Ordering::Relaxed;
+        let c = &self.counts[k as usize];
+        c.store(c.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> ExitCounts {
+        let mut out = ExitCounts::default();
+        for (o, c) in out.0.iter_mut().zip(&self.counts) {
+            *o = c.load(core::sync::atomic::Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// Starts counting again (SYSTEM_RESET, with the vCPU stopped).
+    pub fn reset(&self) {
+        for c in &self.counts {
+            c.store(0, core::sync::atomic::Ordering::Relaxed);
+        }
     }
 }

@@ -39,6 +39,11 @@ pub mod fid {
     pub const SYSTEM_RESET: u32 = 0x8400_0009;
     /// PSCI_FEATURES.
     pub const PSCI_FEATURES: u32 = 0x8400_000a;
+    /// pivisor's exit count (a vendor-specific hypervisor service call,
+    /// SMC64): x1 = 0 for all of the calling vCPU's exits since its VM
+    /// started, 1 + a kind for one kind (`trap::ExitKind`); x0 = the
+    /// count, or INVALID_PARAMETERS for another selector.
+    pub const PIVISOR_EXIT_COUNT: u32 = 0xc600_0001;
 }
 
 /// PSCI return codes.
@@ -111,6 +116,8 @@ pub enum Outcome {
     /// Not a function this hypervisor knows: NOT_SUPPORTED in x0, and the
     /// caller logs it (rate-limited).
     Unknown,
+    /// pivisor's exit count for the calling vCPU, selector in x1.
+    ExitCount(u64),
     /// An optional service every Linux probes at boot (SMCCC TRNG, the
     /// vendor-specific hypervisor service UID and its queries): not
     /// offered, NOT_SUPPORTED in x0, nothing worth a warning.
@@ -220,6 +227,7 @@ pub fn call(regs: [u64; 4], me: usize, power: &mut [Power], ram_size: u64) -> Ou
         }
         SYSTEM_OFF => Outcome::SystemOff,
         SYSTEM_RESET => Outcome::SystemReset,
+        PIVISOR_EXIT_COUNT => Outcome::ExitCount(arg(1)),
         f if is_optional_probe(f) => Outcome::Absent,
         _ => Outcome::Unknown,
     }
@@ -234,6 +242,26 @@ mod tests {
 
     fn on(power: &mut [Power], me: usize, target: u64, entry: u64, ctx: u64) -> Outcome {
         call([CPU_ON_64 as u64, target, entry, ctx], me, power, RAM)
+    }
+
+    #[test]
+    fn exit_count_call_passes_its_selector() {
+        let mut p = [Power::On];
+        let f = PIVISOR_EXIT_COUNT as u64;
+        assert_eq!(call([f, 3, 0, 0], 0, &mut p, RAM), Outcome::ExitCount(3));
+        assert_eq!(
+            call([f, u64::MAX, 0, 0], 0, &mut p, RAM),
+            Outcome::ExitCount(u64::MAX)
+        );
+        // Its SMC32 twin and a function id with high bits set are unknown.
+        assert_eq!(
+            call([f & !(1 << 30), 0, 0, 0], 0, &mut p, RAM),
+            Outcome::Unknown
+        );
+        assert_eq!(
+            call([f | 1 << 32, 0, 0, 0], 0, &mut p, RAM),
+            Outcome::Unknown
+        );
     }
 
     #[test]

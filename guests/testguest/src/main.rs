@@ -23,6 +23,7 @@ use core::fmt::Write;
 use hw::*;
 
 global_asm!(include_str!("start.s"));
+global_asm!(include_str!("../../el1-vectors.s"));
 
 /// RAM word that survives SYSTEM_RESET (below the image, not reloaded).
 const RESET_MARK: u64 = 0x7f000;
