@@ -13,7 +13,7 @@ mod run;
 
 pub use firmware::init as firmware_init;
 pub use irq::wait_until;
-pub use run::{handle_exit, run_core};
+pub use run::{fast_exit, handle_exit, run_core};
 
 use crate::arch::{cpu, guest};
 use crate::board::gic400::{Gic, PHYS_TIMER, SGI_KICK, VIRT_TIMER};
@@ -43,7 +43,9 @@ use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use log::{error, info, warn};
 
 /// VM states.
@@ -122,8 +124,10 @@ static VTCR: Once<u64> = Once::new();
 static GIC: Once<Gic> = Once::new();
 /// Each core's GIC CPU interface mask.
 static CPU_IF: [AtomicU8; 4] = [const { AtomicU8::new(0) }; 4];
-/// Each core's (VM, vCPU), packed as vm << 8 | vcpu; usize::MAX = none.
-static ASSIGN: [AtomicUsize; 4] = [const { AtomicUsize::new(usize::MAX) }; 4];
+/// Each core's VM (null: none) and vCPU index, set once before the VMs
+/// start; read on every exit, so a pointer rather than a lookup.
+static ASSIGN_VM: [AtomicPtr<Vm>; 4] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 4];
+static ASSIGN_VCPU: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
 /// Whether each core is inside a guest right now.
 static IN_GUEST: [AtomicBool; 4] = [const { AtomicBool::new(false) }; 4];
 /// Set when the VMs may start.
@@ -532,7 +536,8 @@ pub fn start(online: u32) -> Result<(), String> {
     }
     for vm in vms {
         for (i, v) in vm.vcpus.iter().enumerate() {
-            ASSIGN[v.core].store(vm.index << 8 | i, Ordering::Relaxed);
+            ASSIGN_VCPU[v.core].store(i, Ordering::Relaxed);
+            ASSIGN_VM[v.core].store(vm as *const Vm as *mut Vm, Ordering::Release);
         }
         vm.reset_vgic(); // now that the GIC model is known
         vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
@@ -684,10 +689,9 @@ pub(super) fn hw_spi_owner(intid: u32) -> Option<&'static Vm> {
 
 /// This core's VM and vCPU index.
 pub fn current(core: usize) -> Option<(&'static Vm, usize)> {
-    let a = ASSIGN.get(core)?.load(Ordering::Relaxed);
-    if a == usize::MAX {
-        return None;
-    }
-    let vm = VMS.get()?.get(a >> 8)?;
-    Some((vm, a & 0xff))
+    let vm = ASSIGN_VM.get(core)?.load(Ordering::Acquire);
+    // SAFETY: the pointer is null or points into VMS, which is built once
+    // and never dropped or moved.
+    let vm = unsafe { vm.as_ref() }?;
+    Some((vm, ASSIGN_VCPU[core].load(Ordering::Relaxed)))
 }

@@ -91,7 +91,30 @@ fn leave(core: usize) -> ! {
     run_core(core)
 }
 
-/// Called from the vectors for every exception from EL1/EL0.
+/// The short path, tried first on every exit: an HVC whose answer is a
+/// constant (SMCCC and PSCI versions and features). Returns whether it
+/// handled the exit. Nothing else to do on the way back: a stop or a
+/// list-register refill meanwhile comes with a kick, taken as an
+/// interrupt exit the moment the guest resumes. Inlined into the vectors'
+/// handler, ahead of the full path's larger stack frame.
+#[inline(always)]
+pub fn fast_exit(frame: &mut Frame, slot: u64) -> bool {
+    if slot != 8 || frame.esr >> 26 != trap::ec::HVC64 {
+        return false;
+    }
+    let Some(x) = psci::constant_answer(frame.regs[0], frame.regs[1]) else {
+        return false;
+    };
+    let Some((vm, v)) = current(cpu::core_index()) else {
+        return false;
+    };
+    vm.vcpus[v].exits.record(ExitKind::Call);
+    frame.regs[0] = x;
+    true
+}
+
+/// Called from the vectors for every other exception from EL1/EL0.
+#[inline(never)]
 pub fn handle_exit(frame: &mut Frame, slot: u64) {
     let core = cpu::core_index();
     let Some((vm, v)) = current(core) else {
@@ -264,9 +287,10 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
 /// PSCI and SMCCC over HVC or SMC.
 fn hypercall(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
     let regs = [frame.regs[0], frame.regs[1], frame.regs[2], frame.regs[3]];
-    let outcome = {
-        let mut power = vm.power.lock();
-        psci::call(regs, v, &mut power, vm.ram.size())
+    let outcome = if psci::uses_power_state(regs[0]) {
+        psci::call(regs, v, &mut vm.power.lock(), vm.ram.size())
+    } else {
+        psci::call(regs, v, &mut [], vm.ram.size())
     };
     match outcome {
         Outcome::Return(x) => frame.regs[0] = x,

@@ -301,11 +301,29 @@ impl VgicDist {
     }
 
     /// A bit-per-interrupt register: bank `n` (32 INTIDs from 32*n).
+    /// One bit per INTID of word `n` (INTIDs 32n..32n+31): `f` of each
+    /// interrupt this vCPU sees, 0 for lines the VM does not own. Walks
+    /// the slices directly: a guest reads these words on every interrupt
+    /// setup, and each read is an exit.
     fn bits(&self, vcpu: usize, n: u32, f: impl Fn(&Irq) -> bool) -> u32 {
-        (0..32).fold(0, |acc, b| {
-            let on = self.irq(vcpu, n * 32 + b).is_some_and(&f);
-            acc | ((on as u32) << b)
-        })
+        fn fold(it: impl Iterator<Item = bool>) -> u32 {
+            it.enumerate()
+                .fold(0, |acc, (b, on)| acc | ((on as u32) << b))
+        }
+        if n == 0 {
+            return self.private.get(vcpu).map_or(0, |p| fold(p.iter().map(&f)));
+        }
+        let start = (n as usize - 1) * 32;
+        let end = (start + 32).min(self.shared.len());
+        if start >= end {
+            return 0;
+        }
+        fold(
+            self.shared[start..end]
+                .iter()
+                .zip(&self.owned[start..end])
+                .map(|(i, &own)| own && f(i)),
+        )
     }
 
     fn set_bits(&mut self, vcpu: usize, n: u32, v: u32, f: impl Fn(&mut Irq, u32)) -> Dirty {

@@ -28,7 +28,6 @@
 
 use super::dist::{Slot, VgicDist, MAX_LRS};
 use super::lr::{self, Virq};
-use alloc::vec::Vec;
 
 /// GICH_LR.State values.
 mod state {
@@ -191,17 +190,21 @@ impl VgicDist {
     }
 
     fn fill(&mut self, vcpu: usize, lrs: &mut [u32]) -> bool {
-        let mut cands: Vec<Virq> = (0..32u32)
-            .chain(self.owned_spis())
-            .filter_map(|intid| self.candidate(vcpu, intid))
-            .collect();
-        if cands.is_empty() {
-            return false;
+        let mut free = [0usize; lr::CHOOSE_MAX];
+        let mut nfree = 0;
+        for i in 0..lrs.len() {
+            if self.lrs[vcpu][i].is_none() && nfree < free.len() {
+                free[nfree] = i;
+                nfree += 1;
+            }
         }
-        let free: Vec<usize> = (0..lrs.len())
-            .filter(|&i| self.lrs[vcpu][i].is_none())
-            .collect();
-        let (chosen, waiting) = lr::choose(&mut cands, free.len());
+        let mut chooser = lr::Chooser::new(nfree);
+        for intid in (0..32u32).chain(self.owned_spis()) {
+            if let Some(v) = self.candidate(vcpu, intid) {
+                chooser.offer(v);
+            }
+        }
+        let (chosen, waiting) = chooser.chosen();
         for (&i, v) in free.iter().zip(chosen) {
             let latched = self.consume(vcpu, v);
             self.lrs[vcpu][i] = Some(Slot {

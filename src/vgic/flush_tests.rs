@@ -301,9 +301,12 @@ fn hostile_list_register_contents_and_arguments() {
     assert!(!d.flush(9, &mut lrs));
     let mut many = [0u32; 100];
     pend(&mut d, &(32..48).collect::<Vec<u32>>());
-    assert!(!d.flush(0, &mut many), "64 list registers hold all 16");
+    // One flush fills at most CHOOSE_MAX (8) list registers and asks for
+    // an underflow refill for the rest (which come in as the guest
+    // acknowledges these); never beyond the 64 GICv2 has.
+    assert!(d.flush(0, &mut many), "16 pending, 8 placed per refill");
     assert_eq!(many[64..], [0; 36]);
-    assert_eq!(many.iter().filter(|&&l| l != 0).count(), 16);
+    assert_eq!(many.iter().filter(|&&l| l != 0).count(), 8);
     assert!(!d.flush(0, &mut []), "no list registers: nothing to do");
 }
 

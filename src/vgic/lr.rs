@@ -81,15 +81,65 @@ pub fn decode(lr: u32) -> (u32, u32) {
     (r.read(GICH_LR::VIRTUAL_ID), r.read(GICH_LR::STATE))
 }
 
-/// Chooses what goes into `slots` list registers: the highest-priority
-/// candidates (lower value first, then lower INTID, for a stable order).
-/// Returns the chosen ones (at most `slots`) and whether some had to wait,
-/// in which case the caller enables the underflow maintenance interrupt
-/// to refill when list registers free up.
-pub fn choose(candidates: &mut [Virq], slots: usize) -> (&[Virq], bool) {
-    candidates.sort_by_key(|v| (v.priority, v.intid, v.source));
-    let n = candidates.len().min(slots);
-    (&candidates[..n], candidates.len() > slots)
+/// The most list registers filled in one go (a GIC-400 has 4; with more,
+/// the rest fill on the next refill).
+pub const CHOOSE_MAX: usize = 8;
+
+/// Chooses what goes into `slots` list registers as candidates are
+/// offered: the highest-priority ones (lower value first, then lower
+/// INTID, then source, for a stable order), kept inline so that the exit
+/// path allocates nothing. Reports whether some had to wait, in which case
+/// the caller enables the underflow maintenance interrupt to refill when
+/// list registers free up.
+pub struct Chooser {
+    best: [Virq; CHOOSE_MAX],
+    len: usize,
+    slots: usize,
+    waiting: bool,
+}
+
+impl Chooser {
+    /// Room for `slots` (at most [`CHOOSE_MAX`]).
+    pub fn new(slots: usize) -> Self {
+        const NONE: Virq = Virq {
+            intid: 0,
+            priority: 0,
+            group1: false,
+            hw: None,
+            source: 0,
+            eoi_maintenance: false,
+        };
+        Self {
+            best: [NONE; CHOOSE_MAX],
+            len: 0,
+            slots: slots.min(CHOOSE_MAX),
+            waiting: false,
+        }
+    }
+
+    /// Offers one candidate.
+    pub fn offer(&mut self, v: Virq) {
+        let key = |v: &Virq| (v.priority, v.intid, v.source);
+        let pos = self.best[..self.len]
+            .iter()
+            .position(|b| key(&v) < key(b))
+            .unwrap_or(self.len);
+        if self.len == self.slots {
+            self.waiting = true;
+            if pos == self.len {
+                return; // worse than everything kept (or no room at all)
+            }
+            self.len -= 1; // the worst makes way
+        }
+        self.best.copy_within(pos..self.len, pos + 1);
+        self.best[pos] = v;
+        self.len += 1;
+    }
+
+    /// The chosen ones, best first, and whether some had to wait.
+    pub fn chosen(&self) -> (&[Virq], bool) {
+        (&self.best[..self.len], self.waiting)
+    }
 }
 
 #[cfg(test)]
@@ -145,25 +195,48 @@ mod tests {
 
     #[test]
     fn highest_priority_first_and_overflow_is_reported() {
-        let mut c: Vec<Virq> = [
+        let offer = |ids: &[(u32, u8)], slots| {
+            let mut c = Chooser::new(slots);
+            for &(i, p) in ids {
+                c.offer(virq(i, p));
+            }
+            let (chosen, waiting) = c.chosen();
+            (chosen.iter().map(|v| v.intid).collect::<Vec<_>>(), waiting)
+        };
+        let all = [
             (50, 0xa0),
             (27, 0x00),
             (33, 0xa0),
             (1, 0x80),
             (153, 0xf0),
             (40, 0x10),
-        ]
-        .iter()
-        .map(|&(i, p)| virq(i, p))
-        .collect();
-        let (chosen, waiting) = choose(&mut c, 4);
-        let ids: Vec<u32> = chosen.iter().map(|v| v.intid).collect();
-        assert_eq!(ids, [27, 40, 1, 33]);
-        assert!(waiting, "two wait for a refill");
-        let (rest, waiting) = choose(&mut c[4..], 4);
-        assert_eq!(rest.iter().map(|v| v.intid).collect::<Vec<_>>(), [50, 153]);
-        assert!(!waiting);
-        let (none, waiting) = choose(&mut [], 4);
-        assert!(none.is_empty() && !waiting);
+        ];
+        assert_eq!(
+            offer(&all, 4),
+            (vec![27, 40, 1, 33], true),
+            "two wait for a refill"
+        );
+        assert_eq!(offer(&[(50, 0xa0), (153, 0xf0)], 4), (vec![50, 153], false));
+        assert_eq!(offer(&[], 4), (vec![], false));
+        // No free list register: everything waits.
+        assert_eq!(offer(&all, 0), (vec![], true));
+        // More list registers than one refill fills: CHOOSE_MAX at a time.
+        let many: Vec<(u32, u8)> = (32..32 + 2 * CHOOSE_MAX as u32)
+            .rev()
+            .map(|i| (i, 0xa0))
+            .collect();
+        let (ids, waiting) = offer(&many, 64);
+        assert_eq!(ids, (32..32 + CHOOSE_MAX as u32).collect::<Vec<_>>());
+        assert!(waiting);
+        // The same order as sorting the whole set, whatever the offer order.
+        let mut sorted = all.to_vec();
+        sorted.sort_by_key(|&(i, p)| (p, i));
+        for k in 0..=all.len() {
+            let mut rev = all.to_vec();
+            rev.reverse();
+            let want: Vec<u32> = sorted.iter().take(k).map(|&(i, _)| i).collect();
+            assert_eq!(offer(&rev, k).0, want);
+            assert_eq!(offer(&all, k).0, want);
+        }
     }
 }

@@ -124,6 +124,33 @@ pub enum Outcome {
     Absent,
 }
 
+/// Whether function `x0` reads or changes the vCPUs' power states (the
+/// others are answered without taking the power-state lock).
+pub fn uses_power_state(x0: u64) -> bool {
+    // CPU_OFF, CPU_ON and AFFINITY_INFO are 0x8400_0002..=4 and their
+    // SMC64 twins (bit 30); a range check, as this runs on every call.
+    x0 >> 32 == 0 && (x0 as u32 & !(1 << 30)).wrapping_sub(fid::CPU_OFF) < 3
+}
+
+/// The answer to a call that depends on its arguments alone (versions,
+/// features, migration type), or None for every other call. The exit
+/// path answers these on a short path: no decode, no locks, no VM state.
+pub fn constant_answer(x0: u64, x1: u64) -> Option<u64> {
+    use fid::*;
+    if x0 >> 32 != 0 {
+        return None;
+    }
+    match x0 as u32 {
+        SMCCC_VERSION | SMCCC_ARCH_FEATURES | PSCI_VERSION | PSCI_FEATURES | MIGRATE_INFO_TYPE => {
+            match call([x0, x1, 0, 0], 0, &mut [], 0) {
+                Outcome::Return(x) => Some(x),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Whether `f` is an optional SMCCC service a guest merely probes for.
 pub fn is_optional_probe(f: u32) -> bool {
     matches!(f, 0x8400_0050..=0x8400_0053 | 0xc400_0050..=0xc400_0053 | 0x8600_ff00..=0x8600_ff03)
@@ -242,6 +269,77 @@ mod tests {
 
     fn on(power: &mut [Power], me: usize, target: u64, entry: u64, ctx: u64) -> Outcome {
         call([CPU_ON_64 as u64, target, entry, ctx], me, power, RAM)
+    }
+
+    #[test]
+    fn calls_without_power_state_need_no_power_vector() {
+        // The exit path answers these without the power-state lock, with
+        // an empty vector: they must give the same answer as with one.
+        for f in [
+            SMCCC_VERSION,
+            SMCCC_ARCH_FEATURES,
+            PSCI_VERSION,
+            PSCI_FEATURES,
+            MIGRATE_INFO_TYPE,
+            CPU_SUSPEND_64,
+            SYSTEM_OFF,
+            SYSTEM_RESET,
+            PIVISOR_EXIT_COUNT,
+            0x8600_ff01,
+            0xdead_beef,
+        ] {
+            assert!(!uses_power_state(f as u64), "{f:#x}");
+            let regs = [f as u64, 1, 0x8_0000, 0];
+            let mut p = [Power::On, Power::Off];
+            assert_eq!(
+                call(regs, 0, &mut [], RAM),
+                call(regs, 0, &mut p, RAM),
+                "{f:#x}"
+            );
+        }
+        for f in [
+            CPU_OFF,
+            CPU_ON_32,
+            CPU_ON_64,
+            AFFINITY_INFO_32,
+            AFFINITY_INFO_64,
+        ] {
+            assert!(uses_power_state(f as u64));
+            assert!(!uses_power_state(f as u64 | 1 << 32));
+        }
+    }
+
+    #[test]
+    fn constant_answers_are_the_full_calls_answers() {
+        let mut p = [Power::On, Power::Off];
+        let fids = [
+            SMCCC_VERSION,
+            SMCCC_ARCH_FEATURES,
+            PSCI_VERSION,
+            PSCI_FEATURES,
+            MIGRATE_INFO_TYPE,
+        ];
+        for f in fids {
+            for x1 in [0, 1, SMCCC_VERSION as u64, CPU_ON_64 as u64, u64::MAX] {
+                let Outcome::Return(full) = call([f as u64, x1, 0, 0], 0, &mut p, RAM) else {
+                    panic!("{f:#x} returns a value");
+                };
+                assert_eq!(constant_answer(f as u64, x1), Some(full), "{f:#x}({x1:#x})");
+            }
+        }
+        // Anything with state or side effects takes the full path.
+        for f in [
+            CPU_ON_64,
+            CPU_OFF,
+            CPU_SUSPEND_64,
+            SYSTEM_OFF,
+            SYSTEM_RESET,
+            PIVISOR_EXIT_COUNT,
+            0x8600_ff01,
+        ] {
+            assert_eq!(constant_answer(f as u64, 0), None, "{f:#x}");
+        }
+        assert_eq!(constant_answer(SMCCC_VERSION as u64 | 1 << 32, 0), None);
     }
 
     #[test]

@@ -13,7 +13,10 @@ global_asm!(include_str!("vectors.s"));
 extern "C" fn handle_exception(frame: &mut Frame, slot: u64) {
     if slot >= 8 {
         // From a guest (EL1/EL0): trap-and-emulate.
-        return crate::hyp::handle_exit(frame, slot);
+        if !crate::hyp::fast_exit(frame, slot) {
+            crate::hyp::handle_exit(frame, slot);
+        }
+        return;
     }
     let snap = Snapshot {
         frame: *frame,
