@@ -98,8 +98,8 @@ $(LINUX_DIR)/VERSION: tools/fetch-linux.sh tools/debfetch.sh | setup
 	@touch $@
 # The guests' own programs: static aarch64-linux-musl, linked with rust-lld.
 PROGS_DIR := guests/progs
-PROGS     := $(PROGS_DIR)/target/aarch64-unknown-linux-musl/release/pv-selfcheck
-$(PROGS): FORCE setup
+PROGS     := $(addprefix $(PROGS_DIR)/target/aarch64-unknown-linux-musl/release/,pv-selfcheck pv-bench)
+$(PROGS) &: FORCE setup
 	cd $(PROGS_DIR) && RUSTFLAGS="-C linker=rust-lld -C target-feature=+crt-static" \
 	  cargo build --release --target aarch64-unknown-linux-musl
 $(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS)

@@ -53,6 +53,42 @@ pub fn firmware_attached(line: &str) -> Option<&str> {
     Some(line[at + "Attached to firmware from ".len()..].trim())
 }
 
+/// Summary of timing samples (nanoseconds): mean, median, 99th
+/// percentile (nearest rank), maximum. None for no samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub n: usize,
+    pub mean: u64,
+    pub median: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// Summarises `samples` (reordered in place).
+pub fn summarize(samples: &mut [u64]) -> Option<Summary> {
+    let n = samples.len();
+    if n == 0 {
+        return None;
+    }
+    samples.sort_unstable();
+    let sum: u128 = samples.iter().map(|&x| x as u128).sum();
+    let rank = |pct: usize| samples[(n * pct).div_ceil(100).clamp(1, n) - 1];
+    Some(Summary {
+        n,
+        mean: (sum / n as u128) as u64,
+        median: samples[(n - 1) / 2],
+        p99: rank(99),
+        max: samples[n - 1],
+    })
+}
+
+/// `total` nanoseconds over `ops` operations, with three decimals, as a
+/// `BENCH` line prints it.
+pub fn per_op(total_ns: u128, ops: u64) -> String {
+    let milli = total_ns * 1000 / ops.max(1) as u128;
+    format!("{}.{:03}", milli / 1000, milli % 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +136,26 @@ Err:          0
         assert_eq!(firmware_attached("something else"), None);
         // Device records carry dictionary lines after the message.
         let rec = "6,340,783477,-;raspberrypi-firmware soc:firmware: Attached to firmware from 1970-01-05T00:12:17\n SUBSYSTEM=platform\n DEVICE=+platform:soc:firmware\n";
-        assert_eq!(firmware_attached(kmsg_text(rec)), Some("1970-01-05T00:12:17"));
+        assert_eq!(
+            firmware_attached(kmsg_text(rec)),
+            Some("1970-01-05T00:12:17")
+        );
+    }
+
+    #[test]
+    fn summaries_and_per_op() {
+        assert_eq!(summarize(&mut []), None);
+        let mut one = [7];
+        let s = summarize(&mut one).unwrap();
+        assert_eq!((s.n, s.mean, s.median, s.p99, s.max), (1, 7, 7, 7, 7));
+        let mut v: Vec<u64> = (1..=200).rev().collect();
+        let s = summarize(&mut v).unwrap();
+        assert_eq!((s.mean, s.median, s.p99, s.max), (100, 100, 198, 200));
+        // Huge samples do not overflow the mean.
+        let mut big = [u64::MAX, u64::MAX];
+        assert_eq!(summarize(&mut big).unwrap().mean, u64::MAX);
+        assert_eq!(per_op(1000, 3), "333.333");
+        assert_eq!(per_op(5, 0), "5.000", "no operations: the total");
+        assert_eq!(per_op(u128::from(u64::MAX), 1), format!("{}.000", u64::MAX));
     }
 }
