@@ -171,16 +171,19 @@ clippy: setup
 	cargo clippy --release --target $(TARGET) -- -D warnings
 	cargo clippy --workspace --all-targets -- -D warnings
 	cd $(GUEST_DIR) && RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo clippy --release --target $(TARGET) -- -D warnings
+	cd $(BENCH_DIR) && RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo clippy --release --target $(TARGET) -- -D warnings
 	cd $(PROGS_DIR) && cargo clippy --all-targets -- -D warnings
 
 fmt:
 	cargo fmt --all
 	cd $(GUEST_DIR) && cargo fmt
+	cd $(BENCH_DIR) && cargo fmt
 	cd $(PROGS_DIR) && cargo fmt
 
 clean:
 	cargo clean
 	cd $(GUEST_DIR) && cargo clean
+	cd $(BENCH_DIR) && cargo clean
 	cd $(PROGS_DIR) && cargo clean
 	rm -rf $(BUILD)
 

@@ -1,5 +1,6 @@
 //! Device models: pure state machines behind [`crate::trap::mmio::MmioDevice`].
 
+pub mod exitctr;
 pub mod mailbox;
 pub mod pl011;
 pub mod testdev;

@@ -17,6 +17,7 @@ pub use run::{fast_exit, handle_exit, run_core};
 
 use crate::arch::{cpu, guest};
 use crate::board::gic400::{Gic, PHYS_TIMER, SGI_KICK, VIRT_TIMER};
+use crate::devices::exitctr::{self, ExitCounters};
 use crate::devices::mailbox::property::Policy;
 use crate::devices::mailbox::{self, Mailbox};
 use crate::devices::pl011::{self, Pl011};
@@ -34,8 +35,8 @@ use crate::vgic::dist::VgicDist;
 use crate::vm::bundle::Bundle;
 use crate::vm::config::{self, Device, VmConfig};
 use crate::vm::fdt::{
-    self, VmTree, GICC_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA, TESTDEV_SIZE, UART_INTID,
-    UART_IPA,
+    self, VmTree, EXITCTR_IPA, GICC_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA, TESTDEV_SIZE,
+    UART_INTID, UART_IPA,
 };
 use crate::vm::image::{self, LoadPlan};
 use crate::vm::psci::Power;
@@ -372,6 +373,24 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
                         }),
                     );
                     bus.register(TESTDEV_IPA, TESTDEV_SIZE, Box::new(dev));
+                }
+                Device::Counters => {
+                    let dev = ExitCounters::new(
+                        p.cfg.cores.len(),
+                        Box::new(move |vcpu, which| {
+                            let Some(vm) = VMS.get().and_then(|v| v.get(index)) else {
+                                return 0;
+                            };
+                            let mut sum = crate::trap::ExitCounts::default();
+                            for (i, c) in vm.vcpus.iter().enumerate() {
+                                if vcpu.is_none_or(|v| v == i) {
+                                    sum += c.exits.snapshot();
+                                }
+                            }
+                            sum.select(which).unwrap_or(0)
+                        }),
+                    );
+                    bus.register(EXITCTR_IPA, exitctr::SIZE, Box::new(dev));
                 }
                 Device::Mailbox => {
                     spis.push(MAILBOX_INTID);

@@ -12,7 +12,8 @@
 //! bootargs = console=ttyAMA0 earlycon
 //! devices  = testdev        # devices the VM owns or sees emulated:
 //!                           # testdev, mailbox, uart (emulated PL011),
-//!                           # pl011 (the real one, passed through)
+//!                           # pl011 (the real one, passed through),
+//!                           # counters (the exit-counter page)
 //! dtb-extra = extra.dtb     # optional: nodes added to the VM's tree
 //! mailbox  = info clocks    # firmware property tag groups (default:
 //!                           # info clocks sensors gpio; see
@@ -54,15 +55,18 @@ pub enum Device {
     /// hardware-linked). One VM at most; UART2-5 share its page and
     /// interrupt and go with it.
     Pl011,
+    /// The exit-counter page (read-only; for benchmarks).
+    Counters,
 }
 
 impl Device {
     /// Every device, with its configuration name.
-    pub const ALL: [(&'static str, Device); 4] = [
+    pub const ALL: [(&'static str, Device); 5] = [
         ("testdev", Device::TestDev),
         ("mailbox", Device::Mailbox),
         ("uart", Device::Uart),
         ("pl011", Device::Pl011),
+        ("counters", Device::Counters),
     ];
 
     /// The configuration name.

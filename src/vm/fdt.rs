@@ -100,6 +100,8 @@ pub const GICC_IPA: u64 = 0xff84_2000;
 pub const TESTDEV_IPA: u64 = 0xfc00_0000;
 /// The pivisor test device's size.
 pub const TESTDEV_SIZE: u64 = 0x1000;
+/// The exit-counter page's IPA (its size: devices::exitctr::SIZE).
+pub const EXITCTR_IPA: u64 = 0xfc00_1000;
 /// GIC interrupt specifier: SPI.
 const GIC_SPI: u32 = 0;
 /// IRQ_TYPE_LEVEL_HIGH.
@@ -341,6 +343,12 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
     for d in t.devices {
         match d {
             Device::Mailbox | Device::Uart | Device::Pl011 => {}
+            Device::Counters => {
+                w.begin_node(&format!("pivisor-exit-counters@{EXITCTR_IPA:x}"))?;
+                w.property_string("compatible", "pivisor,exit-counters")?;
+                w.property_cells("reg", &reg(EXITCTR_IPA, crate::devices::exitctr::SIZE))?;
+                w.end_node()?;
+            }
             Device::TestDev => {
                 w.begin_node(&format!("pivisor-test@{TESTDEV_IPA:x}"))?;
                 w.property_string("compatible", "pivisor,test-device")?;

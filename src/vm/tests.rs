@@ -355,6 +355,20 @@ fn vm_device_tree_decompiles_and_describes_the_vm() {
     let s = dtc(&fdt::build(&bare).unwrap());
     assert!(!s.contains("pivisor-test") && !s.contains("initrd"), "{s}");
     assert!(!s.contains("soc {") && !s.contains("mailbox"), "{s}");
+    assert!(!s.contains("exit-counters"), "{s}");
+    // The exit-counter page, when configured.
+    let ctr = VmTree {
+        devices: &[Device::Counters],
+        ..bare
+    };
+    let s = dtc(&fdt::build(&ctr).unwrap());
+    for want in [
+        "pivisor-exit-counters@fc001000 {",
+        "compatible = \"pivisor,exit-counters\";",
+        "reg = <0x00 0xfc001000 0x00 0x1000>;",
+    ] {
+        assert!(s.contains(want), "missing {want:?} in\n{s}");
+    }
     // The mailbox sits on a Pi 4-like /soc bus with its DMA window.
     let mb = VmTree {
         devices: &[Device::Mailbox],

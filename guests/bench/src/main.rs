@@ -218,7 +218,9 @@ impl Fixed {
     /// `ticks` of the counter, as nanoseconds per operation.
     fn ns(ticks: u64, ops: u64) -> Self {
         let f = freq().max(1) as u128;
-        Self(Some((ticks as u128 * 1_000_000_000_000 / f / ops.max(1) as u128) as u64))
+        Self(Some(
+            (ticks as u128 * 1_000_000_000_000 / f / ops.max(1) as u128) as u64,
+        ))
     }
 }
 
@@ -277,9 +279,10 @@ fn b3_eoi() {
     // Each round trip's SGIR write is one exit; whatever else exits is
     // the interrupt's delivery and EOI.
     let exits = match (e.0, exits()) {
-        (Some(a), Some(b)) => {
-            Fixed::ratio(b.saturating_sub(a + 1).saturating_sub(SAMPLES as u64), SAMPLES as u64)
-        }
+        (Some(a), Some(b)) => Fixed::ratio(
+            b.saturating_sub(a + 1).saturating_sub(SAMPLES as u64),
+            SAMPLES as u64,
+        ),
         _ => Fixed::NA,
     };
     println!(
@@ -361,7 +364,10 @@ fn gic_cpu_init() {
     for i in 0..8 {
         w32(GICD + 0x400 + 4 * i, 0xa0a0_a0a0); // IPRIORITYR0-7
     }
-    w32(GICD + 0x100, (1 << SGI_SELF) | (1 << SGI_PING) | (1 << SGI_PONG) | (1 << VTIMER));
+    w32(
+        GICD + 0x100,
+        (1 << SGI_SELF) | (1 << SGI_PING) | (1 << SGI_PONG) | (1 << VTIMER),
+    );
     w32(GICC + 0x4, 0xf0); // PMR
     w32(GICC, 1); // CTLR: EnableGrp0
     IFACE[core_id()].store(r32(GICD + 0x800) as u8, Ordering::Release);
@@ -412,11 +418,17 @@ extern "C" fn bench_main(_dtb: u64, native: u64) -> ! {
     );
     start_secondaries(native);
     loop_bench("B1", "null_hypercall", || timed_loop!("hvc #0", 0u64));
-    loop_bench("B2r", "gicd_read", || timed_loop!("ldr w9, [x10]", GICD + 0x100));
-    loop_bench("B2w", "gicd_sgir_write", || timed_loop!("str w9, [x10]", GICD + 0xf00));
+    loop_bench("B2r", "gicd_read", || {
+        timed_loop!("ldr w9, [x10]", GICD + 0x100)
+    });
+    loop_bench("B2w", "gicd_sgir_write", || {
+        timed_loop!("str w9, [x10]", GICD + 0xf00)
+    });
     b3_eoi();
     b4_timer();
-    loop_bench("B5", "mailbox_status_read", || timed_loop!("ldr w9, [x10]", MAIL0_STATUS));
+    loop_bench("B5", "mailbox_status_read", || {
+        timed_loop!("ldr w9, [x10]", MAIL0_STATUS)
+    });
     b6_pingpong();
     println!("BENCH done");
     if !native {
@@ -463,7 +475,10 @@ extern "C" fn exception(kind: u64) {
             TIMER_AT.store(now, Ordering::Release);
         }
         SGI_PING => {
-            w32(GICD + 0xf00, (u32::from(IFACE[0].load(Ordering::Acquire)) << 16) | SGI_PONG);
+            w32(
+                GICD + 0xf00,
+                (u32::from(IFACE[0].load(Ordering::Acquire)) << 16) | SGI_PONG,
+            );
         }
         SGI_PONG => {
             PONGS.fetch_add(1, Ordering::AcqRel);

@@ -53,6 +53,20 @@ pub fn firmware_attached(line: &str) -> Option<&str> {
     Some(line[at + "Attached to firmware from ".len()..].trim())
 }
 
+/// The physical address in a device-tree `reg` property (two address
+/// cells and two size cells, big-endian, as the root of pivisor's VM tree
+/// has): the first region's base, if the property holds one.
+pub fn reg_base(prop: &[u8]) -> Option<u64> {
+    let cells: Vec<u32> = prop
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if cells.len() < 4 {
+        return None;
+    }
+    Some((u64::from(cells[0]) << 32) | u64::from(cells[1]))
+}
+
 /// Summary of timing samples (nanoseconds): mean, median, 99th
 /// percentile (nearest rank), maximum. None for no samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,5 +171,16 @@ Err:          0
         assert_eq!(per_op(1000, 3), "333.333");
         assert_eq!(per_op(5, 0), "5.000", "no operations: the total");
         assert_eq!(per_op(u128::from(u64::MAX), 1), format!("{}.000", u64::MAX));
+    }
+
+    #[test]
+    fn reg_property_base() {
+        let reg = [0, 0, 0, 0, 0xfc, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x10, 0];
+        assert_eq!(reg_base(&reg), Some(0xfc00_1000));
+        let high = [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0];
+        assert_eq!(reg_base(&high), Some(1 << 32));
+        assert_eq!(reg_base(&reg[..12]), None, "no size cells");
+        assert_eq!(reg_base(&[]), None);
+        assert_eq!(reg_base(&reg[..15]), None, "a torn cell is not a cell");
     }
 }

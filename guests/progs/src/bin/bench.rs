@@ -14,13 +14,20 @@
 //! - M6 pipe_pingpong: one byte back and forth through two pipes between
 //!   threads pinned to CPUs 0 and 1 (wake-ups, IPIs).
 //!
+//! With pivisor's exit-counter page in the VM (`devices = counters`, read
+//! through /dev/mem), each line also says how many exits the VM took during
+//! the benchmark (`exits=`; `na` without the page: natively, or under a
+//! hypervisor without it).
+//!
 //! Times come from CLOCK_MONOTONIC; under QEMU's `-icount shift=0` one
 //! nanosecond is one guest instruction (all cores share the clock, so the
 //! other CPUs must be idle for a clean figure). `pv-bench NAME...` runs a
 //! subset (by id or name).
 
-use pivisor_progs::{per_op, summarize};
+use pivisor_progs::{per_op, reg_base, summarize};
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 const CPU_LOOP: u64 = 20_000_000;
@@ -30,11 +37,74 @@ const SYSCALLS: u64 = 100_000;
 const SLEEPS: usize = 100;
 const PINGPONGS: u64 = 10_000;
 
+/// The exit-counter page's register with all of the VM's exits.
+const VM_EXITS: usize = 0x100;
+
+/// pivisor's exit-counter page, mapped from /dev/mem.
+struct Counters(*const u64);
+
+impl Counters {
+    /// Finds the page in the device tree and maps it, if there is one.
+    fn open() -> Option<Self> {
+        let dir = std::fs::read_dir("/proc/device-tree").ok()?;
+        let node = dir.flatten().find(|e| {
+            std::fs::read(e.path().join("compatible"))
+                .is_ok_and(|c| c.starts_with(b"pivisor,exit-counters"))
+        })?;
+        let base = reg_base(&std::fs::read(node.path().join("reg")).ok()?)?;
+        let mem = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_SYNC)
+            .open("/dev/mem")
+            .ok()?;
+        // SAFETY: a fresh shared read-only mapping of one page of device
+        // memory; the pointer is only used for aligned volatile loads.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                mem.as_raw_fd(),
+                base as libc::off_t,
+            )
+        };
+        (p != libc::MAP_FAILED).then_some(Self(p as *const u64))
+    }
+
+    /// The VM's exits so far (this read included).
+    fn vm_exits(&self) -> u64 {
+        // SAFETY: within the mapped page, 8-byte aligned.
+        unsafe { self.0.add(VM_EXITS / 8).read_volatile() }
+    }
+}
+
+/// One benchmark, given the counters if the VM has them.
+type Bench = fn(Option<&Counters>);
+
+/// Exit counting around one benchmark.
+struct Span<'a>(Option<(&'a Counters, u64)>);
+
+impl<'a> Span<'a> {
+    fn start(c: Option<&'a Counters>) -> Self {
+        Self(c.map(|c| (c, c.vm_exits())))
+    }
+
+    /// `exits=N` for the span, without the closing read itself.
+    fn exits(&self) -> String {
+        match self.0 {
+            Some((c, before)) => format!("exits={}", c.vm_exits().saturating_sub(before + 1)),
+            None => "exits=na".into(),
+        }
+    }
+}
+
 fn ns(d: Duration) -> u128 {
     d.as_nanos()
 }
 
-fn cpu_loop() {
+fn cpu_loop(c: Option<&Counters>) {
+    let span = Span::start(c);
     let t = Instant::now();
     let mut x: u64 = 1;
     for i in 0..CPU_LOOP {
@@ -44,12 +114,13 @@ fn cpu_loop() {
     std::hint::black_box(x);
     let d = t.elapsed();
     println!(
-        "BENCH M1 cpu_loop n={CPU_LOOP} ns={}",
-        per_op(ns(d), CPU_LOOP)
+        "BENCH M1 cpu_loop n={CPU_LOOP} ns={} {}",
+        per_op(ns(d), CPU_LOOP),
+        span.exits()
     );
 }
 
-fn memory() {
+fn memory(c: Option<&Counters>) {
     let pages = (MEM_BYTES / PAGE) as u64;
     // A fresh anonymous mapping: every page is untouched.
     let mut buf: Vec<u8> = Vec::with_capacity(MEM_BYTES);
@@ -63,16 +134,20 @@ fn memory() {
         }
         t.elapsed()
     };
+    let span = Span::start(c);
     let first = touch();
+    let first_exits = span.exits();
+    let span = Span::start(c);
     let again = touch();
+    let again_exits = span.exits();
     println!(
-        "BENCH M2 mem_first_touch mib={} ns={} ns_per_page={}",
+        "BENCH M2 mem_first_touch mib={} ns={} ns_per_page={} {first_exits}",
         MEM_BYTES >> 20,
         ns(first),
         per_op(ns(first), pages)
     );
     println!(
-        "BENCH M3 mem_retouch mib={} ns={} ns_per_page={}",
+        "BENCH M3 mem_retouch mib={} ns={} ns_per_page={} {again_exits}",
         MEM_BYTES >> 20,
         ns(again),
         per_op(ns(again), pages)
@@ -80,7 +155,8 @@ fn memory() {
     drop(buf);
 }
 
-fn syscalls() {
+fn syscalls(c: Option<&Counters>) {
+    let span = Span::start(c);
     let t = Instant::now();
     for _ in 0..SYSCALLS {
         // getppid(2) every time: std does not cache it.
@@ -88,13 +164,15 @@ fn syscalls() {
     }
     let d = t.elapsed();
     println!(
-        "BENCH M4 getppid n={SYSCALLS} ns={}",
-        per_op(ns(d), SYSCALLS)
+        "BENCH M4 getppid n={SYSCALLS} ns={} {}",
+        per_op(ns(d), SYSCALLS),
+        span.exits()
     );
 }
 
-fn sleeps() {
+fn sleeps(c: Option<&Counters>) {
     let want = Duration::from_millis(1);
+    let span = Span::start(c);
     let mut late: Vec<u64> = (0..SLEEPS)
         .map(|_| {
             let t = Instant::now();
@@ -102,9 +180,10 @@ fn sleeps() {
             t.elapsed().saturating_sub(want).as_nanos() as u64
         })
         .collect();
+    let exits = span.exits();
     match summarize(&mut late) {
         Some(s) => println!(
-            "BENCH M5 sleep_1ms n={} overshoot_mean_ns={} median_ns={} p99_ns={} max_ns={}",
+            "BENCH M5 sleep_1ms n={} overshoot_mean_ns={} median_ns={} p99_ns={} max_ns={} {exits}",
             s.n, s.mean, s.median, s.p99, s.max
         ),
         None => println!("BENCH M5 sleep_1ms error=no-samples"),
@@ -121,7 +200,7 @@ fn pin(cpu: usize) -> bool {
     }
 }
 
-fn pingpong() {
+fn pingpong(c: Option<&Counters>) {
     // Two pipes: ping (a -> b) and pong (b -> a).
     let pipes = std::io::pipe().and_then(|p| Ok((p, std::io::pipe()?)));
     let ((mut ping_r, mut ping_w), (mut pong_r, mut pong_w)) = match pipes {
@@ -143,6 +222,7 @@ fn pingpong() {
     });
     let pinned = pin(0);
     let mut byte = [7u8];
+    let span = Span::start(c);
     let t = Instant::now();
     let mut done = 0;
     for _ in 0..PINGPONGS {
@@ -152,9 +232,10 @@ fn pingpong() {
         done += 1;
     }
     let d = t.elapsed();
+    let exits = span.exits();
     let echo_pinned = echo.join().unwrap_or(false);
     println!(
-        "BENCH M6 pipe_pingpong n={done} ns={} pinned={}",
+        "BENCH M6 pipe_pingpong n={done} ns={} pinned={} {exits}",
         per_op(ns(d), done.max(1)),
         if pinned && echo_pinned { "0,1" } else { "no" }
     );
@@ -162,7 +243,12 @@ fn pingpong() {
 
 fn main() {
     let want: Vec<String> = std::env::args().skip(1).collect();
-    let all: [(&str, &str, fn()); 5] = [
+    let counters = Counters::open();
+    println!(
+        "BENCH start exit_counters={}",
+        if counters.is_some() { "yes" } else { "no" }
+    );
+    let all: [(&str, &str, Bench); 5] = [
         ("M1", "cpu_loop", cpu_loop),
         ("M2", "memory", memory),
         ("M4", "getppid", syscalls),
@@ -171,7 +257,7 @@ fn main() {
     ];
     for (id, name, run) in all {
         if want.is_empty() || want.iter().any(|w| w == id || w == name) {
-            run();
+            run(counters.as_ref());
         }
     }
     println!("BENCH done");
