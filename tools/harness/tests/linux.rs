@@ -47,7 +47,8 @@ fn debian_linux_boots_smp_to_an_interactive_shell() {
             r"LINUX ready",
             b"cat /proc/interrupts; echo TYPED-$((6*7))\r",
         )
-        .type_after(r"(?m)^TYPED-42", b"reboot -f\r")
+        .type_after(r"(?m)^TYPED-42", b"pv-bench M4\r")
+        .type_after(r"(?m)^BENCH done", b"reboot -f\r")
         .type_after(
             r"(?s)reboot: Restarting system.*LINUX ready",
             b"poweroff -f\r",
@@ -56,6 +57,10 @@ fn debian_linux_boots_smp_to_an_interactive_shell() {
     o.reject(r"Kernel panic|Oops|BUG:|WARNING:");
     o.reject_aux(r"ERROR|FAULT|PANIC|parked");
     o.expect_aux(r"console: hypervisor log on the mini UART; the PL011 is VM 'linux''s");
+    // pv-bench finds the exit-counter page and counts the exits of its
+    // 100,000 system calls (timer ticks only: a system call never exits).
+    o.expect(r"BENCH start exit_counters=yes")
+        .expect(r"BENCH M4 getppid n=100000 ns=[\d.]+ exits=\d+");
     // The small kernel has KVM built in (it is the benchmarks' KVM host
     // natively); entered at EL1 it must find no EL2 to take.
     o.expect(r"kvm \[\d+\]: HYP mode not available");
