@@ -37,7 +37,7 @@ QEMU_RUN := $(QEMU) -M raspi4b -display none -serial mon:stdio -serial file:$(BU
             -kernel $(IMAGE) -dtb $(DTB) -initrd $(BUILD)/guests-$(BUNDLE).img \
             $(if $(BOOTARGS),-append "$(BOOTARGS)")
 
-.PHONY: all setup run test unit-test qemu-test gdb clippy fmt clean help bundles FORCE
+.PHONY: all setup run test unit-test qemu-test bench gdb clippy fmt clean help bundles FORCE
 
 all: $(IMAGE) bundles
 
@@ -47,6 +47,7 @@ help:
 	@echo "make            build $(IMAGE)"
 	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=linux|linux-debian|linux-two|test|two|pt; Ctrl-A x quits)"
 	@echo "make test       host unit tests + QEMU integration tests"
+	@echo "make bench      native vs pivisor benchmarks: build/bench/report.md, results.json/.csv, ratios.png"
 	@echo "make gdb        QEMU waiting for a debugger on :1234"
 	@echo "make clippy     lints for the image and the host code"
 
@@ -148,24 +149,39 @@ unit-test: setup
 	cd $(PROGS_DIR) && cargo test
 
 LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-debian.img
+# Where the QEMU tests and the benchmarks find what they boot.
+QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
+  PIVISOR_IMAGE_80000=$(abspath $(IMAGE_80)) \
+  PIVISOR_BUNDLE_TEST=$(abspath $(BUILD)/guests-test.img) \
+  PIVISOR_BUNDLE_TWO=$(abspath $(BUILD)/guests-two.img) \
+  PIVISOR_BUNDLE_PT=$(abspath $(BUILD)/guests-pt.img) \
+  PIVISOR_BUNDLE_BENCH=$(abspath $(BUILD)/guests-bench.img) \
+  PIVISOR_BENCH_IMAGE=$(abspath $(BENCH_IMG)) \
+  PIVISOR_BUNDLE_LINUX=$(abspath $(BUILD)/guests-linux.img) \
+  PIVISOR_BUNDLE_LINUX_TWO=$(abspath $(BUILD)/guests-linux-two.img) \
+  PIVISOR_BUNDLE_LINUX_DEBIAN=$(abspath $(BUILD)/guests-linux-debian.img) \
+  PIVISOR_LINUX_IMAGE=$(abspath $(LINUX_DIR)/Image-small) \
+  PIVISOR_LINUX_INITRD=$(abspath $(LINUX_DIR)/rootfs.cpio.gz) \
+  PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
+  PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) \
+  PIVISOR_QEMU=$(QEMU)
+
 # `make qemu-test T=boot_cost` runs only the QEMU tests whose names contain T.
 qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES)
-	PIVISOR_IMAGE=$(abspath $(IMAGE)) PIVISOR_IMAGE_80000=$(abspath $(IMAGE_80)) \
-	PIVISOR_BUNDLE_TEST=$(abspath $(BUILD)/guests-test.img) \
-	PIVISOR_BUNDLE_TWO=$(abspath $(BUILD)/guests-two.img) \
-	PIVISOR_BUNDLE_PT=$(abspath $(BUILD)/guests-pt.img) \
-	PIVISOR_BUNDLE_BENCH=$(abspath $(BUILD)/guests-bench.img) \
-	PIVISOR_BENCH_IMAGE=$(abspath $(BENCH_IMG)) \
-	PIVISOR_BUNDLE_LINUX=$(abspath $(BUILD)/guests-linux.img) \
-	PIVISOR_BUNDLE_LINUX_TWO=$(abspath $(BUILD)/guests-linux-two.img) \
-	PIVISOR_BUNDLE_LINUX_DEBIAN=$(abspath $(BUILD)/guests-linux-debian.img) \
-	PIVISOR_LINUX_IMAGE=$(abspath $(LINUX_DIR)/Image-small) \
-	PIVISOR_LINUX_INITRD=$(abspath $(LINUX_DIR)/rootfs.cpio.gz) \
-	PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
-	PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) PIVISOR_QEMU=$(QEMU) \
-	  cargo test -p pivisor-harness -- --test-threads=1 --nocapture $(T)
+	$(QEMU_TEST_ENV) cargo test -p pivisor-harness -- --test-threads=1 --nocapture $(T)
 
 test: unit-test qemu-test
+
+# The benchmarks (minutes; progress on stderr). BENCH_RUNS: plain-TCG runs
+# for the cross-core figures. The plot uses Debian's python3-matplotlib.
+BENCH_RUNS ?= 3
+bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES)
+	@tools/setup.sh bench
+	@mkdir -p $(BUILD)/bench
+	$(QEMU_TEST_ENV) PIVISOR_BENCH_OUT=$(abspath $(BUILD)/bench) PIVISOR_BENCH_RUNS=$(BENCH_RUNS) \
+	  cargo run --release -q -p pivisor-harness --bin bench
+	/usr/bin/python3 tools/plot-bench.py $(BUILD)/bench/results.json $(BUILD)/bench/ratios.png
+	@echo "bench: $(BUILD)/bench/report.md and ratios.png"
 
 clippy: setup
 	cargo clippy --release --target $(TARGET) -- -D warnings

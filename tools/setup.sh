@@ -10,7 +10,9 @@
 #     qemu-system-arm >= 9.0 (raspi4b). Debian bookworm's own QEMU is 7.2 and
 #     has no raspi4b, so the bookworm-backports suite is added to apt's sources,
 #     derived from the machine's existing Debian entry (same URI), and QEMU is
-#     installed from it.
+#     installed from it;
+#   - with the argument `bench` (`make bench`), python3-matplotlib for the
+#     report's plot.
 #
 # Runs as root, or with sudo when not root. Says what it installs.
 set -euo pipefail
@@ -56,6 +58,12 @@ command -v flex >/dev/null 2>&1 || need_pkgs+=(flex)
 command -v bison >/dev/null 2>&1 || need_pkgs+=(bison)
 command -v bc >/dev/null 2>&1 || need_pkgs+=(bc)
 command -v xz >/dev/null 2>&1 || need_pkgs+=(xz-utils)
+# `make bench` only (tools/setup.sh bench): the report's plot.
+if [ "${1:-}" = bench ]; then
+    # Debian's python3 (the one python3-matplotlib installs into), not
+    # whichever python3 comes first on PATH.
+    /usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1 || need_pkgs+=(python3 python3-matplotlib)
+fi
 
 APT_UPDATED=0
 apt_update() {

@@ -5,6 +5,8 @@
 //! Artifacts come from the environment `make test` sets: `PIVISOR_IMAGE`,
 //! `PIVISOR_IMAGE_80000`, `PIVISOR_DTB_DIR` (and optionally `PIVISOR_QEMU`).
 
+pub mod report;
+
 use regex::Regex;
 use std::io::{Read, Write};
 use std::path::PathBuf;

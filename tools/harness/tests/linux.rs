@@ -4,6 +4,7 @@
 //! (guests/linux-debian.conf), with the busybox initramfs and
 //! pv-selfcheck.
 
+use pivisor_harness::report::printk_us;
 use pivisor_harness::{artifact, dtb, Boot};
 use std::time::Duration;
 
@@ -164,15 +165,6 @@ fn debian_stock_kernel_runs_as_the_distribution_guest() {
         // KVM is built in; entered at EL1 it must find no EL2 to take.
         .expect(r"kvm \[\d+\]: HYP mode not available")
         .expect(r"reboot: Power down");
-}
-
-/// The printk time, in microseconds, of the first line matching `line`
-/// (the kernel's clock: the counter since it started, virtual under
-/// pivisor).
-fn printk_us(text: &str, line: &str) -> Option<u64> {
-    let re = regex::Regex::new(&format!(r"\[\s*(\d+)\.(\d{{6}})\] {line}")).unwrap();
-    let c = re.captures(text)?;
-    Some(c[1].parse::<u64>().ok()? * 1_000_000 + c[2].parse::<u64>().ok()?)
 }
 
 #[test]

@@ -1,0 +1,231 @@
+//! `make bench`: runs the benchmarks natively and under pivisor on QEMU
+//! raspi4b and writes the results (results.json, results.csv), a report
+//! (report.md) and the raw logs under the output directory; `make bench`
+//! then draws ratios.png from results.json (tools/plot-bench.py).
+//!
+//! Figures come from `-icount shift=0,align=off,sleep=off` (exact guest
+//! instruction counts, repeatable), except the cross-core ones (B6, M6),
+//! which are medians of several plain-TCG runs (noisy: host timing).
+//!
+//! Environment (the Makefile sets it): the artifacts as for `make test`,
+//! `PIVISOR_BENCH_OUT` (output directory), `PIVISOR_BENCH_RUNS` (plain-TCG
+//! runs per configuration, default 3).
+
+use pivisor_harness::report::{self, Config, Figure, Results, SPECS};
+use pivisor_harness::{artifact, dtb, Boot, Output};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const LINUX_ARGS: &str =
+    "console=ttyAMA0,115200 earlycon=pl011,mmio32,0xfe201000 rdinit=/init panic=1";
+
+struct Bench {
+    out: PathBuf,
+    runs: usize,
+    started: Instant,
+    step: usize,
+    steps: usize,
+}
+
+impl Bench {
+    fn progress(&mut self, what: &str) {
+        self.step += 1;
+        eprintln!(
+            "[bench {:>2}/{} {:>4}s] {what}",
+            self.step,
+            self.steps,
+            self.started.elapsed().as_secs()
+        );
+    }
+
+    fn save(&self, name: &str, o: &Output) {
+        let dir = self.out.join("logs");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("{name}.log")), &o.serial);
+        if !o.aux.is_empty() {
+            let _ = std::fs::write(dir.join(format!("{name}.aux.log")), &o.aux);
+        }
+    }
+
+    fn run(&mut self, name: &str, what: &str, boot: Boot, done: &str) -> Output {
+        self.progress(what);
+        let o = boot.run_until_match(done);
+        self.save(name, &o);
+        if o.serial.contains("BENCH error") {
+            eprintln!("[bench] {name}: the guest reported an error; see logs/{name}.log");
+        }
+        o
+    }
+}
+
+fn micro(c: Config, icount: bool) -> Boot {
+    let b = match c {
+        Config::Native => Boot::new(artifact("PIVISOR_BENCH_IMAGE")),
+        _ => Boot::new(artifact("PIVISOR_IMAGE")).initrd(artifact("PIVISOR_BUNDLE_BENCH")),
+    }
+    .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+    .timeout(Duration::from_secs(300));
+    if icount {
+        b.icount()
+    } else {
+        b
+    }
+}
+
+fn linux(c: Config, icount: bool, cmd: &str) -> Boot {
+    let b = match c {
+        // Natively the kernel enters at EL2, where its built-in KVM would
+        // set itself up; under pivisor it cannot: keep the work the same.
+        Config::Native => Boot::new(artifact("PIVISOR_LINUX_IMAGE"))
+            .initrd(artifact("PIVISOR_LINUX_INITRD"))
+            .append(&format!("{LINUX_ARGS} kvm-arm.mode=none")),
+        _ => Boot::new(artifact("PIVISOR_IMAGE")).initrd(artifact("PIVISOR_BUNDLE_LINUX")),
+    }
+    .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+    .timeout(Duration::from_secs(900))
+    .type_after(r"LINUX ready", format!("{cmd}\r").as_bytes());
+    if icount {
+        b.icount()
+    } else {
+        b
+    }
+}
+
+fn command_line(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn main() {
+    let out =
+        PathBuf::from(std::env::var("PIVISOR_BENCH_OUT").unwrap_or_else(|_| "build/bench".into()));
+    let runs = std::env::var("PIVISOR_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3usize)
+        .clamp(1, 99);
+    let _ = std::fs::create_dir_all(&out);
+    let measured = [Config::Native, Config::Pivisor];
+    let mut b = Bench {
+        out: out.clone(),
+        runs,
+        started: Instant::now(),
+        step: 0,
+        steps: measured.len() * (2 + 2 * runs),
+    };
+    let mut results = Results::new();
+    let put = |r: &mut Results, id: &str, c: Config, f: Option<Figure>| {
+        if let Some(f) = f {
+            r.insert((id.to_string(), c), f);
+        } else {
+            eprintln!("[bench] no figure for {id} ({})", c.name());
+        }
+    };
+    for c in measured {
+        // Everything exact: -icount.
+        let m = b.run(
+            &format!("micro-{}-icount", c.name()),
+            &format!("micro benchmarks, {}, -icount", c.name()),
+            micro(c, true),
+            r"BENCH done|BENCH error",
+        );
+        let l = b.run(
+            &format!("linux-{}-icount", c.name()),
+            &format!("Linux boot and pv-bench, {}, -icount", c.name()),
+            linux(c, true, "pv-bench"),
+            r"BENCH done",
+        );
+        for sp in SPECS.iter().filter(|s| !s.plain_tcg) {
+            let f = match sp.id {
+                "BOOT" => {
+                    report::printk_us(&l.serial, "Run /init as init process").map(|us| Figure {
+                        value: us as f64,
+                        exits: None,
+                    })
+                }
+                id if id.starts_with('B') => report::figure(&m.serial, sp),
+                _ => report::figure(&l.serial, sp),
+            };
+            put(&mut results, sp.id, c, f);
+        }
+        // Cross-core: medians over plain-TCG runs.
+        let (mut b6, mut m6) = (Vec::new(), Vec::new());
+        for k in 1..=b.runs {
+            let runs = b.runs;
+            let m = b.run(
+                &format!("micro-{}-tcg{k}", c.name()),
+                &format!("B6, {}, plain TCG, run {k} of {runs}", c.name()),
+                micro(c, false),
+                r"BENCH done|BENCH error",
+            );
+            b6.extend(report::figure(&m.serial, &SPECS[6]));
+            let l = b.run(
+                &format!("linux-{}-tcg{k}", c.name()),
+                &format!("M6, {}, plain TCG, run {k} of {runs}", c.name()),
+                linux(c, false, "pv-bench M6"),
+                r"BENCH done",
+            );
+            m6.extend(report::figure(&l.serial, &SPECS[12]));
+        }
+        put(&mut results, "B6", c, report::median_figure(&b6));
+        put(&mut results, "M6", c, report::median_figure(&m6));
+    }
+    let qemu = command_line(
+        &std::env::var("PIVISOR_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into()),
+        &["--version"],
+    );
+    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let meta = [
+        ("qemu", qemu.clone()),
+        ("machine", "raspi4b".to_string()),
+        ("date", date.clone()),
+        (
+            "icount",
+            "-icount shift=0,align=off,sleep=off (1 ns = 1 guest instruction)".to_string(),
+        ),
+        ("plain_tcg_runs", runs.to_string()),
+        ("kvm", "not measured yet".to_string()),
+    ];
+    let table = report::markdown_table(&results);
+    let md = format!(
+        "# pivisor benchmarks\n\n\
+         {qemu}, machine raspi4b, {date}.\n\n\
+         Mode: `-icount shift=0,align=off,sleep=off` unless marked: guest time\n\
+         advances one nanosecond per guest instruction, so `instr` figures are\n\
+         exact instruction counts and repeat bit for bit. QEMU models no\n\
+         caches, TLBs or stage-2 walk cost: these are instruction ratios, not\n\
+         cycle ratios. All cores share the one icount clock, so the cores not\n\
+         measuring wait in WFI. B6 and M6 cross cores: medians of {runs}\n\
+         plain-TCG runs each, host timing, noisy.\n\n\
+         Micro benchmarks (B): a bare-metal guest (guests/bench), cost per\n\
+         operation beyond the same loop with a NOP; exits per operation.\n\
+         Macro benchmarks (M): pv-bench inside Linux (guests/progs), exits\n\
+         in total per benchmark (pivisor's exit-counter page). BOOT: the\n\
+         small kernel's printk time at `Run /init`.\n\n\
+         KVM: not measured yet (the KVM yardstick is still to be built).\n\n\
+         {table}\n\
+         Ratios are left out where the native cost is below 2 (a trapped\n\
+         operation against one instruction).\n"
+    );
+    let write = |name: &str, text: &str| {
+        let p = out.join(name);
+        if let Err(e) = std::fs::write(&p, text) {
+            eprintln!("[bench] cannot write {}: {e}", p.display());
+            std::process::exit(1);
+        }
+    };
+    write("results.json", &report::json(&results, &meta));
+    write("results.csv", &report::csv(&results));
+    write("report.md", &md);
+    println!("{table}");
+    eprintln!(
+        "[bench] done in {}s: {}/report.md, results.json, results.csv, logs/",
+        b.started.elapsed().as_secs(),
+        out.display()
+    );
+}

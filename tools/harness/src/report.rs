@@ -1,0 +1,465 @@
+//! The benchmark report: `BENCH` lines parsed into records, one figure per
+//! benchmark and configuration, ratios against native, and the results as
+//! CSV, JSON and a markdown table. Pure text in, text out (host-tested);
+//! `make bench` (src/bin/bench.rs) runs the boots and writes the files.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Where a figure was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Config {
+    /// No hypervisor: QEMU boots the guest directly.
+    Native,
+    /// Under pivisor.
+    Pivisor,
+    /// Under Linux/KVM on the same emulated board.
+    Kvm,
+}
+
+impl Config {
+    /// Every configuration, in report order.
+    pub const ALL: [Config; 3] = [Config::Native, Config::Pivisor, Config::Kvm];
+
+    /// Its name in the files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Config::Native => "native",
+            Config::Pivisor => "pivisor",
+            Config::Kvm => "kvm",
+        }
+    }
+}
+
+/// One benchmark's figure in one configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// The primary value (see [`Spec::key`]).
+    pub value: f64,
+    /// Exits during the benchmark as the line reports them (per operation
+    /// for the micro benchmarks, in total for the macro ones); None when
+    /// not counted.
+    pub exits: Option<f64>,
+}
+
+/// What the report takes from a benchmark's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spec {
+    /// Benchmark id (B1, M5, BOOT, ...).
+    pub id: &'static str,
+    /// What it measures.
+    pub what: &'static str,
+    /// The key of the primary value on the `BENCH` line.
+    pub key: &'static str,
+    /// Its unit.
+    pub unit: &'static str,
+    /// The key of the exit count, if the line has one.
+    pub exits_key: &'static str,
+    /// Measured in plain TCG (cross-core), medians over runs; every other
+    /// figure comes from `-icount`.
+    pub plain_tcg: bool,
+}
+
+/// The benchmarks, in report order.
+pub const SPECS: [Spec; 14] = [
+    spec("B1", "null hypercall (HVC)", "ns", "instr", "exits", false),
+    spec("B2r", "GICD register read", "ns", "instr", "exits", false),
+    spec("B2w", "GICD_SGIR write", "ns", "instr", "exits", false),
+    spec(
+        "B3",
+        "SGI to self, IAR + EOIR round trip",
+        "ns",
+        "instr",
+        "exits_beyond_sgir",
+        false,
+    ),
+    spec(
+        "B4",
+        "virtual timer latency (mean)",
+        "mean_ns",
+        "instr",
+        "exits",
+        false,
+    ),
+    spec(
+        "B5",
+        "mailbox status read (emulated device)",
+        "ns",
+        "instr",
+        "exits",
+        false,
+    ),
+    spec(
+        "B6",
+        "SGI to another vCPU and back (median)",
+        "median_ns",
+        "ns",
+        "exits",
+        true,
+    ),
+    spec("M1", "CPU loop (per step)", "ns", "instr", "exits", false),
+    spec(
+        "M2",
+        "first touch of 64 MiB (per page)",
+        "ns_per_page",
+        "instr",
+        "exits",
+        false,
+    ),
+    spec(
+        "M3",
+        "re-touch of 64 MiB (per page)",
+        "ns_per_page",
+        "instr",
+        "exits",
+        false,
+    ),
+    spec("M4", "getppid", "ns", "instr", "exits", false),
+    spec(
+        "M5",
+        "1 ms sleep overshoot (mean)",
+        "overshoot_mean_ns",
+        "instr",
+        "exits",
+        false,
+    ),
+    spec(
+        "M6",
+        "pipe ping-pong CPU 0 <-> 1",
+        "ns",
+        "ns",
+        "exits",
+        true,
+    ),
+    spec("BOOT", "Linux boot to /init", "us", "us", "", false),
+];
+
+const fn spec(
+    id: &'static str,
+    what: &'static str,
+    key: &'static str,
+    unit: &'static str,
+    exits_key: &'static str,
+    plain_tcg: bool,
+) -> Spec {
+    Spec {
+        id,
+        what,
+        key,
+        unit,
+        exits_key,
+        plain_tcg,
+    }
+}
+
+/// The `key=value` fields of the `BENCH <id> ...` line for `id` in `text`
+/// (the last one, if a run printed it twice).
+pub fn fields(text: &str, id: &str) -> Option<BTreeMap<String, String>> {
+    let line = text.lines().rev().find(|l| {
+        l.split_whitespace().nth(1) == Some(id) && l.trim_start().starts_with("BENCH ")
+    })?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// The figure for `spec` in one run's output, if the run printed it.
+pub fn figure(text: &str, spec: &Spec) -> Option<Figure> {
+    let f = fields(text, spec.id)?;
+    let value = f
+        .get(spec.key)?
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())?;
+    let exits = f
+        .get(spec.exits_key)
+        .and_then(|e| e.parse::<f64>().ok())
+        .filter(|v| v.is_finite());
+    Some(Figure { value, exits })
+}
+
+/// The printk time, in microseconds, of the first kernel log line
+/// matching `line` (a regex) in `text`.
+pub fn printk_us(text: &str, line: &str) -> Option<u64> {
+    let re = regex::Regex::new(&format!(r"\[\s*(\d+)\.(\d{{6}})\] {line}")).ok()?;
+    let c = re.captures(text)?;
+    Some(c[1].parse::<u64>().ok()? * 1_000_000 + c[2].parse::<u64>().ok()?)
+}
+
+/// The median of `xs` (None if empty); NaNs are not expected.
+pub fn median(xs: &mut [f64]) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    Some(if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    })
+}
+
+/// The median figure of several runs (value and exits separately).
+pub fn median_figure(figs: &[Figure]) -> Option<Figure> {
+    let value = median(&mut figs.iter().map(|f| f.value).collect::<Vec<_>>())?;
+    let mut ex: Vec<f64> = figs.iter().filter_map(|f| f.exits).collect();
+    Some(Figure {
+        value,
+        exits: median(&mut ex),
+    })
+}
+
+/// All figures: (benchmark id, configuration) -> figure.
+pub type Results = BTreeMap<(String, Config), Figure>;
+
+/// `a / b`, when both are there and the base is large enough to divide
+/// by (a native cost of 0 or 1 instruction makes a ratio meaningless).
+pub fn ratio(a: Option<f64>, base: Option<f64>) -> Option<f64> {
+    match (a, base) {
+        (Some(a), Some(b)) if b >= 2.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn get<'a>(r: &'a Results, id: &str, c: Config) -> Option<&'a Figure> {
+    r.get(&(id.to_string(), c))
+}
+
+fn num(x: Option<f64>) -> String {
+    match x {
+        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
+        Some(v) => format!("{v:.3}"),
+        None => String::new(),
+    }
+}
+
+/// CSV: one row per benchmark and configuration.
+pub fn csv(r: &Results) -> String {
+    let mut s = String::from("benchmark,description,config,mode,value,unit,exits\n");
+    for sp in &SPECS {
+        for c in Config::ALL {
+            if let Some(f) = get(r, sp.id, c) {
+                let mode = if sp.plain_tcg { "tcg-median" } else { "icount" };
+                let _ = writeln!(
+                    s,
+                    "{},\"{}\",{},{mode},{},{},{}",
+                    sp.id,
+                    sp.what,
+                    c.name(),
+                    num(Some(f.value)),
+                    sp.unit,
+                    num(f.exits)
+                );
+            }
+        }
+    }
+    s
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn json_num(x: Option<f64>) -> String {
+    match x {
+        Some(v) if v.is_finite() => format!("{v}"),
+        _ => "null".into(),
+    }
+}
+
+/// JSON: the run's metadata and every figure.
+pub fn json(r: &Results, meta: &[(&str, String)]) -> String {
+    let mut s = String::from("{\n  \"meta\": {");
+    for (i, (k, v)) in meta.iter().enumerate() {
+        let _ = write!(
+            s,
+            "{}\n    {}: {}",
+            if i == 0 { "" } else { "," },
+            json_str(k),
+            json_str(v)
+        );
+    }
+    s.push_str("\n  },\n  \"results\": [");
+    let mut first = true;
+    for sp in &SPECS {
+        for c in Config::ALL {
+            if let Some(f) = get(r, sp.id, c) {
+                let _ = write!(
+                    s,
+                    "{}\n    {{\"benchmark\": {}, \"description\": {}, \"config\": {}, \"mode\": {}, \"value\": {}, \"unit\": {}, \"exits\": {}}}",
+                    if first { "" } else { "," },
+                    json_str(sp.id),
+                    json_str(sp.what),
+                    json_str(c.name()),
+                    json_str(if sp.plain_tcg { "tcg-median" } else { "icount" }),
+                    json_num(Some(f.value)),
+                    json_str(sp.unit),
+                    json_num(f.exits)
+                );
+                first = false;
+            }
+        }
+    }
+    s.push_str("\n  ]\n}\n");
+    s
+}
+
+/// The markdown table: benchmark, native, pivisor, KVM, the two ratios,
+/// and pivisor's exits.
+pub fn markdown_table(r: &Results) -> String {
+    let mut s = String::from(
+        "| benchmark | unit | native | pivisor | KVM | pivisor/native | KVM/native | pivisor exits |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for sp in &SPECS {
+        let v = |c| get(r, sp.id, c).map(|f| f.value);
+        let cell = |x: Option<f64>| {
+            let t = num(x);
+            if t.is_empty() {
+                "n/a".to_string()
+            } else {
+                t
+            }
+        };
+        let rcell = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.3}"));
+        let exits = get(r, sp.id, Config::Pivisor).and_then(|f| f.exits);
+        let _ = writeln!(
+            s,
+            "| {} {}{} | {} | {} | {} | {} | {} | {} | {} |",
+            sp.id,
+            sp.what,
+            if sp.plain_tcg {
+                " (plain TCG, noisy)"
+            } else {
+                ""
+            },
+            sp.unit,
+            cell(v(Config::Native)),
+            cell(v(Config::Pivisor)),
+            cell(v(Config::Kvm)),
+            rcell(ratio(v(Config::Pivisor), v(Config::Native))),
+            rcell(ratio(v(Config::Kvm), v(Config::Native))),
+            cell(exits)
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MICRO: &str = "BENCH start mode=virtualized counter_hz=62500000 pivisor_exits=yes\n\
+        BENCH B1 null_hypercall n=10000 ns=134.000 exits=1.000\n\
+        BENCH B3 sgi_self_eoi n=200 ns=3168.000 iar_eoir_ns=0.000 exits_beyond_sgir=0.000\n\
+        BENCH B4 timer_latency n=200 mean_ns=2960.000 p99_ns=2960.000 max_ns=2960.000 exits=2.000\n\
+        noise BENCH B5 not a line\n\
+        BENCH done\n";
+
+    #[test]
+    fn figures_from_bench_lines() {
+        let b1 = SPECS.iter().find(|s| s.id == "B1").unwrap();
+        assert_eq!(
+            figure(MICRO, b1),
+            Some(Figure {
+                value: 134.0,
+                exits: Some(1.0)
+            })
+        );
+        let b3 = SPECS.iter().find(|s| s.id == "B3").unwrap();
+        assert_eq!(figure(MICRO, b3).unwrap().exits, Some(0.0));
+        let b4 = SPECS.iter().find(|s| s.id == "B4").unwrap();
+        assert_eq!(figure(MICRO, b4).unwrap().value, 2960.0);
+        // Absent, or not at the start of a line: nothing.
+        let b5 = SPECS.iter().find(|s| s.id == "B5").unwrap();
+        assert_eq!(figure(MICRO, b5), None);
+        // Natively exits are "na".
+        let native = "BENCH B1 null_hypercall n=10000 ns=1.000 exits=na\n";
+        assert_eq!(figure(native, b1).unwrap().exits, None);
+        // Hostile values: not numbers, infinities.
+        assert_eq!(figure("BENCH B1 x ns=abc\n", b1), None);
+        assert_eq!(figure("BENCH B1 x ns=inf\n", b1), None);
+        assert_eq!(figure("BENCH B1\n", b1), None);
+        assert_eq!(figure("", b1), None);
+    }
+
+    #[test]
+    fn printk_times() {
+        let log = "[    0.000000] Booting\n[    0.063268] Run /init as init process\n";
+        assert_eq!(printk_us(log, "Run /init as init process"), Some(63268));
+        assert_eq!(
+            printk_us("[   12.000001] Run /init", "Run /init"),
+            Some(12_000_001)
+        );
+        assert_eq!(printk_us(log, "nothing"), None);
+        assert_eq!(printk_us("[ x.y] Run /init", "Run /init"), None);
+    }
+
+    #[test]
+    fn medians_ratios_and_files() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(
+            ratio(Some(6.031), Some(6.015)).map(|r| (r * 1000.0).round()),
+            Some(1003.0)
+        );
+        assert_eq!(
+            ratio(Some(134.0), Some(1.0)),
+            None,
+            "a 1-instruction base is no base"
+        );
+        assert_eq!(ratio(None, Some(5.0)), None);
+        let mut r = Results::new();
+        r.insert(
+            ("M1".into(), Config::Native),
+            Figure {
+                value: 6.015,
+                exits: None,
+            },
+        );
+        r.insert(
+            ("M1".into(), Config::Pivisor),
+            Figure {
+                value: 6.031,
+                exits: Some(129.0),
+            },
+        );
+        let t = markdown_table(&r);
+        assert!(
+            t.contains(
+                "| M1 CPU loop (per step) | instr | 6.015 | 6.031 | n/a | 1.003 | n/a | 129 |"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("| B6 SGI to another vCPU and back (median) (plain TCG, noisy) |"),
+            "{t}"
+        );
+        let c = csv(&r);
+        assert!(
+            c.contains("M1,\"CPU loop (per step)\",pivisor,icount,6.031,instr,129\n"),
+            "{c}"
+        );
+        let j = json(&r, &[("qemu", "QEMU \"10.0\"".into())]);
+        assert!(j.contains("\"qemu\": \"QEMU \\\"10.0\\\"\""), "{j}");
+        assert!(j.contains("\"benchmark\": \"M1\", \"description\": \"CPU loop (per step)\", \"config\": \"native\""), "{j}");
+        assert!(j.contains("\"exits\": null"), "{j}");
+    }
+}
