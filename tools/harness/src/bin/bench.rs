@@ -192,6 +192,7 @@ fn main() {
         ("kvm", "not measured yet".to_string()),
     ];
     let table = report::markdown_table(&results);
+    let goals = report::markdown_targets(&results);
     let md = format!(
         "# pivisor benchmarks\n\n\
          {qemu}, machine raspi4b, {date}.\n\n\
@@ -210,7 +211,9 @@ fn main() {
          KVM: not measured yet (the KVM yardstick is still to be built).\n\n\
          {table}\n\
          Ratios are left out where the native cost is below 2 (a trapped\n\
-         operation against one instruction).\n"
+         operation against one instruction).\n\n\
+         ## Targets\n\n\
+         {goals}"
     );
     let write = |name: &str, text: &str| {
         let p = out.join(name);
@@ -222,7 +225,7 @@ fn main() {
     write("results.json", &report::json(&results, &meta));
     write("results.csv", &report::csv(&results));
     write("report.md", &md);
-    println!("{table}");
+    println!("{table}\n{goals}");
     eprintln!(
         "[bench] done in {}s: {}/report.md, results.json, results.csv, logs/",
         b.started.elapsed().as_secs(),
