@@ -73,6 +73,8 @@ pub struct VgicDist {
     shared: Vec<Irq>,
     /// Per SPI: owned by this VM.
     owned: Vec<bool>,
+    /// The owned SPIs' INTIDs, ascending (the refill walks only these).
+    owned_ids: Vec<u32>,
     /// (vCPU, INTID) of physical interrupts to deactivate.
     released: Vec<(u8, u32)>,
     /// Per vCPU: what each list register holds.
@@ -126,6 +128,7 @@ impl VgicDist {
             private: vec![priv_irqs; vcpus],
             sgi_sources: vec![[0; 16]; vcpus],
             shared: vec![Irq::default(); (lines - 32) as usize],
+            owned_ids: (32..lines).filter(|&i| own[(i - 32) as usize]).collect(),
             owned: own,
             released: Vec::new(),
             lrs: vec![[None; MAX_LRS]; vcpus],
@@ -354,12 +357,13 @@ impl VgicDist {
         self.sgi_sources.get_mut(vcpu)?.get_mut((sgi & 15) as usize)
     }
 
+    /// vCPU `vcpu`'s SGIs and PPIs, if it exists.
+    pub(super) fn private_irqs(&self, vcpu: usize) -> Option<&[Irq; 32]> {
+        self.private.get(vcpu)
+    }
+
     pub(super) fn owned_spis(&self) -> impl Iterator<Item = u32> + '_ {
-        self.owned
-            .iter()
-            .enumerate()
-            .filter(|(_, &o)| o)
-            .map(|(i, _)| i as u32 + 32)
+        self.owned_ids.iter().copied()
     }
 
     /// A guest load of `width` bytes at `offset` from vCPU `vcpu`.

@@ -199,9 +199,26 @@ impl VgicDist {
             }
         }
         let mut chooser = lr::Chooser::new(nfree);
-        for intid in (0..32u32).chain(self.owned_spis()) {
+        // Only interrupts that could be delivered at all are looked at
+        // closely (this runs on most exits that changed something).
+        let maybe = |i: &super::dist::Irq| i.enabled && i.is_pending() && !i.in_lr && !i.active;
+        let mut private = self.private_irqs(vcpu).map_or(0u32, |p| {
+            p.iter()
+                .enumerate()
+                .fold(0, |m, (k, i)| m | ((maybe(i) as u32) << k))
+        });
+        while private != 0 {
+            let intid = private.trailing_zeros();
+            private &= private - 1;
             if let Some(v) = self.candidate(vcpu, intid) {
                 chooser.offer(v);
+            }
+        }
+        for intid in self.owned_spis() {
+            if self.irq(vcpu, intid).is_some_and(maybe) {
+                if let Some(v) = self.candidate(vcpu, intid) {
+                    chooser.offer(v);
+                }
             }
         }
         let (chosen, waiting) = chooser.chosen();

@@ -46,6 +46,20 @@ pub struct Boot {
     script: Vec<(String, Vec<u8>)>,
 }
 
+/// The guests' console text in the mux layout, as one stream: the
+/// hypervisor's log lines and the console switch's own notices left out,
+/// and line breaks removed. The switch starts a log line on a line of its
+/// own even when the focused guest is in the middle of one, so a guest's
+/// line can arrive in pieces around log lines; its text is still whole
+/// and in order here.
+pub fn console_stream(text: &str) -> String {
+    let log =
+        Regex::new(r"^\[\s*\d+\.\d{6}\] c\d (TRACE|DEBUG|INFO|WARN|ERROR) ").expect("valid regex");
+    text.lines()
+        .filter(|l| !log.is_match(l) && !l.starts_with("[pivisor: "))
+        .collect()
+}
+
 /// What a boot printed.
 #[derive(Debug)]
 pub struct Output {
@@ -101,6 +115,16 @@ impl Output {
             !r.is_match(&self.aux),
             "mini UART output matches /{re}/ but must not:\n{}",
             self.aux
+        );
+        self
+    }
+
+    /// Asserts the console stream ([`console_stream`]) contains `text`.
+    pub fn expect_stream(&self, text: &str) -> &Self {
+        assert!(
+            console_stream(&self.serial).contains(text),
+            "the console stream does not contain {text:?}:\n{}",
+            self.serial
         );
         self
     }
@@ -310,5 +334,22 @@ impl Boot {
             self.timeout, o.serial, o.stderr
         );
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::console_stream;
+
+    #[test]
+    fn console_stream_rejoins_lines_broken_by_log_lines() {
+        let raw = "U\n[    7.727647] c2 WARN  VM 'beta': mailbox: refused\nART hel\n\
+                   [pivisor: console -> VM 1 'beta'; Ctrl-] l lists the VMs]\n\
+                   lo\n[beta] UART ready\n";
+        let s = console_stream(raw);
+        assert!(s.contains("UART hello"), "{s}");
+        assert!(!s.contains("WARN") && !s.contains("pivisor:"), "{s}");
+        // A guest line that merely looks like a log line's start stays.
+        assert!(console_stream("[ 1.0] not a log line\n").contains("not a log line"));
     }
 }
