@@ -228,7 +228,7 @@ impl Logger {
             .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            <crate::sync::Relax as spin::RelaxStrategy>::relax();
+            crate::sync::relax();
         }
         // SAFETY: we hold the line lock.
         f(unsafe { &mut *self.sink.get() });
@@ -262,7 +262,7 @@ impl Logger {
                     }
                     // This core already holds it: a fault while logging.
                     Err(o) if o == me => break,
-                    Err(_) => <crate::sync::Relax as spin::RelaxStrategy>::relax(),
+                    Err(_) => crate::sync::relax(),
                 }
             }
         }

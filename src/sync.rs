@@ -17,7 +17,11 @@ pub use spin::relax::Spin as Relax;
 
 /// A spin lock whose waiters yield.
 pub type Mutex<T> = spin::mutex::SpinMutex<T, Relax>;
-/// The guard of a [`Mutex`].
-pub type MutexGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
 /// A one-time initialised value whose waiters yield.
 pub type Once<T> = spin::once::Once<T, Relax>;
+
+/// One step of a hand-written spin wait (the locks' relax step).
+#[inline(always)]
+pub fn relax() {
+    <Relax as spin::RelaxStrategy>::relax();
+}

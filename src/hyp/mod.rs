@@ -378,16 +378,10 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
                     let dev = ExitCounters::new(
                         p.cfg.cores.len(),
                         Box::new(move |vcpu, which| {
-                            let Some(vm) = VMS.get().and_then(|v| v.get(index)) else {
-                                return 0;
-                            };
-                            let mut sum = crate::trap::ExitCounts::default();
-                            for (i, c) in vm.vcpus.iter().enumerate() {
-                                if vcpu.is_none_or(|v| v == i) {
-                                    sum += c.exits.snapshot();
-                                }
-                            }
-                            sum.select(which).unwrap_or(0)
+                            VMS.get()
+                                .and_then(|v| v.get(index))
+                                .and_then(|vm| vm.exit_counts(vcpu).select(which))
+                                .unwrap_or(0)
                         }),
                     );
                     bus.register(EXITCTR_IPA, exitctr::SIZE, Box::new(dev));
@@ -585,17 +579,23 @@ pub fn release_cores() {
 }
 
 impl Vm {
+    /// Its exits since it (re)started: one vCPU's, or (None) all of them.
+    pub fn exit_counts(&self, vcpu: Option<usize>) -> crate::trap::ExitCounts {
+        let mut sum = crate::trap::ExitCounts::default();
+        for (i, c) in self.vcpus.iter().enumerate() {
+            if vcpu.is_none_or(|v| v == i) {
+                sum += c.exits.snapshot();
+            }
+        }
+        sum
+    }
+
     /// Its exits since it (re)started, summed over its vCPUs, and per vCPU.
     pub fn exit_report(&self) -> String {
-        use core::fmt::Write;
-        let mut sum = crate::trap::ExitCounts::default();
-        let mut per = String::new();
-        for (i, c) in self.vcpus.iter().enumerate() {
-            let n = c.exits.snapshot();
-            sum += n;
-            let _ = write!(per, "{}{}", if i == 0 { "" } else { ", " }, n.total());
-        }
-        alloc::format!("{sum}; per vCPU {per}")
+        let per: Vec<String> = (0..self.vcpus.len())
+            .map(|v| self.exit_counts(Some(v)).total().to_string())
+            .collect();
+        alloc::format!("{}; per vCPU {}", self.exit_counts(None), per.join(", "))
     }
 
     /// Logs a guest-caused event, rate-limited per VM (a flood cannot

@@ -53,6 +53,12 @@ impl Irq {
     pub fn is_pending(&self) -> bool {
         self.pending || (!self.edge && self.line)
     }
+
+    /// Enabled, pending and neither in a list register nor active: could
+    /// go into a list register (group, targets and SGI sources aside).
+    pub fn ready(&self) -> bool {
+        self.enabled && self.is_pending() && !self.in_lr && !self.active
+    }
 }
 
 /// What a register write changed: the vCPUs whose deliverable interrupts
@@ -303,7 +309,6 @@ impl VgicDist {
         self.send_sgi(vcpu, targets, v & 15)
     }
 
-    /// A bit-per-interrupt register: bank `n` (32 INTIDs from 32*n).
     /// One bit per INTID of word `n` (INTIDs 32n..32n+31): `f` of each
     /// interrupt this vCPU sees, 0 for lines the VM does not own. Walks
     /// the slices directly: a guest reads these words on every interrupt

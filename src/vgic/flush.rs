@@ -175,7 +175,7 @@ impl VgicDist {
         let irq = self.irq(vcpu, intid)?;
         let group_on = self.ctlr() & if irq.group1 { 2 } else { 1 } != 0;
         let targeted = intid < 32 || irq.targets & (1 << vcpu) != 0;
-        if !(irq.enabled && irq.is_pending() && !irq.in_lr && !irq.active && group_on && targeted) {
+        if !(irq.ready() && group_on && targeted) {
             return None;
         }
         let linked = irq.hw && !self.hw_via_eoi;
@@ -199,13 +199,12 @@ impl VgicDist {
             }
         }
         let mut chooser = lr::Chooser::new(nfree);
-        // Only interrupts that could be delivered at all are looked at
-        // closely (this runs on most exits that changed something).
-        let maybe = |i: &super::dist::Irq| i.enabled && i.is_pending() && !i.in_lr && !i.active;
+        // Only interrupts that are ready at all are looked at closely
+        // (this runs on most exits that changed something).
         let mut private = self.private_irqs(vcpu).map_or(0u32, |p| {
             p.iter()
                 .enumerate()
-                .fold(0, |m, (k, i)| m | ((maybe(i) as u32) << k))
+                .fold(0, |m, (k, i)| m | ((i.ready() as u32) << k))
         });
         while private != 0 {
             let intid = private.trailing_zeros();
@@ -215,7 +214,7 @@ impl VgicDist {
             }
         }
         for intid in self.owned_spis() {
-            if self.irq(vcpu, intid).is_some_and(maybe) {
+            if self.irq(vcpu, intid).is_some_and(|i| i.ready()) {
                 if let Some(v) = self.candidate(vcpu, intid) {
                     chooser.offer(v);
                 }
