@@ -31,6 +31,7 @@ use core::arch::{asm, global_asm};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+global_asm!(include_str!("../../image-header.s"));
 global_asm!(include_str!("start.s"));
 global_asm!(include_str!("../../el1-vectors.s"));
 

@@ -1,6 +1,6 @@
-// The micro-benchmark guest's entry: an arm64 Image header, entry for
-// core 0 and for secondaries, the drop from EL2 to EL1 when booted
-// natively, the identity map, and the EL1 and EL2 exception vectors.
+// The micro-benchmark guest's entry: core 0 and the secondaries, the drop
+// from EL2 to EL1 when booted natively, the identity map, and the EL2
+// stub vectors (the EL1 ones: ../../el1-vectors.s).
 //
 // Entered at EL1 (under a hypervisor: booting.rst, x0 = device tree on
 // vCPU 0, the CPU_ON context on others) or at EL2 (natively, by QEMU or
@@ -8,18 +8,8 @@
 // table with x0 = 0). bench_main(dtb, native) and secondary_main(native)
 // get native = 1 when the guest was entered at EL2.
 
+// (The Image header comes first: ../../image-header.s.)
 .section .text.head, "ax"
-.global _start
-_start:
-    b       primary
-    .long   0
-    .quad   0x80000                 // text_offset: linked at 0x80000
-    .quad   _image_size
-    .quad   0xa                     // LE, 4K, anywhere
-    .quad   0, 0, 0
-    .ascii  "ARM\x64"
-    .long   0
-
 primary:
     msr     daifset, #0xf
     mov     x19, x0

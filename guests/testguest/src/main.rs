@@ -22,6 +22,7 @@ use core::arch::global_asm;
 use core::fmt::Write;
 use hw::*;
 
+global_asm!(include_str!("../../image-header.s"));
 global_asm!(include_str!("start.s"));
 global_asm!(include_str!("../../el1-vectors.s"));
 

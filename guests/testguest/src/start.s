@@ -1,19 +1,9 @@
-// Image header, entry for vCPU 0 and for vCPUs started with PSCI CPU_ON,
-// and the EL1 exception vectors. booting.rst: entered at EL1h, MMU off,
+// Entry for vCPU 0 and for vCPUs started with PSCI CPU_ON (the EL1
+// vectors: ../../el1-vectors.s). booting.rst: entered at EL1h, MMU off,
 // x0 = device tree (vCPU 0) or the CPU_ON context id (= vCPU index).
 
+// (The Image header comes first: ../../image-header.s.)
 .section .text.head, "ax"
-.global _start
-_start:
-    b       primary
-    .long   0
-    .quad   0x80000                 // text_offset: linked at 0x80000
-    .quad   _image_size
-    .quad   0xa                     // LE, 4K, anywhere
-    .quad   0, 0, 0
-    .ascii  "ARM\x64"
-    .long   0
-
 primary:
     msr     daifset, #0xf
     mov     x19, x0
