@@ -103,21 +103,28 @@ fn ns(d: Duration) -> u128 {
     d.as_nanos()
 }
 
-fn cpu_loop(c: Option<&Counters>) {
+/// Times `n` calls of `step` and prints the per-operation line.
+fn op_loop(c: Option<&Counters>, id: &str, name: &str, n: u64, mut step: impl FnMut(u64)) {
     let span = Span::start(c);
     let t = Instant::now();
-    let mut x: u64 = 1;
-    for i in 0..CPU_LOOP {
-        // A dependency chain the optimizer cannot fold away.
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+    for i in 0..n {
+        step(i);
     }
-    std::hint::black_box(x);
     let d = t.elapsed();
     println!(
-        "BENCH M1 cpu_loop n={CPU_LOOP} ns={} {}",
-        per_op(ns(d), CPU_LOOP),
+        "BENCH {id} {name} n={n} ns={} {}",
+        per_op(ns(d), n),
         span.exits()
     );
+}
+
+fn cpu_loop(c: Option<&Counters>) {
+    let mut x: u64 = 1;
+    op_loop(c, "M1", "cpu_loop", CPU_LOOP, |i| {
+        // A dependency chain the optimizer cannot fold away.
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+    });
+    std::hint::black_box(x);
 }
 
 fn memory(c: Option<&Counters>) {
@@ -134,40 +141,25 @@ fn memory(c: Option<&Counters>) {
         }
         t.elapsed()
     };
-    let span = Span::start(c);
-    let first = touch();
-    let first_exits = span.exits();
-    let span = Span::start(c);
-    let again = touch();
-    let again_exits = span.exits();
-    println!(
-        "BENCH M2 mem_first_touch mib={} ns={} ns_per_page={} {first_exits}",
-        MEM_BYTES >> 20,
-        ns(first),
-        per_op(ns(first), pages)
-    );
-    println!(
-        "BENCH M3 mem_retouch mib={} ns={} ns_per_page={} {again_exits}",
-        MEM_BYTES >> 20,
-        ns(again),
-        per_op(ns(again), pages)
-    );
+    for (id, name) in [("M2", "mem_first_touch"), ("M3", "mem_retouch")] {
+        let span = Span::start(c);
+        let d = touch();
+        println!(
+            "BENCH {id} {name} mib={} ns={} ns_per_page={} {}",
+            MEM_BYTES >> 20,
+            ns(d),
+            per_op(ns(d), pages),
+            span.exits()
+        );
+    }
     drop(buf);
 }
 
 fn syscalls(c: Option<&Counters>) {
-    let span = Span::start(c);
-    let t = Instant::now();
-    for _ in 0..SYSCALLS {
+    op_loop(c, "M4", "getppid", SYSCALLS, |_| {
         // getppid(2) every time: std does not cache it.
         std::hint::black_box(std::os::unix::process::parent_id());
-    }
-    let d = t.elapsed();
-    println!(
-        "BENCH M4 getppid n={SYSCALLS} ns={} {}",
-        per_op(ns(d), SYSCALLS),
-        span.exits()
-    );
+    });
 }
 
 fn sleeps(c: Option<&Counters>) {
