@@ -46,6 +46,21 @@ pub struct Boot {
     script: Vec<(String, Vec<u8>)>,
 }
 
+/// The small Linux kernel and its initramfs booted natively (QEMU enters
+/// the kernel at EL2, no hypervisor), with the default bundle's command
+/// line plus kvm-arm.mode=none: natively its built-in KVM would set
+/// itself up, which under pivisor it cannot, so both boots do the same
+/// work. The native side of the boot-cost test and of `make bench`.
+pub fn native_linux() -> Boot {
+    Boot::new(artifact("PIVISOR_LINUX_IMAGE"))
+        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+        .initrd(artifact("PIVISOR_LINUX_INITRD"))
+        .append(
+            "console=ttyAMA0,115200 earlycon=pl011,mmio32,0xfe201000 rdinit=/init panic=1 \
+             kvm-arm.mode=none",
+        )
+}
+
 /// The guests' console text in the mux layout, as one stream: the
 /// hypervisor's log lines and the console switch's own notices left out,
 /// and line breaks removed. The switch starts a log line on a line of its

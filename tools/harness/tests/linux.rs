@@ -173,14 +173,7 @@ fn boot_cost_native_vs_virtualized_in_deterministic_time() {
     // (native) and under pivisor, both under -icount shift=0: guest time
     // is one nanosecond per instruction, exact and repeatable. Figures
     // are printed, not asserted (a benchmark, not a timed test).
-    // Natively the kernel is entered at EL2, where its built-in KVM would
-    // set itself up (under pivisor it finds no EL2): kvm-arm.mode=none
-    // keeps the two boots doing the same work.
-    let args = "console=ttyAMA0,115200 earlycon=pl011,mmio32,0xfe201000 rdinit=/init panic=1 kvm-arm.mode=none";
-    let native = Boot::new(artifact("PIVISOR_LINUX_IMAGE"))
-        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
-        .initrd(artifact("PIVISOR_LINUX_INITRD"))
-        .append(args)
+    let native = pivisor_harness::native_linux()
         .icount()
         .timeout(Duration::from_secs(400))
         .run_until_match(r"Run /init as init process");

@@ -16,9 +16,6 @@ use pivisor_harness::{artifact, dtb, Boot, Output};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const LINUX_ARGS: &str =
-    "console=ttyAMA0,115200 earlycon=pl011,mmio32,0xfe201000 rdinit=/init panic=1";
-
 struct Bench {
     out: PathBuf,
     runs: usize,
@@ -74,14 +71,11 @@ fn micro(c: Config, icount: bool) -> Boot {
 
 fn linux(c: Config, icount: bool, cmd: &str) -> Boot {
     let b = match c {
-        // Natively the kernel enters at EL2, where its built-in KVM would
-        // set itself up; under pivisor it cannot: keep the work the same.
-        Config::Native => Boot::new(artifact("PIVISOR_LINUX_IMAGE"))
-            .initrd(artifact("PIVISOR_LINUX_INITRD"))
-            .append(&format!("{LINUX_ARGS} kvm-arm.mode=none")),
-        _ => Boot::new(artifact("PIVISOR_IMAGE")).initrd(artifact("PIVISOR_BUNDLE_LINUX")),
+        Config::Native => pivisor_harness::native_linux(),
+        _ => Boot::new(artifact("PIVISOR_IMAGE"))
+            .initrd(artifact("PIVISOR_BUNDLE_LINUX"))
+            .dtb(dtb("bcm2711-rpi-4-b.dtb")),
     }
-    .dtb(dtb("bcm2711-rpi-4-b.dtb"))
     .timeout(Duration::from_secs(900))
     .type_after(r"LINUX ready", format!("{cmd}\r").as_bytes());
     if icount {
