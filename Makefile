@@ -100,9 +100,14 @@ $(LINUX_DIR)/VERSION: tools/fetch-linux.sh tools/debfetch.sh | setup
 # The guests' own programs: static aarch64-linux-musl, linked with rust-lld.
 PROGS_DIR := guests/progs
 PROGS     := $(addprefix $(PROGS_DIR)/target/aarch64-unknown-linux-musl/release/,pv-selfcheck pv-bench)
+MUSL_RUSTFLAGS := -C linker=rust-lld -C target-feature=+crt-static
 $(PROGS) &: FORCE setup
-	cd $(PROGS_DIR) && RUSTFLAGS="-C linker=rust-lld -C target-feature=+crt-static" \
-	  cargo build --release --target aarch64-unknown-linux-musl
+	cd $(PROGS_DIR) && RUSTFLAGS="$(MUSL_RUSTFLAGS)" cargo build --release --target aarch64-unknown-linux-musl
+# pv-vmm, the KVM yardstick's VMM (tools/vmm): static aarch64-linux-musl too.
+VMM_DIR := tools/vmm
+VMM     := $(VMM_DIR)/target/aarch64-unknown-linux-musl/release/pv-vmm
+$(VMM): FORCE setup
+	cd $(VMM_DIR) && RUSTFLAGS="$(MUSL_RUSTFLAGS)" cargo build --release --target aarch64-unknown-linux-musl
 $(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS)
 	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS)
 # The small kernel: Debian's linux-source with guests/linux/small.config,
@@ -110,6 +115,13 @@ $(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)
 $(LINUX_DIR)/Image-small: tools/build-linux.sh tools/debfetch.sh guests/linux/small.config | setup
 	tools/build-linux.sh $@
 LINUX_FILES := $(LINUX_DIR)/VERSION $(LINUX_DIR)/Image-small $(LINUX_DIR)/rootfs.cpio.gz
+# The KVM host's initramfs: pv-vmm and the very bundles pivisor boots
+# (guests/linux/kvm-host-init picks one from the command line).
+KVM_HOST_RD := $(LINUX_DIR)/kvm-host.cpio.gz
+$(KVM_HOST_RD): guests/linux/kvm-host-init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(VMM) \
+                $(BUILD)/guests-linux.img $(BUILD)/guests-bench.img
+	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/kvm-host-init $(VMM) \
+	  guests/linux.img=$(BUILD)/guests-linux.img guests/bench.img=$(BUILD)/guests-bench.img
 $(BUILD)/guests-linux.img: guests/linux.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_FILES)
@@ -147,6 +159,7 @@ gdb: $(IMAGE) $(DTB) $(BUILD)/guests-$(BUNDLE).img
 unit-test: setup
 	cargo test --workspace --exclude pivisor-harness
 	cd $(PROGS_DIR) && cargo test
+	cd $(VMM_DIR) && cargo test
 
 LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-debian.img
 # Where the QEMU tests and the benchmarks find what they boot.
@@ -162,12 +175,13 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_LINUX_DEBIAN=$(abspath $(BUILD)/guests-linux-debian.img) \
   PIVISOR_LINUX_IMAGE=$(abspath $(LINUX_DIR)/Image-small) \
   PIVISOR_LINUX_INITRD=$(abspath $(LINUX_DIR)/rootfs.cpio.gz) \
+  PIVISOR_KVM_HOST_INITRD=$(abspath $(KVM_HOST_RD)) \
   PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
   PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) \
   PIVISOR_QEMU=$(QEMU)
 
 # `make qemu-test T=boot_cost` runs only the QEMU tests whose names contain T.
-qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES)
+qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD)
 	$(QEMU_TEST_ENV) cargo test -p pivisor-harness -- --test-threads=1 --nocapture $(T)
 
 test: unit-test qemu-test
@@ -175,7 +189,7 @@ test: unit-test qemu-test
 # The benchmarks (minutes; progress on stderr). BENCH_RUNS: plain-TCG runs
 # for the cross-core figures. The plot uses Debian's python3-matplotlib.
 BENCH_RUNS ?= 3
-bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES)
+bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD)
 	@tools/setup.sh bench
 	@mkdir -p $(BUILD)/bench
 	$(QEMU_TEST_ENV) PIVISOR_BENCH_OUT=$(abspath $(BUILD)/bench) PIVISOR_BENCH_RUNS=$(BENCH_RUNS) \
@@ -189,18 +203,22 @@ clippy: setup
 	cd $(GUEST_DIR) && RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo clippy --release --target $(TARGET) -- -D warnings
 	cd $(BENCH_DIR) && RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo clippy --release --target $(TARGET) -- -D warnings
 	cd $(PROGS_DIR) && cargo clippy --all-targets -- -D warnings
+	cd $(VMM_DIR) && cargo clippy --all-targets -- -D warnings
+	cd $(VMM_DIR) && RUSTFLAGS="$(MUSL_RUSTFLAGS)" cargo clippy --release --target aarch64-unknown-linux-musl -- -D warnings
 
 fmt:
 	cargo fmt --all
 	cd $(GUEST_DIR) && cargo fmt
 	cd $(BENCH_DIR) && cargo fmt
 	cd $(PROGS_DIR) && cargo fmt
+	cd $(VMM_DIR) && cargo fmt
 
 clean:
 	cargo clean
 	cd $(GUEST_DIR) && cargo clean
 	cd $(BENCH_DIR) && cargo clean
 	cd $(PROGS_DIR) && cargo clean
+	cd $(VMM_DIR) && cargo clean
 	rm -rf $(BUILD)
 
 FORCE:

@@ -4,7 +4,12 @@
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     println!("cargo:rustc-link-arg=-T{dir}/../baremetal.ld");
-    for f in ["../baremetal.ld", "../image-header.s", "../el1-vectors.s", "src/start.s"] {
+    for f in [
+        "../baremetal.ld",
+        "../image-header.s",
+        "../el1-vectors.s",
+        "src/start.s",
+    ] {
         println!("cargo:rerun-if-changed={f}");
     }
 }

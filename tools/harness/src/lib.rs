@@ -61,6 +61,21 @@ pub fn native_linux() -> Boot {
         )
 }
 
+/// The KVM yardstick: the same small kernel booted natively (entered at
+/// EL2, KVM built in and on), its initramfs holding pv-vmm (tools/vmm)
+/// and the bundles pivisor boots; pv-vmm runs bundle `vm` ("linux" or
+/// "bench", guests/linux/kvm-host-init) on the host's console. `quiet`
+/// keeps the host's own boot messages out of the guest's.
+pub fn kvm_host(vm: &str) -> Boot {
+    Boot::new(artifact("PIVISOR_LINUX_IMAGE"))
+        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+        .initrd(artifact("PIVISOR_KVM_HOST_INITRD"))
+        .append(&format!(
+            "console=ttyAMA0,115200 earlycon=pl011,mmio32,0xfe201000 rdinit=/init panic=1 \
+             quiet pv.vm={vm}"
+        ))
+}
+
 /// The guests' console text in the mux layout, as one stream: the
 /// hypervisor's log lines and the console switch's own notices left out,
 /// and line breaks removed. The switch starts a log line on a line of its

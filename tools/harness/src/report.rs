@@ -40,6 +40,21 @@ pub struct Figure {
     /// for the micro benchmarks, in total for the macro ones); None when
     /// not counted.
     pub exits: Option<f64>,
+    /// Exits per second of guest time, where the line allows it (see
+    /// [`Spec::rate`]).
+    pub per_s: Option<f64>,
+}
+
+/// How a benchmark's exits per second follow from its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// Not meaningful (a latency, or no exits counted).
+    None,
+    /// Exits per operation over the primary value, nanoseconds per
+    /// operation (back-to-back operations).
+    PerOp,
+    /// Exits in total over the line's `span_ns`.
+    Span,
 }
 
 /// What the report takes from a benchmark's line.
@@ -58,6 +73,8 @@ pub struct Spec {
     /// Measured in plain TCG (cross-core), medians over runs; every other
     /// figure comes from `-icount`.
     pub plain_tcg: bool,
+    /// How its exits per second are computed.
+    pub rate: Rate,
 }
 
 /// The benchmarks, in report order.
@@ -149,6 +166,11 @@ const fn spec(
         unit,
         exits_key,
         plain_tcg,
+        rate: match id.as_bytes()[0] {
+            b'M' => Rate::Span,
+            _ if matches!(id.as_bytes(), b"B1" | b"B2r" | b"B2w" | b"B5" | b"B6") => Rate::PerOp,
+            _ => Rate::None,
+        },
     }
 }
 
@@ -178,7 +200,17 @@ pub fn figure(text: &str, spec: &Spec) -> Option<Figure> {
         .get(spec.exits_key)
         .and_then(|e| e.parse::<f64>().ok())
         .filter(|v| v.is_finite());
-    Some(Figure { value, exits })
+    let span = f.get("span_ns").and_then(|s| s.parse::<f64>().ok());
+    let per_s = match (spec.rate, exits, span) {
+        (Rate::PerOp, Some(e), _) if value > 0.0 => Some(e / value * 1e9),
+        (Rate::Span, Some(e), Some(t)) if t > 0.0 => Some(e / t * 1e9),
+        _ => None,
+    };
+    Some(Figure {
+        value,
+        exits,
+        per_s,
+    })
 }
 
 /// The printk time, in microseconds, of the first kernel log line
@@ -207,9 +239,11 @@ pub fn median(xs: &mut [f64]) -> Option<f64> {
 pub fn median_figure(figs: &[Figure]) -> Option<Figure> {
     let value = median(&mut figs.iter().map(|f| f.value).collect::<Vec<_>>())?;
     let mut ex: Vec<f64> = figs.iter().filter_map(|f| f.exits).collect();
+    let mut rates: Vec<f64> = figs.iter().filter_map(|f| f.per_s).collect();
     Some(Figure {
         value,
         exits: median(&mut ex),
+        per_s: median(&mut rates),
     })
 }
 
@@ -239,20 +273,21 @@ fn num(x: Option<f64>) -> String {
 
 /// CSV: one row per benchmark and configuration.
 pub fn csv(r: &Results) -> String {
-    let mut s = String::from("benchmark,description,config,mode,value,unit,exits\n");
+    let mut s = String::from("benchmark,description,config,mode,value,unit,exits,exits_per_s\n");
     for sp in &SPECS {
         for c in Config::ALL {
             if let Some(f) = get(r, sp.id, c) {
                 let mode = if sp.plain_tcg { "tcg-median" } else { "icount" };
                 let _ = writeln!(
                     s,
-                    "{},\"{}\",{},{mode},{},{},{}",
+                    "{},\"{}\",{},{mode},{},{},{},{}",
                     sp.id,
                     sp.what,
                     c.name(),
                     num(Some(f.value)),
                     sp.unit,
-                    num(f.exits)
+                    num(f.exits),
+                    num(f.per_s.map(f64::round))
                 );
             }
         }
@@ -302,7 +337,7 @@ pub fn json(r: &Results, meta: &[(&str, String)]) -> String {
             if let Some(f) = get(r, sp.id, c) {
                 let _ = write!(
                     s,
-                    "{}\n    {{\"benchmark\": {}, \"description\": {}, \"config\": {}, \"mode\": {}, \"value\": {}, \"unit\": {}, \"exits\": {}}}",
+                    "{}\n    {{\"benchmark\": {}, \"description\": {}, \"config\": {}, \"mode\": {}, \"value\": {}, \"unit\": {}, \"exits\": {}, \"exits_per_s\": {}}}",
                     if first { "" } else { "," },
                     json_str(sp.id),
                     json_str(sp.what),
@@ -310,7 +345,8 @@ pub fn json(r: &Results, meta: &[(&str, String)]) -> String {
                     json_str(if sp.plain_tcg { "tcg-median" } else { "icount" }),
                     json_num(Some(f.value)),
                     json_str(sp.unit),
-                    json_num(f.exits)
+                    json_num(f.exits),
+                    json_num(f.per_s.map(f64::round))
                 );
                 first = false;
             }
@@ -321,27 +357,29 @@ pub fn json(r: &Results, meta: &[(&str, String)]) -> String {
 }
 
 /// The markdown table: benchmark, native, pivisor, KVM, the two ratios,
-/// and pivisor's exits.
+/// and each hypervisor's exits (as the line counts them) and exits per
+/// second of guest time.
 pub fn markdown_table(r: &Results) -> String {
     let mut s = String::from(
-        "| benchmark | unit | native | pivisor | KVM | pivisor/native | KVM/native | pivisor exits |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| benchmark | unit | native | pivisor | KVM | pivisor/native | KVM/native | pivisor exits | pivisor exits/s | KVM exits | KVM exits/s |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
+    let cell = |x: Option<f64>| {
+        let t = num(x);
+        if t.is_empty() {
+            "n/a".to_string()
+        } else {
+            t
+        }
+    };
+    let rcell = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.3}"));
     for sp in &SPECS {
         let v = |c| get(r, sp.id, c).map(|f| f.value);
-        let cell = |x: Option<f64>| {
-            let t = num(x);
-            if t.is_empty() {
-                "n/a".to_string()
-            } else {
-                t
-            }
-        };
-        let rcell = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.3}"));
-        let exits = get(r, sp.id, Config::Pivisor).and_then(|f| f.exits);
+        let exits = |c| get(r, sp.id, c).and_then(|f| f.exits);
+        let rate = |c| get(r, sp.id, c).and_then(|f| f.per_s).map(f64::round);
         let _ = writeln!(
             s,
-            "| {} {}{} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             sp.id,
             sp.what,
             if sp.plain_tcg {
@@ -355,7 +393,10 @@ pub fn markdown_table(r: &Results) -> String {
             cell(v(Config::Kvm)),
             rcell(ratio(v(Config::Pivisor), v(Config::Native))),
             rcell(ratio(v(Config::Kvm), v(Config::Native))),
-            cell(exits)
+            cell(exits(Config::Pivisor)),
+            cell(rate(Config::Pivisor)),
+            cell(exits(Config::Kvm)),
+            cell(rate(Config::Kvm)),
         );
     }
     s
@@ -470,7 +511,7 @@ pub fn markdown_targets(r: &Results) -> String {
 mod tests {
     use super::*;
 
-    const MICRO: &str = "BENCH start mode=virtualized counter_hz=62500000 pivisor_exits=yes\n\
+    const MICRO: &str = "BENCH start mode=virtualized counter_hz=62500000 exits=hypercall\n\
         BENCH B1 null_hypercall n=10000 ns=134.000 exits=1.000\n\
         BENCH B3 sgi_self_eoi n=200 ns=3168.000 iar_eoir_ns=0.000 exits_beyond_sgir=0.000\n\
         BENCH B4 timer_latency n=200 mean_ns=2960.000 p99_ns=2960.000 max_ns=2960.000 exits=2.000\n\
@@ -484,11 +525,23 @@ mod tests {
             figure(MICRO, b1),
             Some(Figure {
                 value: 134.0,
-                exits: Some(1.0)
+                exits: Some(1.0),
+                per_s: Some(1e9 / 134.0),
             })
         );
         let b3 = SPECS.iter().find(|s| s.id == "B3").unwrap();
         assert_eq!(figure(MICRO, b3).unwrap().exits, Some(0.0));
+        assert_eq!(
+            figure(MICRO, b3).unwrap().per_s,
+            None,
+            "a round trip has no rate"
+        );
+        // Macro lines: exits over their whole span.
+        let m4 = SPECS.iter().find(|s| s.id == "M4").unwrap();
+        let line = "BENCH M4 getppid n=100000 ns=250.000 exits=25 span_ns=25000000\n";
+        assert_eq!(figure(line, m4).unwrap().per_s, Some(1000.0));
+        let no_span = "BENCH M4 getppid n=100000 ns=250.000 exits=25\n";
+        assert_eq!(figure(no_span, m4).unwrap().per_s, None);
         let b4 = SPECS.iter().find(|s| s.id == "B4").unwrap();
         assert_eq!(figure(MICRO, b4).unwrap().value, 2960.0);
         // Absent, or not at the start of a line: nothing.
@@ -537,6 +590,7 @@ mod tests {
             Figure {
                 value: 6.015,
                 exits: None,
+                per_s: None,
             },
         );
         r.insert(
@@ -544,12 +598,13 @@ mod tests {
             Figure {
                 value: 6.031,
                 exits: Some(129.0),
+                per_s: Some(1075.0),
             },
         );
         let t = markdown_table(&r);
         assert!(
             t.contains(
-                "| M1 CPU loop (per step) | instr | 6.015 | 6.031 | n/a | 1.003 | n/a | 129 |"
+                "| M1 CPU loop (per step) | instr | 6.015 | 6.031 | n/a | 1.003 | n/a | 129 | 1075 | n/a | n/a |"
             ),
             "{t}"
         );
@@ -559,7 +614,7 @@ mod tests {
         );
         let c = csv(&r);
         assert!(
-            c.contains("M1,\"CPU loop (per step)\",pivisor,icount,6.031,instr,129\n"),
+            c.contains("M1,\"CPU loop (per step)\",pivisor,icount,6.031,instr,129,1075\n"),
             "{c}"
         );
         let j = json(&r, &[("qemu", "QEMU \"10.0\"".into())]);
@@ -572,7 +627,14 @@ mod tests {
     fn targets_are_judged_on_the_figures() {
         let mut r = Results::new();
         let mut put = |id: &str, c, value, exits| {
-            r.insert((id.to_string(), c), Figure { value, exits });
+            r.insert(
+                (id.to_string(), c),
+                Figure {
+                    value,
+                    exits,
+                    per_s: None,
+                },
+            );
         };
         put("M1", Config::Native, 6.0, None);
         put("M1", Config::Pivisor, 6.05, Some(1.0));

@@ -17,7 +17,9 @@
 //! With pivisor's exit-counter page in the VM (`devices = counters`, read
 //! through /dev/mem), each line also says how many exits the VM took during
 //! the benchmark (`exits=`; `na` without the page: natively, or under a
-//! hypervisor without it).
+//! hypervisor without it; pv-vmm emulates the page under KVM), and every
+//! line gives the benchmark's whole span (`span_ns=`), for exits per
+//! second.
 //!
 //! Times come from CLOCK_MONOTONIC; under QEMU's `-icount shift=0` one
 //! nanosecond is one guest instruction (all cores share the clock, so the
@@ -82,19 +84,30 @@ impl Counters {
 /// One benchmark, given the counters if the VM has them.
 type Bench = fn(Option<&Counters>);
 
-/// Exit counting around one benchmark.
-struct Span<'a>(Option<(&'a Counters, u64)>);
+/// One benchmark's span: its guest time and, with the page, its exits.
+struct Span<'a> {
+    counters: Option<(&'a Counters, u64)>,
+    t: Instant,
+}
 
 impl<'a> Span<'a> {
     fn start(c: Option<&'a Counters>) -> Self {
-        Self(c.map(|c| (c, c.vm_exits())))
+        Self {
+            counters: c.map(|c| (c, c.vm_exits())),
+            t: Instant::now(),
+        }
     }
 
-    /// `exits=N` for the span, without the closing read itself.
-    fn exits(&self) -> String {
-        match self.0 {
-            Some((c, before)) => format!("exits={}", c.vm_exits().saturating_sub(before + 1)),
-            None => "exits=na".into(),
+    /// `exits=N span_ns=T` for the span (exits without the closing read
+    /// itself; `exits=na` without the page).
+    fn end(&self) -> String {
+        let span = ns(self.t.elapsed());
+        match self.counters {
+            Some((c, before)) => format!(
+                "exits={} span_ns={span}",
+                c.vm_exits().saturating_sub(before + 1)
+            ),
+            None => format!("exits=na span_ns={span}"),
         }
     }
 }
@@ -114,7 +127,7 @@ fn op_loop(c: Option<&Counters>, id: &str, name: &str, n: u64, mut step: impl Fn
     println!(
         "BENCH {id} {name} n={n} ns={} {}",
         per_op(ns(d), n),
-        span.exits()
+        span.end()
     );
 }
 
@@ -149,7 +162,7 @@ fn memory(c: Option<&Counters>) {
             MEM_BYTES >> 20,
             ns(d),
             per_op(ns(d), pages),
-            span.exits()
+            span.end()
         );
     }
     drop(buf);
@@ -172,7 +185,7 @@ fn sleeps(c: Option<&Counters>) {
             t.elapsed().saturating_sub(want).as_nanos() as u64
         })
         .collect();
-    let exits = span.exits();
+    let exits = span.end();
     match summarize(&mut late) {
         Some(s) => println!(
             "BENCH M5 sleep_1ms n={} overshoot_mean_ns={} median_ns={} p99_ns={} max_ns={} {exits}",
@@ -224,7 +237,7 @@ fn pingpong(c: Option<&Counters>) {
         done += 1;
     }
     let d = t.elapsed();
-    let exits = span.exits();
+    let exits = span.end();
     let echo_pinned = echo.join().unwrap_or(false);
     println!(
         "BENCH M6 pipe_pingpong n={done} ns={} pinned={} {exits}",
