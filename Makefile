@@ -37,7 +37,7 @@ QEMU_RUN := $(QEMU) -M raspi4b -display none -serial mon:stdio -serial file:$(BU
             -kernel $(IMAGE) -dtb $(DTB) -initrd $(BUILD)/guests-$(BUNDLE).img \
             $(if $(BOOTARGS),-append "$(BOOTARGS)")
 
-.PHONY: all setup run test unit-test qemu-test bench gdb clippy fmt clean help bundles FORCE
+.PHONY: all setup run test unit-test qemu-test bench sd gdb clippy fmt clean help bundles FORCE
 
 all: $(IMAGE) bundles
 
@@ -47,7 +47,8 @@ help:
 	@echo "make            build $(IMAGE)"
 	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=linux|linux-debian|linux-two|test|two|pt; Ctrl-A x quits)"
 	@echo "make test       host unit tests + QEMU integration tests"
-	@echo "make bench      native vs pivisor benchmarks: build/bench/report.md, results.json/.csv, ratios.png"
+	@echo "make bench      native vs pivisor vs KVM benchmarks: build/bench/report.md, results.json/.csv, ratios.png"
+	@echo "make sd         the Pi 4 SD card: build/sd/ (copy onto a FAT32 card) and build/pivisor-sd.img (dd it)"
 	@echo "make gdb        QEMU waiting for a debugger on :1234"
 	@echo "make clippy     lints for the image and the host code"
 
@@ -136,6 +137,22 @@ $(BUILD)/guests-toobig.img: guests/test-configs/toobig.conf $(GUEST_IMG)
 $(DTB): | setup
 	tools/fetch-dtbs.sh $(DTB_DIR)
 
+# The SD card (tools/mksd.sh): the Pi 4 firmware from Debian's
+# raspi-firmware (non-free-firmware; fetched and checksummed, never
+# committed), the device trees, config.txt, kernel8.img and the default
+# bundle as guests.img; a folder to copy onto a FAT32 card and a raw disk
+# image for dd / Raspberry Pi Imager.
+FW_DIR := $(BUILD)/firmware
+SD_DIR := $(BUILD)/sd
+SD_IMG := $(BUILD)/pivisor-sd.img
+$(FW_DIR)/VERSION: tools/fetch-firmware.sh tools/debfetch.sh | setup
+	@tools/setup.sh sd
+	tools/fetch-firmware.sh $(FW_DIR)
+$(SD_IMG): tools/mksd.sh firmware/config.txt $(IMAGE) $(DTB) $(BUILD)/guests-linux.img $(FW_DIR)/VERSION
+	@tools/setup.sh sd
+	tools/mksd.sh $(SD_DIR) $@ $(FW_DIR) $(DTB_DIR) firmware/config.txt $(IMAGE) $(BUILD)/guests-linux.img
+sd: $(SD_IMG)
+
 # Well-formed trees the hypervisor must refuse (QEMU always rewrites
 # /memory, so "no memory" is a tree whose RAM is all reserved).
 $(DTB_DIR)/test-no-cpus.dtb: $(DTB)
@@ -178,10 +195,13 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_KVM_HOST_INITRD=$(abspath $(KVM_HOST_RD)) \
   PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
   PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) \
+  PIVISOR_SD_IMAGE=$(abspath $(SD_IMG)) \
+  PIVISOR_SD_DIR=$(abspath $(SD_DIR)) \
+  PIVISOR_FIRMWARE_DIR=$(abspath $(FW_DIR)) \
   PIVISOR_QEMU=$(QEMU)
 
 # `make qemu-test T=boot_cost` runs only the QEMU tests whose names contain T.
-qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD)
+qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD) $(SD_IMG)
 	$(QEMU_TEST_ENV) cargo test -p pivisor-harness -- --test-threads=1 --nocapture $(T)
 
 test: unit-test qemu-test

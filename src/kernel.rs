@@ -169,6 +169,16 @@ pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
     let uart = info.uart.unwrap_or(rpi4::DEFAULT_UART0);
     console_init(uart, info.gpio);
     banner(load);
+    if info.high_peripherals() {
+        // The console above already uses the tree's (high) UART address,
+        // with the MMU off, so this is seen on the serial pins.
+        error!(
+            "the firmware put the peripherals above 4 GiB (high-peripheral mode, arm_peri_high=1; /soc maps bus {:#x} to {:#x}): pivisor supports the low-peripheral layout only. Remove arm_peri_high from config.txt (firmware/config.txt sets arm_peri_high=0); parking",
+            crate::dt::host::PERIPHERAL_BUS,
+            info.translate(crate::dt::host::PERIPHERAL_BUS).unwrap_or(0)
+        );
+        cpu::park();
+    }
 
     let (opts, bad) = bootargs::parse(info.bootargs);
     log::set_max_level(opts.log_level);

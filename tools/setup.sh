@@ -12,7 +12,10 @@
 #     derived from the machine's existing Debian entry (same URI), and QEMU is
 #     installed from it;
 #   - with the argument `bench` (`make bench`), python3-matplotlib for the
-#     report's plot.
+#     report's plot;
+#   - with the argument `sd` (`make sd`), mtools, dosfstools and fdisk (the
+#     SD-card image, built without root) and the non-free-firmware
+#     component of the machine's Debian entry (the Pi boot firmware).
 #
 # Runs as root, or with sudo when not root. Says what it installs.
 set -euo pipefail
@@ -65,6 +68,17 @@ if [ "${1:-}" = bench ]; then
     /usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1 || need_pkgs+=(python3 python3-matplotlib)
 fi
 
+# `make sd` only (tools/setup.sh sd): the FAT32 image tools, and Debian's
+# non-free-firmware component, where the Raspberry Pi boot firmware
+# (raspi-firmware) lives.
+SD_FIRMWARE=0
+if [ "${1:-}" = sd ]; then
+    command -v mcopy >/dev/null 2>&1 || need_pkgs+=(mtools)
+    command -v mkfs.fat >/dev/null 2>&1 || need_pkgs+=(dosfstools)
+    command -v sfdisk >/dev/null 2>&1 || need_pkgs+=(fdisk)
+    SD_FIRMWARE=1
+fi
+
 APT_UPDATED=0
 apt_update() {
     if [ "$APT_UPDATED" -eq 0 ]; then
@@ -74,13 +88,16 @@ apt_update() {
     fi
 }
 
-# Add bookworm-backports, derived from the machine's own Debian entry.
-add_backports() {
-    local codename
+# Adds an apt entry for SUITE with COMPONENT (as FILE under
+# sources.list.d), derived from the machine's own Debian entry for its
+# release: the same archive URI and keyring. Nothing when apt already has
+# that suite and component.
+add_apt_entry() {
+    local suite=$1 component=$2 file=$3 codename
     codename=$( . /etc/os-release && echo "${VERSION_CODENAME:-}")
     [ -n "$codename" ] || { say "cannot tell the Debian release (/etc/os-release)"; exit 1; }
-    local suite="${codename}-backports"
-    if grep -rqs -- "$suite" /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null; then
+    suite=${suite//@/$codename}
+    if [ -f "/etc/apt/sources.list.d/$file" ] || apt_has "$suite" "$component"; then
         return 0
     fi
     local uri="" signed=""
@@ -107,17 +124,47 @@ add_backports() {
     if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
         uri=$(awk -v rel="$codename" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } if ($(i+1) == rel) { print $i; exit } }' /etc/apt/sources.list)
     fi
-    [ -n "$uri" ] || { say "no Debian '$codename' entry found in apt's sources to derive $suite from"; exit 1; }
-    say "adding apt suite $suite (same archive as the existing '$codename' entry)"
+    [ -n "$uri" ] || { say "no Debian '$codename' entry found in apt's sources to derive $suite $component from"; exit 1; }
+    say "adding apt suite $suite, component $component (same archive as the existing '$codename' entry)"
     {
         echo "Types: deb"
         echo "URIs: $uri"
         echo "Suites: $suite"
-        echo "Components: main"
+        echo "Components: $component"
         [ -n "$signed" ] && echo "Signed-By: $signed"
-    } | $SUDO tee /etc/apt/sources.list.d/pivisor-backports.sources >/dev/null
+    } | $SUDO tee "/etc/apt/sources.list.d/$file" >/dev/null
     APT_UPDATED=0
 }
+
+# Whether some apt entry already offers SUITE with COMPONENT.
+apt_has() {
+    local suite=$1 component=$2
+    # deb822: a stanza listing both.
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk -v s="$suite" -v c="$component" '
+            BEGIN { RS=""; FS="\n"; found=0 }
+            {
+                ss=""; cc=""
+                for (i = 1; i <= NF; i++) {
+                    if ($i ~ /^Suites:/) { ss = " " $i " " }
+                    if ($i ~ /^Components:/) { cc = " " $i " " }
+                }
+                if (index(ss, " " s " ") && index(cc, " " c " ")) found=1
+            }
+            END { exit !found }' "$f" && return 0
+    done
+    # One-line entries.
+    [ -f /etc/apt/sources.list ] && awk -v s="$suite" -v c="$component" '
+        $1 == "deb" { line = " " $0 " "; if (index(line, " " s " ") && index(line, " " c " ")) found=1 }
+        END { exit !found }' /etc/apt/sources.list && return 0
+    return 1
+}
+
+if [ "$SD_FIRMWARE" = 1 ] && ! apt_has "$( . /etc/os-release && echo "$VERSION_CODENAME")" non-free-firmware; then
+    add_apt_entry @ non-free-firmware pivisor-non-free-firmware.sources
+    apt_update
+fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt_update
@@ -126,7 +173,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 if ! qemu_ok; then
-    add_backports
+    add_apt_entry @-backports main pivisor-backports.sources
     apt_update
     codename=$( . /etc/os-release && echo "${VERSION_CODENAME}")
     say "installing qemu-system-arm from ${codename}-backports (raspi4b needs QEMU >= 9.0)"

@@ -35,6 +35,9 @@ pub struct CpuNode<'a> {
     pub release_addr: Option<u64>,
 }
 
+/// The BCM2711 main peripherals' VideoCore bus address.
+pub const PERIPHERAL_BUS: u64 = 0x7e00_0000;
+
 /// One peripheral window: bus addresses `bus..bus+size` appear at `cpu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Window {
@@ -412,6 +415,17 @@ impl<'a> HostInfo<'a> {
             }
         }
         Ok(info)
+    }
+
+    /// Whether the firmware put the peripherals in high-peripheral mode
+    /// (`arm_peri_high=1` in config.txt): the main peripheral block (bus
+    /// 0x7e000000) then appears above 4 GiB (0x4_7e000000 on a BCM2711)
+    /// instead of at 0xfe000000. pivisor refuses that layout (see
+    /// `kernel::primary_main`): its guests' device addresses and the
+    /// tested EL2 map are the low-peripheral ones.
+    pub fn high_peripherals(&self) -> bool {
+        self.translate(PERIPHERAL_BUS)
+            .is_some_and(|cpu| cpu >= 1 << 32)
     }
 
     /// Translates a /soc bus address to a CPU physical address.

@@ -485,3 +485,23 @@ fn random_corruption_never_panics() {
         "some corruptions (in values) must still parse"
     );
 }
+
+#[test]
+fn high_peripheral_mode_is_recognised() {
+    // The Pi 4 tree as the firmware passes it in low-peripheral mode.
+    with_info(&build(&Fixture::default()), |i| {
+        assert!(!i.unwrap().high_peripherals())
+    });
+    // arm_peri_high=1: the same bus addresses above 4 GiB.
+    let mut info = HostInfo::default();
+    for (bus, cpu, size) in [
+        (0x7c00_0000, 0x4_7c00_0000, 0x400_0000),
+        (0x4000_0000, 0x4_c000_0000, 0x80_0000),
+    ] {
+        info.windows.push(Window { bus, cpu, size }).unwrap();
+    }
+    assert!(info.high_peripherals());
+    // No window for the peripherals at all: not high (and not usable,
+    // which the UART lookup reports on its own).
+    assert!(!HostInfo::default().high_peripherals());
+}

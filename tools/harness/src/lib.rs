@@ -6,6 +6,7 @@
 //! `PIVISOR_IMAGE_80000`, `PIVISOR_DTB_DIR` (and optionally `PIVISOR_QEMU`).
 
 pub mod report;
+pub mod sd;
 
 use regex::Regex;
 use std::io::{Read, Write};
