@@ -37,7 +37,7 @@ QEMU_RUN := $(QEMU) -M raspi4b -display none -serial mon:stdio -serial file:$(BU
             -kernel $(IMAGE) -dtb $(DTB) -initrd $(BUILD)/guests-$(BUNDLE).img \
             $(if $(BOOTARGS),-append "$(BOOTARGS)")
 
-.PHONY: all setup run test unit-test qemu-test bench sd gdb clippy fmt clean help bundles FORCE
+.PHONY: all setup run test unit-test qemu-test bench sd fuzz gdb clippy fmt clean help bundles FORCE
 
 all: $(IMAGE) bundles
 
@@ -48,6 +48,7 @@ help:
 	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=linux|linux-debian|linux-two|test|two|pt; Ctrl-A x quits)"
 	@echo "make test       host unit tests + QEMU integration tests"
 	@echo "make bench      native vs pivisor vs KVM benchmarks: build/bench/report.md, results.json/.csv, ratios.png"
+	@echo "make fuzz       long fuzzing runs of every guest-facing parser (FUZZ_SECONDS per target)"
 	@echo "make sd         the Pi 4 SD card: build/sd/ (copy onto a FAT32 card) and build/pivisor-sd.img (dd it)"
 	@echo "make gdb        QEMU waiting for a debugger on :1234"
 	@echo "make clippy     lints for the image and the host code"
@@ -177,6 +178,7 @@ unit-test: setup
 	cargo test --workspace --exclude pivisor-harness
 	cd $(PROGS_DIR) && cargo test
 	cd $(VMM_DIR) && cargo test
+	cd tools/fuzz && cargo test
 
 LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-debian.img
 # Where the QEMU tests and the benchmarks find what they boot.
@@ -217,6 +219,14 @@ bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD)
 	/usr/bin/python3 tools/plot-bench.py $(BUILD)/bench/results.json $(BUILD)/bench/ratios.png
 	@echo "bench: $(BUILD)/bench/report.md and ratios.png"
 
+# Long fuzzing runs (tools/fuzz.sh; nightly and cargo-fuzz, installed if
+# missing): FUZZ_SECONDS per target, FUZZ_TARGETS to pick (default all).
+# `make test` replays the seed corpus on stable instead.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?=
+fuzz:
+	tools/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clippy: setup
 	cargo clippy --release --target $(TARGET) -- -D warnings
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -224,6 +234,7 @@ clippy: setup
 	cd $(BENCH_DIR) && RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo clippy --release --target $(TARGET) -- -D warnings
 	cd $(PROGS_DIR) && cargo clippy --all-targets -- -D warnings
 	cd $(VMM_DIR) && cargo clippy --all-targets -- -D warnings
+	cd tools/fuzz && cargo clippy --all-targets -- -D warnings
 	cd $(VMM_DIR) && RUSTFLAGS="$(MUSL_RUSTFLAGS)" cargo clippy --release --target aarch64-unknown-linux-musl -- -D warnings
 
 fmt:
@@ -232,6 +243,7 @@ fmt:
 	cd $(BENCH_DIR) && cargo fmt
 	cd $(PROGS_DIR) && cargo fmt
 	cd $(VMM_DIR) && cargo fmt
+	cd tools/fuzz && cargo fmt
 
 clean:
 	cargo clean
@@ -239,6 +251,7 @@ clean:
 	cd $(BENCH_DIR) && cargo clean
 	cd $(PROGS_DIR) && cargo clean
 	cd $(VMM_DIR) && cargo clean
+	cd tools/fuzz && cargo clean
 	rm -rf $(BUILD)
 
 FORCE:

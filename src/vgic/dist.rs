@@ -181,7 +181,13 @@ impl VgicDist {
     /// Which vCPUs an interrupt can be delivered to.
     fn reach(&self, vcpu: usize, intid: u32) -> Dirty {
         if intid < 32 {
-            1 << vcpu
+            // A vCPU the distributor does not have reaches nobody (found
+            // by the vgic fuzz target: 1 << 8 overflowed).
+            if vcpu < self.vcpus {
+                1 << vcpu
+            } else {
+                0
+            }
         } else {
             self.irq(vcpu, intid).map_or(0, |i| i.targets) & self.all()
         }

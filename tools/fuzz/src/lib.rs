@@ -1,0 +1,376 @@
+//! pivisor's fuzz targets: every parser and state machine a guest (or a
+//! user, through the bundle and the device tree) can feed. Each takes raw
+//! bytes, drives the real code with them, and panics only where pivisor
+//! itself would have misbehaved (a panic in pivisor's own code, or a
+//! broken invariant asserted here).
+//!
+//! | target        | what it feeds                                          |
+//! |---------------|--------------------------------------------------------|
+//! | `mmio_decode` | ESR/FAR/HPFAR decode; the MMIO access against a bus of |
+//! |               | device models; trapped system registers                |
+//! | `vgic`        | distributor reads/writes, device lines, hardware       |
+//! |               | firings and list-register flushes with hostile LRs     |
+//! | `mailbox`     | a property buffer through the policy, and the mailbox  |
+//! |               | registers                                              |
+//! | `pl011`       | the emulated UART's registers and input                |
+//! | `psci`        | PSCI/SMCCC calls with any function id and arguments    |
+//! | `bundle`      | the guest bundle parser (and its configuration)        |
+//! | `vm_config`   | the VM configuration parser, then each VM's device     |
+//! |               | tree, read back                                        |
+//! | `host_dtb`    | the host device-tree checker and reader                |
+//!
+//! `make fuzz` runs them under libFuzzer (cargo-fuzz, nightly); `make
+//! test` replays the seed corpus (corpus/<target>/) and a fixed-seed
+//! batch of generated inputs on stable (tests/replay.rs).
+
+use pivisor::devices::exitctr::ExitCounters;
+use pivisor::devices::mailbox::property::{self, Firmware, Policy, View};
+use pivisor::devices::mailbox::Mailbox;
+use pivisor::devices::pl011::Pl011;
+use pivisor::trap::mmio::{MmioBus, MmioDevice};
+use pivisor::trap::sysreg::{self, SysRegResult, SysRegState};
+use pivisor::trap::{decode, Exit};
+use pivisor::vgic::dist::VgicDist;
+use pivisor::vm::psci::{self, Outcome, Power};
+
+/// A fuzz target.
+pub type Target = fn(&[u8]);
+
+/// Every target, by name (the corpus directories and `make fuzz
+/// FUZZ_TARGETS=`).
+pub const TARGETS: [(&str, Target); 8] = [
+    ("mmio_decode", mmio_decode),
+    ("vgic", vgic),
+    ("mailbox", mailbox),
+    ("pl011", pl011),
+    ("psci", psci),
+    ("bundle", bundle),
+    ("vm_config", vm_config),
+    ("host_dtb", host_dtb),
+];
+
+/// Reads the input as little-endian fields; past its end, zeroes.
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut b = [0u8; N];
+        let n = N.min(self.0.len());
+        b[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        b
+    }
+    fn u8(&mut self) -> u8 {
+        self.bytes::<1>()[0]
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes(self.bytes())
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.bytes())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.bytes())
+    }
+    fn done(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An MMIO width: 1, 2, 4 or 8.
+fn width(b: u8) -> u8 {
+    1 << (b & 3)
+}
+
+/// A device bus as a VM with every device has it (addresses as in the
+/// VM's device tree).
+fn bus() -> MmioBus {
+    use pivisor::vm::fdt::{EXITCTR_IPA, MAILBOX_IPA, UART_IPA};
+    let mut b = MmioBus::new();
+    b.register(
+        UART_IPA,
+        pivisor::devices::pl011::SIZE,
+        Box::new(Pl011::new(Box::new(|_| {}), Box::new(|_| {}))),
+    );
+    b.register(
+        MAILBOX_IPA,
+        pivisor::devices::mailbox::SIZE,
+        Box::new(Mailbox::new(Box::new(Some), Box::new(|_| {}))),
+    );
+    b.register(
+        EXITCTR_IPA,
+        pivisor::devices::exitctr::SIZE,
+        Box::new(ExitCounters::new(
+            4,
+            Box::new(|v, w| v.unwrap_or(9) as u64 * 100 + w),
+        )),
+    );
+    b
+}
+
+/// Exit decode: each 24 bytes are an ESR, a FAR and an HPFAR. An MMIO
+/// access is dispatched to the bus and completed into a register file; a
+/// system register access is emulated.
+pub fn mmio_decode(data: &[u8]) {
+    let mut input = Input(data);
+    let mut b = bus();
+    let mut regs = [0u64; 31];
+    let mut st = SysRegState::reset();
+    while !input.done() {
+        let (esr, far, hpfar) = (input.u64(), input.u64(), input.u64());
+        match decode(esr, far, hpfar) {
+            Exit::Mmio(a) => {
+                assert!(matches!(a.width, 1 | 2 | 4 | 8), "width {}", a.width);
+                assert!(a.reg <= 31);
+                let store = a.store_value(&regs);
+                if let Ok(raw) = b.dispatch(&a, store) {
+                    if !a.write {
+                        a.complete_load(&mut regs, raw);
+                    }
+                }
+            }
+            Exit::SysReg(s) => {
+                let value = regs[(far % 31) as usize];
+                match sysreg::emulate(&s, value, &mut st) {
+                    SysRegResult::Read(v) => regs[(far % 31) as usize] = v,
+                    SysRegResult::Written | SysRegResult::SetWay(_) | SysRegResult::Undefined => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The virtual distributor. First byte: vCPUs (1-8); then owned SPIs;
+/// then operations of 8 bytes: kind, vCPU, offset (2), width, value (3,
+/// sign-extended as the low bytes of a u32). Flushes run against four
+/// list registers that the "guest" rewrites with input bytes, as a
+/// hostile guest could only through GICV (list registers are not guest
+/// writable, but their state bits change under the guest's ack and EOI).
+pub fn vgic(data: &[u8]) {
+    let mut input = Input(data);
+    let vcpus = (input.u8() % 8) as usize + 1;
+    let owned: Vec<u32> = (0..(input.u8() % 8))
+        .map(|_| u32::from(input.u16()) % 1100)
+        .collect();
+    let mut d = VgicDist::new(vcpus, &owned);
+    let mut lrs = vec![[0u32; 4]; vcpus];
+    while !input.done() {
+        let kind = input.u8();
+        let v = (input.u8() as usize) % (vcpus + 1); // one past: a bad vCPU
+        let off = u64::from(input.u16() & 0xfff);
+        let w = width(input.u8());
+        let value = input.u32();
+        match kind % 6 {
+            0 => {
+                d.write(v, off, w, value);
+            }
+            1 => {
+                d.read(v, off, w);
+            }
+            2 => {
+                d.set_line(v, value % 1100, value & (1 << 31) != 0);
+            }
+            3 => {
+                d.hw_fired(v, value % 1100);
+            }
+            4 => {
+                if let Some(l) = lrs.get_mut(v) {
+                    d.flush(v, l);
+                    for lr in l.iter() {
+                        let state = (lr >> 28) & 3;
+                        if state != 0 {
+                            assert!(lr & 0x3ff < 1020, "LR with INTID {:#x}", lr & 0x3ff);
+                        }
+                    }
+                }
+            }
+            _ => {
+                // The guest acks/EOIs: list-register state bits move.
+                if let Some(l) = lrs.get_mut(v) {
+                    let i = (value as usize) % 4;
+                    l[i] = (l[i] & !(3 << 28)) | ((value >> 4) & 3) << 28;
+                }
+            }
+        }
+    }
+}
+
+/// Answers every forwarded tag with a response bit and some bytes.
+struct EchoFirmware;
+
+impl Firmware for EchoFirmware {
+    fn call(&mut self, buf: &mut [u8]) -> Result<(), &'static str> {
+        if buf.len() >= 8 {
+            buf[4..8].copy_from_slice(&property::CODE_SUCCESS.to_le_bytes());
+        }
+        Ok(())
+    }
+}
+
+/// A property buffer (the input, cut to the largest size allowed) through
+/// the policy from the first byte; then the rest as mailbox register
+/// operations.
+pub fn mailbox(data: &[u8]) {
+    let groups = u32::from(data.first().copied().unwrap_or(0));
+    let policy = Policy { groups };
+    let view = View {
+        ram: 64 << 20,
+        serial: Some(0x1234),
+        mac: None,
+        cmdline: "console=ttyAMA0",
+    };
+    let mut buf = data.get(1..).unwrap_or(&[]).to_vec();
+    buf.truncate(property::MAX_BUFFER);
+    let len = buf.len();
+    match property::process(&mut buf, &policy, &view, &mut EchoFirmware) {
+        Ok(o) => assert!(o.code == property::CODE_SUCCESS || o.code == property::CODE_ERROR),
+        Err(_) if len >= 8 => {
+            assert_eq!(&buf[4..8], &property::CODE_ERROR.to_le_bytes());
+        }
+        Err(_) => {}
+    }
+    assert_eq!(buf.len(), len, "the buffer never changes size");
+    let mut m = Mailbox::new(Box::new(|w| (w & 1 == 0).then_some(w)), Box::new(|_| {}));
+    let mut input = Input(data);
+    while !input.done() {
+        let op = input.u8();
+        let off = u64::from(input.u8());
+        let w = width(input.u8());
+        let value = u64::from(input.u32());
+        if op & 1 == 0 {
+            let _ = m.read(off, w);
+        } else {
+            let _ = m.write(off, w, value);
+        }
+    }
+}
+
+/// The emulated PL011: register reads and writes and received bytes.
+pub fn pl011(data: &[u8]) {
+    let mut u = Pl011::new(Box::new(|_| {}), Box::new(|_| {}));
+    let mut input = Input(data);
+    while !input.done() {
+        let op = input.u8();
+        let off = u64::from(input.u16() & 0xfff);
+        let w = width(input.u8());
+        let value = u64::from(input.u32());
+        match op % 3 {
+            0 => {
+                let _ = u.read(off, w);
+            }
+            1 => {
+                let _ = u.write(off, w, value);
+            }
+            _ => {
+                for _ in 0..(op >> 2) {
+                    u.receive(value as u8);
+                }
+            }
+        }
+        // The line follows the registers: RIS & IMSC (MIS) non-zero.
+        let mis = u.read(0x40, 4).unwrap_or(0);
+        assert_eq!(u.level(), mis != 0, "interrupt line against MIS {mis:#x}");
+    }
+}
+
+/// PSCI and SMCCC: calls of 32 bytes (x0-x3) from a vCPU of a VM whose
+/// power states come from the input; function ids are biased towards
+/// the ranges pivisor implements.
+pub fn psci(data: &[u8]) {
+    let mut input = Input(data);
+    let n = (input.u8() % 8) as usize + 1;
+    let mut power: Vec<Power> = (0..n)
+        .map(|_| match input.u8() % 3 {
+            0 => Power::Off,
+            1 => Power::On,
+            _ => Power::OnPending {
+                entry: 0x8_0000,
+                context: 0,
+            },
+        })
+        .collect();
+    while !input.done() {
+        let me = (input.u8() as usize) % n;
+        let bias = input.u8();
+        let mut x0 = input.u64();
+        if bias & 1 == 0 {
+            // Within the standard service ranges, 32- and 64-bit.
+            x0 = [0x8000_0000, 0x8400_0000, 0xc400_0000, 0xc600_0000][(bias >> 1) as usize % 4]
+                | (x0 & 0x1f);
+        }
+        let regs = [x0, input.u64(), input.u64(), input.u64()];
+        let before = power.clone();
+        match psci::call(regs, me, &mut power, 64 << 20) {
+            Outcome::Started(v) => {
+                assert!(v < n && v != me, "started vCPU {v} of {n} (caller {me})");
+                assert!(matches!(before[v], Power::Off), "CPU_ON of a vCPU not off");
+            }
+            Outcome::Return(_)
+            | Outcome::Off
+            | Outcome::Suspend
+            | Outcome::SystemOff
+            | Outcome::SystemReset
+            | Outcome::Unknown
+            | Outcome::ExitCount(_)
+            | Outcome::Absent => {}
+        }
+        assert_eq!(power.len(), n);
+    }
+}
+
+/// The guest bundle: checked completely; if accepted, its configuration
+/// is parsed too.
+pub fn bundle(data: &[u8]) {
+    if let Ok(b) = pivisor::vm::bundle::Bundle::parse(data) {
+        for (name, bytes) in b.files() {
+            assert_eq!(b.file(name).map(<[u8]>::len), Some(bytes.len()));
+        }
+        if let Ok(text) = b.config() {
+            vm_config(text.as_bytes());
+        }
+    }
+}
+
+/// The VM configuration (as text, invalid UTF-8 replaced); each accepted
+/// VM's device tree is built and must read back as a valid tree.
+pub fn vm_config(data: &[u8]) {
+    use pivisor::vm::config;
+    use pivisor::vm::fdt::{build, VmTree};
+    let text = String::from_utf8_lossy(data);
+    let Ok(vms) = config::parse(&text) else {
+        return;
+    };
+    let _ = config::check_fits(&vms, 4, 2 << 30);
+    for (index, v) in vms.iter().enumerate() {
+        assert!(!v.cores.is_empty() && v.memory > 0);
+        let t = VmTree {
+            name: v.name,
+            index,
+            vcpus: v.cores.len(),
+            ram: v.memory,
+            bootargs: v.bootargs,
+            initrd: None,
+            devices: &v.devices,
+            extra: None,
+        };
+        if let Ok(dtb) = build(&t) {
+            let mut out = vec![0u8; dtb.len() + 64];
+            pivisor::dt::blob::sanitize(&dtb, &mut out)
+                .unwrap_or_else(|e| panic!("VM '{}': its own device tree is invalid: {e}", v.name));
+        }
+    }
+}
+
+/// The host device tree: checked and copied, then read.
+pub fn host_dtb(data: &[u8]) {
+    let mut out = vec![0u8; data.len().max(64)];
+    if let Ok(n) = pivisor::dt::blob::sanitize(data, &mut out) {
+        if let Ok(info) = pivisor::dt::host::HostInfo::parse(&out[..n]) {
+            let _ = info.high_peripherals();
+            for w in info.windows.iter() {
+                let _ = info.translate(w.bus);
+            }
+        }
+    }
+}
