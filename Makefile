@@ -23,7 +23,8 @@ BENCH_DIR := guests/bench
 BENCH_ELF := $(BENCH_DIR)/target/$(TARGET)/release/bench
 BENCH_IMG := $(BUILD)/guests/bench.img
 MKBUNDLE := cargo run --release -q -p pivisor-mkbundle --
-BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.img $(BUILD)/guests-toobig.img $(BUILD)/guests-bench.img
+BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.img $(BUILD)/guests-toobig.img $(BUILD)/guests-bench.img \
+            $(BUILD)/guests-hostile.img
 LINUX_DIR := $(BUILD)/linux
 # The bundle `make run` boots: linux (Linux, four vCPUs, the default),
 # linux-debian (the same with Debian's own kernel), linux-two (two Linux
@@ -93,6 +94,8 @@ $(BUILD)/guests/testguest-extra.dtb: guests/testguest-extra.dts | setup
 $(BUILD)/guests-two.img: guests/testguest-two.conf $(GUEST_IMG) $(BUILD)/guests/testguest-extra.dtb
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
 $(BUILD)/guests-pt.img: guests/testguest-pt.conf $(GUEST_IMG)
+	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
+$(BUILD)/guests-hostile.img: guests/hostile.conf $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
 # Linux guests: Debian's kernel and busybox (fetched, checksummed, cached),
 # a busybox initramfs.
@@ -187,6 +190,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_TEST=$(abspath $(BUILD)/guests-test.img) \
   PIVISOR_BUNDLE_TWO=$(abspath $(BUILD)/guests-two.img) \
   PIVISOR_BUNDLE_PT=$(abspath $(BUILD)/guests-pt.img) \
+  PIVISOR_BUNDLE_HOSTILE=$(abspath $(BUILD)/guests-hostile.img) \
   PIVISOR_BUNDLE_BENCH=$(abspath $(BUILD)/guests-bench.img) \
   PIVISOR_BENCH_IMAGE=$(abspath $(BENCH_IMG)) \
   PIVISOR_BUNDLE_LINUX=$(abspath $(BUILD)/guests-linux.img) \

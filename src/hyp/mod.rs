@@ -95,6 +95,10 @@ pub struct Vm {
     pub state: AtomicU8,
     /// How many times SYSTEM_RESET restarted it.
     pub resets: AtomicU32,
+    /// Guest requests refused (every [`Vm::warn`], logged or not: an
+    /// access outside its devices, a refused mailbox buffer, an
+    /// unemulated register, an unknown call).
+    pub refusals: AtomicU64,
     /// Guest-caused log lines.
     pub log: Mutex<RateLimit>,
     /// The virtual distributor (and what each vCPU's list registers hold).
@@ -448,6 +452,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             bus: Mutex::new(bus),
             state: AtomicU8::new(state::RUNNING),
             resets: AtomicU32::new(0),
+            refusals: AtomicU64::new(0),
             log: Mutex::new(RateLimit::new()),
             vgic: Mutex::new(new_vgic(p.cfg.cores.len(), &spis, &hw_spis)),
             spis,
@@ -595,12 +600,18 @@ impl Vm {
         let per: Vec<String> = (0..self.vcpus.len())
             .map(|v| self.exit_counts(Some(v)).total().to_string())
             .collect();
-        alloc::format!("{}; per vCPU {}", self.exit_counts(None), per.join(", "))
+        alloc::format!(
+            "{}; per vCPU {}; refused {} guest requests",
+            self.exit_counts(None),
+            per.join(", "),
+            self.refusals.load(Ordering::Relaxed)
+        )
     }
 
     /// Logs a guest-caused event, rate-limited per VM (a flood cannot
     /// drown the console).
     pub fn warn(&self, msg: core::fmt::Arguments<'_>) {
+        self.refusals.fetch_add(1, Ordering::Relaxed);
         let allowed = self.log.lock().allow(cpu::counter(), cpu::counter_freq());
         if let Some(n) = allowed {
             if n > 0 {

@@ -92,8 +92,14 @@ pub fn vmpidr(index: usize) -> u64 {
     (1 << 31) | index as u64
 }
 
-/// The vCPU an affinity value names, if any (Aff3..Aff1 must be zero).
+/// The vCPU an affinity value names, if any (Aff3..Aff1 must be zero;
+/// bits 63:40 are not MPIDR fields and must be zero too, or the value
+/// names no CPU: found by the hostile suite, which started vCPU 1 with
+/// 1 << 40 | 1; bits 31:24, U and MT, are ignored).
 pub fn target_vcpu(mpidr: u64, count: usize) -> Option<usize> {
+    if mpidr >> 40 != 0 {
+        return None;
+    }
     let aff = mpidr & 0xff_00ff_ffff;
     (aff < count as u64).then_some(aff as usize)
 }
@@ -544,5 +550,7 @@ mod tests {
         }
         assert_eq!(vmpidr(3), 0x8000_0003);
         assert_eq!(target_vcpu(vmpidr(3), 4), Some(3), "bit 31 is not affinity");
+        assert_eq!(target_vcpu(1 << 40 | 1, 4), None, "bits 63:40 name no CPU");
+        assert_eq!(target_vcpu(1 << 32 | 1, 4), None, "Aff3");
     }
 }

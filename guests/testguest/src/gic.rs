@@ -61,6 +61,10 @@ pub const S_MBOX_IRQS: u64 = 33;
 pub const S_MBOX_WORD: u64 = 34;
 /// UART: bytes received, and whether a line ended.
 pub const S_UART_N: u64 = 35;
+/// The hostile suite's UART storm: its target count (0: off), and the
+/// interrupts taken.
+pub const S_STORM: u64 = 37;
+pub const S_STORM_N: u64 = 38;
 pub const S_UART_DONE: u64 = 36;
 
 pub fn get(vcpu: u64, i: u64) -> u64 {
@@ -79,7 +83,7 @@ pub fn r32(a: u64) -> u32 {
     unsafe { asm!("ldr {0:w}, [{1}]", out(reg) v, in(reg) a, options(nostack)) };
     v
 }
-fn w32(a: u64, v: u32) {
+pub fn w32(a: u64, v: u32) {
     // SAFETY: an aligned 32-bit store to the GIC.
     unsafe { asm!("str {0:w}, [{1}]", in(reg) v, in(reg) a, options(nostack)) };
 }
@@ -560,4 +564,25 @@ fn test_sgis(t: &mut Tally) {
         off && get(1, S_UNEXPECTED) == 0,
         format_args!("vCPU 1 off {off}, unexpected {}", get(1, S_UNEXPECTED)),
     );
+}
+
+/// The hostile suite's interrupt storm: the passed-through PL011's TX
+/// interrupt unmasked and never cleared (the handler only counts and
+/// EOIs), until `count` interrupts or `ms` pass. Returns how many came.
+pub fn uart_storm(me: u64, count: u64, ms: u64) -> u64 {
+    const UART: u64 = 0xfe20_1000;
+    let intid = crate::uart::INTID;
+    set(me, S_STORM_N, 0);
+    set(me, S_STORM, count);
+    w8(GICD + 0x800 + u64::from(intid), 1 << me);
+    w8(GICD + 0x400 + u64::from(intid), 0xa0);
+    enable(intid);
+    w32(UART + 0x38, 1 << 5); // IMSC: TX
+    w32(UART, u32::from(b'!')); // a byte out: the TX interrupt asserts
+    sleep_until(ms, || get(me, S_STORM_N) >= count);
+    w32(UART + 0x38, 0);
+    w32(UART + 0x44, 0x7ff);
+    disable(intid);
+    set(me, S_STORM, 0);
+    get(me, S_STORM_N)
 }

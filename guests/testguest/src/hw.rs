@@ -121,6 +121,45 @@ pub fn expect_abort(addr: u64, write: bool) -> Option<(u64, u64)> {
     (!still_expecting).then(|| (read64(ABORT_BOX + 8), read64(ABORT_BOX + 16)))
 }
 
+/// Expects the next synchronous exception (an injected abort or
+/// UNDEFINED): the handler records it and skips the instruction.
+pub fn arm_abort_box() {
+    write64(ABORT_BOX, 1);
+}
+
+/// Whether an exception came since [`arm_abort_box`] (and disarms).
+pub fn abort_box_taken() -> bool {
+    let taken = read64(ABORT_BOX) == 2;
+    write64(ABORT_BOX, 0);
+    taken
+}
+
+/// Branches to `addr` expecting an instruction abort; the handler
+/// resumes after the branch. Returns (ESR, FAR) if one came.
+pub fn expect_exec_abort(addr: u64) -> Option<(u64, u64)> {
+    write64(ABORT_BOX, 3);
+    write64(ABORT_BOX + 8, 0);
+    write64(ABORT_BOX + 16, 0);
+    // SAFETY: the branch target must abort (the caller expects it); the
+    // handler returns to label 2 with every register the vector saved.
+    unsafe {
+        asm!(
+            "adr {r}, 2f",
+            "str {r}, [{slot}]",
+            "blr {target}",
+            "2:",
+            r = out(reg) _,
+            slot = in(reg) ABORT_BOX + 24,
+            target = in(reg) addr,
+            out("x30") _,
+            options(nostack)
+        )
+    };
+    let still_expecting = read64(ABORT_BOX) == 3;
+    write64(ABORT_BOX, 0);
+    (!still_expecting).then(|| (read64(ABORT_BOX + 8), read64(ABORT_BOX + 16)))
+}
+
 macro_rules! sysreg_read {
     ($name:ident, $reg:literal) => {
         pub fn $name() -> u64 {
@@ -195,6 +234,15 @@ extern "C" fn exception(kind: u64) {
     }
     if kind == 5 {
         crate::gic::irq();
+        return;
+    }
+    if kind == 4 && read64(ABORT_BOX) == 3 {
+        // An expected instruction abort: resume after the branch.
+        write64(ABORT_BOX + 8, esr);
+        write64(ABORT_BOX + 16, far);
+        write64(ABORT_BOX, 2);
+        // SAFETY: the recovery address expect_exec_abort stored.
+        unsafe { asm!("msr elr_el1, {}", in(reg) read64(ABORT_BOX + 24), options(nostack)) };
         return;
     }
     if kind == 4 && read64(ABORT_BOX) == 1 {

@@ -14,6 +14,7 @@
 #![no_main]
 
 mod gic;
+mod hostile;
 mod hw;
 mod mbox;
 mod uart;
@@ -67,6 +68,19 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         })
         .and_then(|r| r.size)
         .unwrap_or(0) as u64;
+    // The isolation suite's roles (guests/hostile.conf).
+    let role = fdt
+        .as_ref()
+        .and_then(|f| f.chosen().bootargs())
+        .and_then(|b| {
+            b.split_whitespace()
+                .find_map(|w| w.strip_prefix("pivisor.role="))
+        });
+    match role {
+        Some("victim") => hostile::victim(ram, dtb),
+        Some("hostile") => hostile::hostile(ram, vcpus),
+        _ => {}
+    }
     let mut t = Tally { pass: 0, fail: 0 };
 
     if read64(RESET_MARK) == RESET_MAGIC {

@@ -3,6 +3,7 @@
 //! the hypervisor must refuse.
 
 use pivisor_harness::{artifact, dtb, Boot, Output};
+use std::time::Duration;
 
 fn boot(bundle: &str) -> Boot {
     Boot::new(artifact("PIVISOR_IMAGE"))
@@ -232,4 +233,87 @@ fn passthrough_pl011_belongs_to_its_vm() {
     };
     guest_passed(&aux, "owner", 2);
     aux.expect(r"\[owner\] TEST uart-echo ok");
+}
+
+/// The isolation suite (guests/hostile.conf, guests/testguest/src/
+/// hostile.rs): a hostile VM runs the attack catalogue beside a victim
+/// VM whose RAM holds a known pattern. Every attack must be refused, the
+/// victim's pattern must stay intact and its heart must beat before,
+/// during and after the attacks, and the hypervisor must count every
+/// refusal, keep its log short (rate-limited), and never fault.
+#[test]
+fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
+    let o = boot("PIVISOR_BUNDLE_HOSTILE")
+        .timeout(Duration::from_secs(240))
+        .run_until_match(
+            r"(?s)VM 'hostile': exits since start.*VICTIM alive n=\d+.*VICTIM alive n=\d+.*VICTIM alive n=\d+",
+        );
+    let log = &o.aux;
+    o.reject_aux(r"ERROR|FAULT|PANIC|parked|panicked|TEST .* FAIL");
+    // Every attack in the catalogue ran and was refused.
+    const ATTACKS: [&str; 12] = [
+        "ipa-sweep",
+        "peripheral-window",
+        "ram-edges",
+        "exec-device",
+        "gicd-foreign",
+        "mailbox",
+        "smccc-sweep",
+        "sysregs",
+        "psci-cpu-on",
+        "set-way",
+        "wfx-storm",
+        "uart-storm",
+    ];
+    for a in ATTACKS {
+        o.expect_aux(&format!(
+            r"\[hostile\] ATTACK {a} probes=\d+ refused=\d+ result=ok\n"
+        ));
+    }
+    o.reject_aux(r"result=FAIL")
+        .expect_aux(r"\[hostile\] HOSTILE done attacks=12 failed=0")
+        .expect_aux(r"VM 'hostile': SYSTEM_OFF from vCPU 0");
+    // The victim: pattern intact and its device answering every time,
+    // and alive while the attacks ran.
+    let beats: Vec<&str> = log.lines().filter(|l| l.contains("VICTIM alive")).collect();
+    assert!(beats.len() >= 5, "too few heartbeats:\n{log}");
+    for b in &beats {
+        assert!(b.contains("bad=0 device=ok"), "victim damaged: {b}");
+    }
+    let during = log
+        .split("HOSTILE start")
+        .nth(1)
+        .and_then(|s| s.split("HOSTILE done").next())
+        .map_or(0, |s| s.matches("VICTIM alive").count());
+    assert!(
+        during >= 3,
+        "the victim stalled during the attacks ({during} beats)"
+    );
+    // Each refusal counted; the log rate-limited (a flood cannot drown
+    // the console).
+    let refused: u64 =
+        regex::Regex::new(r"VM 'hostile': exits since start: .*refused (\d+) guest requests")
+            .unwrap()
+            .captures(log)
+            .and_then(|c| c[1].parse().ok())
+            .expect("the hostile VM's refusal count");
+    let sweeps: u64 = regex::Regex::new(r"ATTACK (ipa-sweep|peripheral-window) probes=(\d+)")
+        .unwrap()
+        .captures_iter(log)
+        .map(|c| c[2].parse::<u64>().unwrap_or(0))
+        .sum();
+    assert!(
+        refused >= sweeps,
+        "{refused} refusals counted for {sweeps} refused accesses"
+    );
+    let warnings = log.matches("WARN  VM 'hostile'").count();
+    assert!(
+        warnings < 500,
+        "{warnings} warning lines for {refused} refusals: not rate-limited"
+    );
+    eprintln!(
+        "HOSTILE {} attacks refused; {refused} refusals counted in {warnings} log lines; victim {} heartbeats ({during} during the attacks)",
+        ATTACKS.len(),
+        beats.len()
+    );
 }
