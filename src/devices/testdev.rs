@@ -12,6 +12,8 @@
 //! | 0x18   | 4       | IRQ_LEVEL, read-write: bit k drives line k        |
 //! | 0x1c   | 4       | IRQ_PULSE, write-only: bit k raises and lowers    |
 //! |        |         | line k (an edge)                                  |
+//! | 0x20   | 4       | BOOTS, read-only: how many times the VM has       |
+//! |        |         | started (1 at first boot; restarts add one)       |
 //!
 //! Console bytes are collected into lines (at most [`LINE_MAX`] bytes,
 //! non-printable bytes shown as '?') and handed to the line sink. The
@@ -34,6 +36,8 @@ pub const LINES: u32 = 8;
 pub type LineSink = Box<dyn FnMut(&str) + Send>;
 /// Where interrupt line changes go: (INTID, level).
 pub type IrqSink = Box<dyn FnMut(u32, bool) + Send>;
+/// How many times the VM has started.
+pub type BootCount = Box<dyn Fn() -> u32 + Send>;
 
 /// The device state.
 pub struct TestDev {
@@ -45,6 +49,7 @@ pub struct TestDev {
     irq_base: u32,
     levels: u32,
     irq: IrqSink,
+    boots: BootCount,
 }
 
 impl TestDev {
@@ -63,7 +68,14 @@ impl TestDev {
             irq_base,
             levels: 0,
             irq,
+            boots: Box::new(|| 1),
         }
+    }
+
+    /// Reads BOOTS through `boots` (the hypervisor's restart count + 1).
+    pub fn with_boots(mut self, boots: BootCount) -> Self {
+        self.boots = boots;
+        self
     }
 
     /// Drives the lines to `levels`, telling the sink about changes.
@@ -118,8 +130,9 @@ impl MmioDevice for TestDev {
             }
             (0x10, 8) => Ok(self.scratch64),
             (0x18, 4) => Ok(self.levels as u64),
+            (0x20, 4) => Ok(u64::from((self.boots)())),
             (0x08 | 0x1c, _) => Err(MmioError::BadDirection),
-            (0x00..=0x1f, _) => Err(MmioError::BadWidth),
+            (0x00..=0x23, _) => Err(MmioError::BadWidth),
             _ => Err(MmioError::BadOffset),
         }
     }
@@ -154,8 +167,8 @@ impl MmioDevice for TestDev {
                 self.drive(keep);
                 Ok(())
             }
-            (0x00 | 0x0c, _) => Err(MmioError::BadDirection),
-            (0x00..=0x1f, _) => Err(MmioError::BadWidth),
+            (0x00 | 0x0c | 0x20, _) => Err(MmioError::BadDirection),
+            (0x00..=0x23, _) => Err(MmioError::BadWidth),
             _ => Err(MmioError::BadOffset),
         }
     }
@@ -247,7 +260,11 @@ mod tests {
         assert_eq!(d.read(0x10, 4), Err(MmioError::BadWidth));
         assert_eq!(d.read(5, 2), Err(MmioError::BadWidth), "misaligned");
         assert_eq!(d.read(3, 4), Err(MmioError::BadWidth));
-        assert_eq!(d.read(0x20, 4), Err(MmioError::BadOffset));
+        assert_eq!(d.read(0x24, 4), Err(MmioError::BadOffset));
+        assert_eq!(d.read(0x20, 4), Ok(1), "BOOTS: 1 unless told");
+        assert_eq!(d.write(0x20, 4, 5), Err(MmioError::BadDirection));
+        let mut d = d.with_boots(Box::new(|| 3));
+        assert_eq!(d.read(0x20, 4), Ok(3));
         assert_eq!(d.write(0xffc, 4, 0), Err(MmioError::BadOffset));
         assert_eq!(d.read(0, 3), Err(MmioError::BadWidth));
         assert_eq!(d.read(0x4, 4), Ok(0), "state unchanged by refusals");

@@ -40,6 +40,7 @@ use crate::vm::fdt::{
 };
 use crate::vm::image::{self, LoadPlan};
 use crate::vm::psci::Power;
+use crate::vm::restart::RestartPolicy;
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -112,6 +113,8 @@ pub struct Vm {
     pub cntvoff: AtomicU64,
     /// Firmware property tags the VM may use.
     pub mailbox: Policy,
+    /// What happens when it powers off, resets or crashes.
+    pub policy: RestartPolicy,
     /// Board serial the VM sees, if virtual.
     pub serial: Option<u64>,
     /// MAC address the VM sees, if virtual.
@@ -375,7 +378,12 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
                                 irq::mark(vm, d);
                             }
                         }),
-                    );
+                    )
+                    .with_boots(Box::new(move || {
+                        VMS.get()
+                            .and_then(|v| v.get(index))
+                            .map_or(1, |vm| vm.resets.load(Ordering::Relaxed) + 1)
+                    }));
                     bus.register(TESTDEV_IPA, TESTDEV_SIZE, Box::new(dev));
                 }
                 Device::Counters => {
@@ -459,6 +467,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             hw_spis,
             cntvoff: AtomicU64::new(0),
             mailbox: p.cfg.mailbox,
+            policy: p.cfg.policy,
             serial: p.cfg.serial,
             mac: p.cfg.mac,
             bootargs: p.cfg.bootargs.to_string(),
@@ -641,7 +650,7 @@ impl Vm {
 
     /// Scrubs the VM's RAM (nothing of a previous owner may leak) and
     /// leaves it clean to the point of coherency.
-    fn zero_ram(&self) {
+    pub(super) fn zero_ram(&self) {
         for c in self.ram.chunks() {
             cpu::zero_to_poc(c.pa, c.size);
         }

@@ -11,6 +11,7 @@ use crate::trap::mmio::BusError;
 use crate::trap::sysreg::{self, SysRegResult};
 use crate::trap::{self, Exit, ExitKind};
 use crate::vm::psci::{self, Outcome, Power};
+use crate::vm::restart::{Action, End, RestartPolicy};
 use core::cell::UnsafeCell;
 use core::sync::atomic::Ordering;
 use log::{info, warn};
@@ -133,15 +134,18 @@ pub fn handle_exit(frame: &mut Frame, slot: u64) {
         }
         _ => {
             vm.vcpus[v].exits.record(ExitKind::SError);
-            // An SError from the guest's own doing: it gets a virtual
-            // SError, the hypervisor carries on.
-            guest_log!(
+            // An SError from the guest's own doing (the hypervisor keeps
+            // running): the VM crashed; its policy decides.
+            end_vm(
                 vm,
-                "vCPU {v}: SError (ESR {:#x}) at PC {:#x}; delivering a virtual SError",
-                frame.esr,
-                frame.elr
-            );
-            guest::raise_virtual_serror();
+                v,
+                core,
+                End::Crash,
+                format_args!(
+                    "crashed on vCPU {v}: an SError (ESR {:#x}) at PC {:#x}",
+                    frame.esr, frame.elr
+                ),
+            )
         }
     }
     if vm.state.load(Ordering::Acquire) != state::RUNNING {
@@ -232,6 +236,21 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
         }
         Exit::InstrAbort(a) => {
             vm.vcpus[v].exits.record(ExitKind::Fault);
+            let vbar = guest::vbar_el1();
+            if let Some(far) = a.far.filter(|f| f.wrapping_sub(vbar) < 0x800) {
+                // Its own exception vector cannot be fetched: an abort
+                // injected there would fault again, for ever.
+                end_vm(
+                    vm,
+                    v,
+                    core,
+                    End::Crash,
+                    format_args!(
+                        "crashed on vCPU {v}: its exception vector at {far:#x} (VBAR_EL1 {vbar:#x}) cannot be fetched (IPA {:#x})",
+                        a.ipa
+                    ),
+                )
+            }
             guest_log!(
                 vm,
                 "vCPU {v}: instruction fetch from IPA {:#x} (FSC {:#x}); injecting an abort",
@@ -349,14 +368,50 @@ fn kick_siblings(vm: &Vm, v: usize) {
 }
 
 fn system_off(vm: &Vm, v: usize, core: usize) -> ! {
+    end_vm(
+        vm,
+        v,
+        core,
+        End::PowerOff,
+        format_args!("SYSTEM_OFF from vCPU {v}"),
+    )
+}
+
+fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
+    end_vm(
+        vm,
+        v,
+        core,
+        End::Reset,
+        format_args!("SYSTEM_RESET from vCPU {v}"),
+    )
+}
+
+/// The VM ended (`end`, described by `why`): halt or restart it as its
+/// policy says (vm::restart). Never returns to the guest.
+pub(super) fn end_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::Arguments<'_>) -> ! {
+    match vm.policy.decide(end, vm.resets.load(Ordering::Relaxed)) {
+        Action::Halt => halt_vm(vm, v, core, end, why),
+        Action::Restart => restart_vm(vm, v, core, why),
+    }
+}
+
+/// Stops the VM: every vCPU off, its cores idle.
+fn halt_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::Arguments<'_>) -> ! {
     {
         let mut power = vm.power.lock();
         if vm.state.swap(state::OFF, Ordering::AcqRel) == state::RUNNING {
             power.iter_mut().for_each(|p| *p = Power::Off);
-            info!(
-                "VM '{}': SYSTEM_OFF from vCPU {v}: stopped; its cores are idle",
-                vm.name
-            );
+            if end == End::PowerOff && vm.policy == RestartPolicy::Default {
+                info!("VM '{}': {why}: stopped; its cores are idle", vm.name);
+            } else {
+                info!(
+                    "VM '{}': {why}: stopped after {} restarts (policy {}); its cores are idle",
+                    vm.name,
+                    vm.resets.load(Ordering::Relaxed),
+                    vm.policy
+                );
+            }
             info!("VM '{}': exits since start: {}", vm.name, vm.exit_report());
         }
     }
@@ -365,7 +420,15 @@ fn system_off(vm: &Vm, v: usize, core: usize) -> ! {
     leave(core)
 }
 
-fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
+/// Cleans the VM completely and boots it again: its other vCPUs pulled
+/// out of the guest, its RAM scrubbed, the images reloaded and cleaned to
+/// the point of coherency, every TLB entry of its VMID invalidated on
+/// every core, a fresh virtual distributor and virtual counter. Each
+/// vCPU's start then resets its list registers and GICH_APR, deactivates
+/// the timers' and passed-through physical interrupts, stops its timers
+/// (CNTV_CTL 0), resets its EL1, debug and PMU state and invalidates the
+/// I-cache (irq::start_vcpu, guest::reset_el1, guest::configure_vcpu).
+fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> ! {
     // Under the power lock, so no vCPU can start between this and the wait.
     let won = {
         let _power = vm.power.lock();
@@ -394,17 +457,24 @@ fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
         }
     }
     let n = vm.resets.fetch_add(1, Ordering::Relaxed) + 1;
-    info!(
-        "VM '{}': SYSTEM_RESET from vCPU {v}: reloading (reset {n})",
-        vm.name
-    );
+    if vm.policy == RestartPolicy::Default {
+        info!("VM '{}': {why}: reloading (reset {n})", vm.name);
+    } else {
+        info!(
+            "VM '{}': {why}: reloading (reset {n}; policy {})",
+            vm.name, vm.policy
+        );
+    }
     info!("VM '{}': exits since start: {}", vm.name, vm.exit_report());
     for c in &vm.vcpus {
         c.exits.reset();
     }
     vm.flush_ram();
+    vm.zero_ram();
     vm.load();
     guest::publish_memory();
+    // This core still has the VM's VTTBR loaded.
+    guest::flush_vmid_everywhere();
     vm.reset_vgic();
     vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
     {

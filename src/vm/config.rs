@@ -20,6 +20,10 @@
 //!                           # devices::mailbox::property::GROUPS)
 //! serial   = 0x1234abcd     # board serial the VM sees (default: the real one)
 //! mac      = 02:00:00:00:00:01  # MAC address the VM sees (default: the real one)
+//! policy   = restart 3      # on power-off, reset or crash: halt, restart,
+//!                           # or restart up to N times (default: a reset
+//!                           # restarts, power-off and crashes halt; see
+//!                           # vm::restart)
 //! ```
 //!
 //! `dtb-extra` names a compiled device tree in the bundle whose root's
@@ -31,6 +35,7 @@
 //! physical address (2 MiB-aligned) instead of letting the hypervisor
 //! place it.
 
+use super::restart::RestartPolicy;
 use crate::devices::mailbox::property::Policy;
 use alloc::vec::Vec;
 use core::fmt;
@@ -105,6 +110,8 @@ pub struct VmConfig<'a> {
     pub serial: Option<u64>,
     /// The MAC address the VM sees (None: the real one).
     pub mac: Option<[u8; 6]>,
+    /// What happens when it powers off, resets or crashes.
+    pub policy: RestartPolicy,
     /// Line of the `[vm ...]` header (for messages).
     pub line: usize,
 }
@@ -209,6 +216,7 @@ struct Partial<'a> {
     mailbox: Option<(Policy, usize)>,
     serial: Option<(u64, usize)>,
     mac: Option<([u8; 6], usize)>,
+    policy: Option<RestartPolicy>,
 }
 
 /// Parses a MAC address `aa:bb:cc:dd:ee:ff`.
@@ -264,6 +272,7 @@ impl<'a> Partial<'a> {
             mailbox: self.mailbox.map_or_else(Policy::default, |m| m.0),
             serial: self.serial.map(|s| s.0),
             mac: self.mac.map(|m| m.0),
+            policy: self.policy.unwrap_or_default(),
             line: self.line,
         })
     }
@@ -363,6 +372,11 @@ impl<'a> Partial<'a> {
                     )
                 })?;
                 once(&mut self.mac, (m, line), key, line)
+            }
+            "policy" => {
+                let p = RestartPolicy::parse(val)
+                    .map_err(|e| err(line, alloc::format!("policy: '{val}': {e}")))?;
+                once(&mut self.policy, p, key, line)
             }
             _ => Err(err(line, alloc::format!("unknown key '{key}'"))),
         }

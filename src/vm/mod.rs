@@ -7,6 +7,7 @@ pub mod config;
 pub mod fdt;
 pub mod image;
 pub mod psci;
+pub mod restart;
 
 #[cfg(test)]
 mod tests;

@@ -486,3 +486,24 @@ fn dtb_extra_nodes_are_grafted_and_checked() {
         config::parse("[vm a]\ncores = 0\nmemory = 4M\nkernel = k\ndtb-extra = e.dtb\n").unwrap();
     assert_eq!(vms[0].dtb_extra, Some("e.dtb"));
 }
+
+#[test]
+fn restart_policy_is_read_and_checked() {
+    use crate::vm::restart::RestartPolicy;
+    let vms = config::parse(
+        "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\npolicy = restart 3\n\
+         [vm b]\ncores = 1\nmemory = 2M\nkernel = k\npolicy = halt\n\
+         [vm c]\ncores = 2\nmemory = 2M\nkernel = k\n",
+    )
+    .unwrap();
+    assert_eq!(vms[0].policy, RestartPolicy::Restart { max: Some(3) });
+    assert_eq!(vms[1].policy, RestartPolicy::Halt);
+    assert_eq!(vms[2].policy, RestartPolicy::Default);
+    let e = config_error("[vm a]\ncores = 0\nmemory = 2M\nkernel = k\npolicy = reboot\n");
+    assert!(
+        e.contains("line 5") && e.contains("policy: 'reboot'"),
+        "{e}"
+    );
+    let twice = "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\npolicy = halt\npolicy = restart\n";
+    assert!(config_error(twice).contains("given twice"));
+}

@@ -10,6 +10,12 @@
 //!   off. "refused" counts the probes the hypervisor answered as it must
 //!   (an abort, an error code, an invisible register).
 //!
+//! - `crasher`: says which boot this is (the test device's BOOTS) and
+//!   whether RAM still holds what it wrote in its previous life (a
+//!   restart must have scrubbed it), fills its RAM, then crashes in a way
+//!   it cannot handle: its exception vector moved outside RAM, then an
+//!   access that aborts. Its policy (guests/crash.conf) restarts it.
+//!
 //! Pass: every attack ok, the victim's pattern unchanged and its heart
 //! beating before, during and after, and the hypervisor still running
 //! (the QEMU test checks its log: no fault, every refusal counted).
@@ -569,4 +575,36 @@ fn uart_storm(r: &mut Run) {
         n >= 1000,
         format_args!("only {n} interrupts taken"),
     );
+}
+
+/// The crasher: report, mark RAM, crash.
+pub fn crasher(ram: u64, dtb: u64) -> ! {
+    let boots = testdev_read32(0x20);
+    let end = dtb.min(ram) & !0xfff;
+    let seed = 0x6372_6173_6865;
+    // What a previous life left: after a restart the RAM must be zeros
+    // (the images are reloaded; the pattern area is above them).
+    let mut left = 0u64;
+    let mut a = PATTERN_START;
+    while a < end {
+        if read64(a) != 0 {
+            left += 1;
+        }
+        a += PATTERN_STEP * 16;
+    }
+    println!(
+        "CRASHER boot={boots} scrubbed={}",
+        if left == 0 { "yes" } else { "NO" }
+    );
+    let mut a = PATTERN_START;
+    while a < end {
+        write64(a, pattern(a, seed));
+        a += PATTERN_STEP * 16;
+    }
+    println!("CRASHER crashing: vector outside RAM, then an abort");
+    // SAFETY: deliberately moves the vector table where nothing is.
+    unsafe { asm!("msr vbar_el1, {}", "isb", in(reg) 0x40_0000_0000u64, options(nostack)) };
+    let _ = read64(ram + 0x10_0000);
+    println!("CRASHER still running: FAIL");
+    halt()
 }

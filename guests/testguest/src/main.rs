@@ -27,9 +27,6 @@ global_asm!(include_str!("../../image-header.s"));
 global_asm!(include_str!("start.s"));
 global_asm!(include_str!("../../el1-vectors.s"));
 
-/// RAM word that survives SYSTEM_RESET (below the image, not reloaded).
-const RESET_MARK: u64 = 0x7f000;
-const RESET_MAGIC: u64 = 0x5253_4554_5f4f_4b21;
 /// Per-vCPU mailboxes written by secondaries (below the image).
 const CPU_FLAGS: u64 = 0x7e000;
 /// CPU_ON context bit: run as the SGI ping-pong server.
@@ -79,13 +76,21 @@ extern "C" fn guest_main(dtb: u64) -> ! {
     match role {
         Some("victim") => hostile::victim(ram, dtb),
         Some("hostile") => hostile::hostile(ram, vcpus),
+        Some("crasher") => hostile::crasher(ram, dtb),
         _ => {}
     }
     let mut t = Tally { pass: 0, fail: 0 };
 
-    if read64(RESET_MARK) == RESET_MAGIC {
+    // BOOTS (the test device) says which life this is.
+    if testdev_read32(0x20) > 1 {
         println!("pivisor-testguest: VM {vm} back after SYSTEM_RESET");
-        write64(RESET_MARK, 0);
+        // The restart scrubbed RAM: the previous life's pattern is gone.
+        let left = count_nonzero(ram, dtb);
+        t.check(
+            "reset-scrubbed",
+            left == 0,
+            format_args!("{left} pattern words survived the restart"),
+        );
         let v = psci(PSCI_VERSION, 0, 0, 0);
         let (ctlr, en) = (gic::r32(0xff84_1000), gic::r32(0xff84_1100));
         t.check(
@@ -166,7 +171,6 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         format_args!("{bad} of {fill} words changed"),
     );
     finish(&t, "SYSTEM_RESET");
-    write64(RESET_MARK, RESET_MAGIC);
     psci(SYSTEM_RESET, 0, 0, 0);
     println!("TEST system-reset FAIL: SYSTEM_RESET returned");
     halt()
@@ -324,6 +328,20 @@ fn fill_ram(ram: u64, dtb: u64, seed: u64) -> u64 {
         write64(a, a ^ seed);
         a += 0x1_0000;
         n += 1;
+    }
+    n
+}
+
+/// Pattern words (fill_ram's places) that are not zero.
+fn count_nonzero(ram: u64, dtb: u64) -> u64 {
+    let (start, end) = (0x20_0000u64, dtb.min(ram));
+    let mut n = 0;
+    let mut a = start;
+    while a + 8 <= end {
+        if read64(a) != 0 {
+            n += 1;
+        }
+        a += 0x1_0000;
     }
     n
 }

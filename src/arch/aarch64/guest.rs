@@ -213,6 +213,22 @@ pub fn flush_ipa(ipa: u64) {
     }
 }
 
+/// Invalidates every stage-1 and stage-2 TLB entry of the VMID in
+/// VTTBR_EL2 on every core (inner shareable): a restarted VM must not
+/// find its previous life's translations anywhere.
+pub fn flush_vmid_everywhere() {
+    // SAFETY: TLB maintenance for the VMID loaded on this core.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "isb",
+            options(nostack)
+        )
+    };
+}
+
 /// Makes stage-2 tables and loaded images visible to table walks and to
 /// a guest running with its caches off.
 pub fn publish_memory() {

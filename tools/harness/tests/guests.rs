@@ -85,9 +85,10 @@ fn guest_passed(o: &Output, vm: &str, vcpus: usize) {
         .expect(&format!(
             r"\[{vm}\] pivisor-testguest: VM \d back after SYSTEM_RESET"
         ))
+        .expect(&format!(r"\[{vm}\] TEST reset-scrubbed ok"))
         .expect(&format!(r"\[{vm}\] TEST reset-gic ok"))
         .expect(&format!(r"\[{vm}\] TEST reset ok"))
-        .expect(&format!(r"\[{vm}\] RESULT pass {}; SYSTEM_OFF", vcpus + 1))
+        .expect(&format!(r"\[{vm}\] RESULT pass {}; SYSTEM_OFF", vcpus + 2))
         .expect(&format!(
             r"VM '{vm}': SYSTEM_OFF from vCPU 0: stopped; its cores are idle"
         ))
@@ -315,5 +316,38 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
         "HOSTILE {} attacks refused; {refused} refusals counted in {warnings} log lines; victim {} heartbeats ({during} during the attacks)",
         ATTACKS.len(),
         beats.len()
+    );
+}
+
+/// Crash containment (guests/crash.conf): a VM that crashes on every boot
+/// in a way it cannot handle (its exception vector moved out of its RAM)
+/// is restarted by its policy, `restart 2`, with its RAM scrubbed each
+/// time, and halted after the second restart; the victim beside it keeps
+/// its pattern and its heartbeat throughout.
+#[test]
+fn crashing_vm_is_restarted_by_its_policy_and_the_other_never_notices() {
+    let o = boot("PIVISOR_BUNDLE_CRASH")
+        .timeout(Duration::from_secs(120))
+        .run_until_match(r"(?s)stopped after 2 restarts.*VICTIM alive n=\d+.*VICTIM alive n=\d+");
+    o.reject(r"ERROR|FAULT|PANIC|parked|panicked|FAIL|scrubbed=NO");
+    for boot in 1..=3 {
+        o.expect(&format!(r"\[crasher\] CRASHER boot={boot} scrubbed=yes"));
+    }
+    let crash = r"VM 'crasher': crashed on vCPU 0: its exception vector at 0x4000000200 \(VBAR_EL1 0x4000000000\) cannot be fetched";
+    o.expect(&format!(r"{crash} \(IPA 0x4000000200\): reloading \(reset 1; policy restart 2\)"))
+        .expect(&format!(r"{crash} \(IPA 0x4000000200\): reloading \(reset 2; policy restart 2\)"))
+        .expect(&format!(
+            r"{crash} \(IPA 0x4000000200\): stopped after 2 restarts \(policy restart 2\); its cores are idle"
+        ));
+    assert_eq!(o.count(r"CRASHER boot="), 3, "exactly three lives");
+    let beats: Vec<&str> = o
+        .serial
+        .lines()
+        .filter(|l| l.contains("VICTIM alive"))
+        .collect();
+    assert!(beats.len() >= 3, "victim heartbeats:\n{}", o.serial);
+    assert!(
+        beats.iter().all(|b| b.contains("bad=0 device=ok")),
+        "victim damaged"
     );
 }

@@ -1,0 +1,182 @@
+//! What happens when a VM ends: its restart policy (configuration key
+//! `policy`), decided here, carried out by the hypervisor (hyp::run).
+//!
+//! A VM ends when it powers off (PSCI SYSTEM_OFF), asks for a reset (PSCI
+//! SYSTEM_RESET), or crashes: it takes an exception it cannot handle (its
+//! vector table is not in its RAM), causes an SError, or lets its
+//! watchdog expire.
+//!
+//! | policy      | power-off | reset   | crash   |
+//! |-------------|-----------|---------|---------|
+//! | (default)   | halt      | restart | halt    |
+//! | `halt`      | halt      | halt    | halt    |
+//! | `restart`   | restart   | restart | restart |
+//! | `restart N` | restart while fewer than N restarts were made, then halt |
+//!
+//! A restart cleans the VM completely and boots it again from the bundle's
+//! images; a halt leaves its cores idle. The other VMs never notice.
+
+use core::fmt;
+
+/// The configured policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// Resets restart, power-off and crashes halt.
+    #[default]
+    Default,
+    /// Every end halts the VM.
+    Halt,
+    /// Every end restarts it, at most `max` times in all (None: always).
+    Restart {
+        /// The most restarts.
+        max: Option<u32>,
+    },
+}
+
+/// Why a VM ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// PSCI SYSTEM_OFF.
+    PowerOff,
+    /// PSCI SYSTEM_RESET.
+    Reset,
+    /// A crash (an exception it cannot take, an SError, its watchdog).
+    Crash,
+}
+
+/// What to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Stop the VM; its cores stay idle.
+    Halt,
+    /// Clean it and boot it again.
+    Restart,
+}
+
+/// The most restarts `restart N` may ask for.
+pub const MAX_RESTARTS: u32 = 1_000_000;
+
+impl RestartPolicy {
+    /// Parses `halt`, `restart` or `restart N` (N 1 to [`MAX_RESTARTS`]).
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let mut w = s.split_whitespace();
+        let p = match (w.next(), w.next()) {
+            (Some("halt"), None) => RestartPolicy::Halt,
+            (Some("restart"), None) => RestartPolicy::Restart { max: None },
+            (Some("restart"), Some(n)) => {
+                let n: u32 = n
+                    .parse()
+                    .map_err(|_| "the restart count must be a number")?;
+                if n == 0 || n > MAX_RESTARTS {
+                    return Err("the restart count must be 1 to 1000000 (or use halt)");
+                }
+                RestartPolicy::Restart { max: Some(n) }
+            }
+            _ => return Err("expected halt, restart or restart N"),
+        };
+        if w.next().is_some() {
+            return Err("expected halt, restart or restart N");
+        }
+        Ok(p)
+    }
+
+    /// What to do when the VM ends with `end`, after `restarts` restarts.
+    pub fn decide(self, end: End, restarts: u32) -> Action {
+        match self {
+            RestartPolicy::Default => match end {
+                End::Reset => Action::Restart,
+                End::PowerOff | End::Crash => Action::Halt,
+            },
+            RestartPolicy::Halt => Action::Halt,
+            RestartPolicy::Restart { max: None } => Action::Restart,
+            RestartPolicy::Restart { max: Some(n) } => {
+                if restarts < n {
+                    Action::Restart
+                } else {
+                    Action::Halt
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestartPolicy::Default => {
+                f.write_str("default (reset restarts; power-off and crashes halt)")
+            }
+            RestartPolicy::Halt => f.write_str("halt"),
+            RestartPolicy::Restart { max: None } => f.write_str("restart"),
+            RestartPolicy::Restart { max: Some(n) } => write!(f, "restart {n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_three_forms_and_refuses_the_rest() {
+        assert_eq!(RestartPolicy::parse("halt"), Ok(RestartPolicy::Halt));
+        assert_eq!(
+            RestartPolicy::parse("restart"),
+            Ok(RestartPolicy::Restart { max: None })
+        );
+        assert_eq!(
+            RestartPolicy::parse(" restart   3 "),
+            Ok(RestartPolicy::Restart { max: Some(3) })
+        );
+        for bad in [
+            "",
+            "reboot",
+            "restart 0",
+            "restart -1",
+            "restart x",
+            "restart 2000000",
+            "halt now",
+            "restart 1 2",
+        ] {
+            assert!(RestartPolicy::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decides_by_the_table() {
+        use Action::*;
+        use End::*;
+        let d = RestartPolicy::Default;
+        assert_eq!(
+            [
+                d.decide(PowerOff, 0),
+                d.decide(Reset, 7),
+                d.decide(Crash, 0)
+            ],
+            [Halt, Restart, Halt]
+        );
+        let h = RestartPolicy::Halt;
+        assert_eq!(
+            [
+                h.decide(PowerOff, 0),
+                h.decide(Reset, 0),
+                h.decide(Crash, 0)
+            ],
+            [Halt; 3]
+        );
+        let r = RestartPolicy::Restart { max: None };
+        assert_eq!(
+            [
+                r.decide(PowerOff, 9),
+                r.decide(Reset, 9),
+                r.decide(Crash, u32::MAX)
+            ],
+            [Restart; 3]
+        );
+        let n = RestartPolicy::Restart { max: Some(2) };
+        assert_eq!(n.decide(Crash, 0), Restart);
+        assert_eq!(n.decide(Reset, 1), Restart);
+        assert_eq!(n.decide(Crash, 2), Halt);
+        assert_eq!(n.decide(PowerOff, 5), Halt);
+    }
+}
