@@ -3,6 +3,7 @@
 pub mod exitctr;
 pub mod mailbox;
 pub mod pl011;
+pub mod sp805;
 pub mod testdev;
 
 use crate::sync::Mutex;

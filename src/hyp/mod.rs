@@ -21,6 +21,7 @@ use crate::devices::exitctr::{self, ExitCounters};
 use crate::devices::mailbox::property::Policy;
 use crate::devices::mailbox::{self, Mailbox};
 use crate::devices::pl011::{self, Pl011};
+use crate::devices::sp805::{self, Sp805};
 use crate::devices::testdev::{self, TestDev};
 use crate::devices::Shared;
 use crate::dt::host::{GicAddrs, HostInfo};
@@ -36,7 +37,7 @@ use crate::vm::bundle::Bundle;
 use crate::vm::config::{self, Device, VmConfig};
 use crate::vm::fdt::{
     self, VmTree, EXITCTR_IPA, GICC_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA, TESTDEV_SIZE,
-    UART_INTID, UART_IPA,
+    UART_INTID, UART_IPA, WATCHDOG_IPA,
 };
 use crate::vm::image::{self, LoadPlan};
 use crate::vm::psci::Power;
@@ -122,6 +123,8 @@ pub struct Vm {
     bootargs: String,
     /// The emulated UART, if the VM has one (the console feeds it input).
     pub uart: Option<Arc<Mutex<Pl011>>>,
+    /// The emulated SP805 watchdog, if the VM has one.
+    pub watchdog: Option<Arc<Mutex<Sp805>>>,
 }
 
 /// All VMs, once built.
@@ -360,6 +363,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
         let mut bus = MmioBus::new();
         let mut spis = Vec::new();
         let mut uart = None;
+        let mut watchdog = None;
         let mut hw_spis = Vec::new();
         for d in &p.cfg.devices {
             match d {
@@ -385,6 +389,15 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
                             .map_or(1, |vm| vm.resets.load(Ordering::Relaxed) + 1)
                     }));
                     bus.register(TESTDEV_IPA, TESTDEV_SIZE, Box::new(dev));
+                }
+                Device::Watchdog => {
+                    let dev = Arc::new(Mutex::new(Sp805::new(Box::new(watchdog_ticks))));
+                    bus.register(
+                        WATCHDOG_IPA,
+                        sp805::SIZE,
+                        Box::new(Shared(dev.clone(), "sp805")),
+                    );
+                    watchdog = Some(dev);
                 }
                 Device::Counters => {
                     let dev = ExitCounters::new(
@@ -472,6 +485,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             mac: p.cfg.mac,
             bootargs: p.cfg.bootargs.to_string(),
             uart,
+            watchdog,
             name,
         };
         vm.zero_ram();
@@ -719,6 +733,18 @@ impl Vm {
         }
         self.copy_in(self.plan.dtb, &self.dtb);
     }
+}
+
+/// The watchdog clock (sp805::CLOCK_HZ) now, from the counter.
+fn watchdog_ticks() -> u64 {
+    (u128::from(cpu::counter()) * u128::from(sp805::CLOCK_HZ)
+        / u128::from(cpu::counter_freq().max(1))) as u64
+}
+
+/// The counter value at watchdog tick `t` (rounded up: never early).
+pub(super) fn watchdog_counter(t: u64) -> u64 {
+    let f = u128::from(cpu::counter_freq().max(1));
+    (u128::from(t) * f).div_ceil(u128::from(sp805::CLOCK_HZ)) as u64
 }
 
 /// The VM a physical SPI is passed through to (hardware-linked), if any.

@@ -151,8 +151,38 @@ pub fn handle_exit(frame: &mut Frame, slot: u64) {
     if vm.state.load(Ordering::Acquire) != state::RUNNING {
         leave(core);
     }
+    if let Some(w) = &vm.watchdog {
+        watchdog_check(vm, v, core, w);
+    }
     if irq::dirty(core) {
         irq::flush_lrs(vm, v);
+    }
+}
+
+/// A VM with a watchdog, on every exit: if it expired, the VM crashed;
+/// otherwise this core's EL2 timer is set for the moment it would, so a
+/// guest that hangs without ever exiting again is still caught (the timer
+/// interrupt is an exit).
+fn watchdog_check(
+    vm: &Vm,
+    v: usize,
+    core: usize,
+    w: &crate::sync::Mutex<crate::devices::sp805::Sp805>,
+) {
+    let mut d = w.lock();
+    if d.expired() {
+        drop(d);
+        end_vm(
+            vm,
+            v,
+            core,
+            End::Crash,
+            format_args!("crashed: its watchdog expired (seen on vCPU {v})"),
+        )
+    }
+    match d.deadline() {
+        Some(t) => cpu::el2_timer_arm(super::watchdog_counter(t)),
+        None => cpu::el2_timer_stop(),
     }
 }
 
@@ -476,6 +506,9 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
     // This core still has the VM's VTTBR loaded.
     guest::flush_vmid_everywhere();
     vm.reset_vgic();
+    if let Some(w) = &vm.watchdog {
+        w.lock().reset();
+    }
     vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
     {
         let mut power = vm.power.lock();

@@ -13,7 +13,8 @@
 //! devices  = testdev        # devices the VM owns or sees emulated:
 //!                           # testdev, mailbox, uart (emulated PL011),
 //!                           # pl011 (the real one, passed through),
-//!                           # counters (the exit-counter page)
+//!                           # counters (the exit-counter page),
+//!                           # watchdog (an emulated SP805)
 //! dtb-extra = extra.dtb     # optional: nodes added to the VM's tree
 //! mailbox  = info clocks    # firmware property tag groups (default:
 //!                           # info clocks sensors gpio; see
@@ -62,16 +63,20 @@ pub enum Device {
     Pl011,
     /// The exit-counter page (read-only; for benchmarks).
     Counters,
+    /// An emulated SP805 watchdog: if the guest stops feeding it, the VM
+    /// is handled as crashed (its restart policy decides).
+    Watchdog,
 }
 
 impl Device {
     /// Every device, with its configuration name.
-    pub const ALL: [(&'static str, Device); 5] = [
+    pub const ALL: [(&'static str, Device); 6] = [
         ("testdev", Device::TestDev),
         ("mailbox", Device::Mailbox),
         ("uart", Device::Uart),
         ("pl011", Device::Pl011),
         ("counters", Device::Counters),
+        ("watchdog", Device::Watchdog),
     ];
 
     /// The configuration name.

@@ -47,10 +47,13 @@ impl fmt::Display for TreeError {
 }
 
 /// Root children the hypervisor writes itself (by name before '@').
-const GENERATED: [&str; 10] = [
+const GENERATED: [&str; 13] = [
     "soc",
     "aliases",
     "clk-uart",
+    "clk-watchdog",
+    "watchdog",
+    "pivisor-exit-counters",
     "chosen",
     "memory",
     "cpus",
@@ -68,6 +71,8 @@ const MBOX_PHANDLE: u32 = 2;
 const FW_CLOCKS_PHANDLE: u32 = 3;
 /// The UART clock's phandle.
 const UART_CLK_PHANDLE: u32 = 4;
+/// The watchdog clock's phandle.
+const WDOG_CLK_PHANDLE: u32 = 5;
 /// Phandles below this are the hypervisor's (extra nodes may not use them).
 const RESERVED_PHANDLES: u32 = 16;
 /// The /soc bus window: VideoCore bus 0x7e000000 is IPA 0xfe000000, as on
@@ -102,6 +107,8 @@ pub const TESTDEV_IPA: u64 = 0xfc00_0000;
 pub const TESTDEV_SIZE: u64 = 0x1000;
 /// The exit-counter page's IPA (its size: devices::exitctr::SIZE).
 pub const EXITCTR_IPA: u64 = 0xfc00_1000;
+/// The SP805 watchdog's IPA (its size: devices::sp805::SIZE).
+pub const WATCHDOG_IPA: u64 = 0xfc00_2000;
 /// GIC interrupt specifier: SPI.
 const GIC_SPI: u32 = 0;
 /// IRQ_TYPE_LEVEL_HIGH.
@@ -343,6 +350,23 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
     for d in t.devices {
         match d {
             Device::Mailbox | Device::Uart | Device::Pl011 => {}
+            Device::Watchdog => {
+                use crate::devices::sp805;
+                w.begin_node("clk-watchdog")?;
+                w.property_string("compatible", "fixed-clock")?;
+                w.property_u32("#clock-cells", 0)?;
+                w.property_u32("clock-frequency", sp805::CLOCK_HZ as u32)?;
+                w.property_string("clock-output-names", "wdog")?;
+                w.property_u32("phandle", WDOG_CLK_PHANDLE)?;
+                w.end_node()?;
+                w.begin_node(&format!("watchdog@{WATCHDOG_IPA:x}"))?;
+                w.property_strings("compatible", &["arm,sp805", "arm,primecell"])?;
+                w.property_cells("reg", &reg(WATCHDOG_IPA, sp805::SIZE))?;
+                w.property_cells("clocks", &[WDOG_CLK_PHANDLE, WDOG_CLK_PHANDLE])?;
+                w.property_strings("clock-names", &["wdog_clk", "apb_pclk"])?;
+                w.property_u32("arm,primecell-periphid", 0x0014_1805)?;
+                w.end_node()?;
+            }
             Device::Counters => {
                 w.begin_node(&format!("pivisor-exit-counters@{EXITCTR_IPA:x}"))?;
                 w.property_string("compatible", "pivisor,exit-counters")?;

@@ -12,9 +12,11 @@
 //!
 //! - `crasher`: says which boot this is (the test device's BOOTS) and
 //!   whether RAM still holds what it wrote in its previous life (a
-//!   restart must have scrubbed it), fills its RAM, then crashes in a way
-//!   it cannot handle: its exception vector moved outside RAM, then an
-//!   access that aborts. Its policy (guests/crash.conf) restarts it.
+//!   restart must have scrubbed it), fills its RAM, then crashes: on its
+//!   second boot it starts its SP805 watchdog, feeds it ten times and
+//!   hangs with interrupts masked (no exit ever again); on the others it
+//!   moves its exception vector outside RAM and makes an access that
+//!   aborts. Its policy (guests/crash.conf) restarts it.
 //!
 //! Pass: every attack ok, the victim's pattern unchanged and its heart
 //! beating before, during and after, and the hypervisor still running
@@ -601,10 +603,45 @@ pub fn crasher(ram: u64, dtb: u64) -> ! {
         write64(a, pattern(a, seed));
         a += PATTERN_STEP * 16;
     }
+    if boots == 2 {
+        hang_under_watchdog();
+    }
     println!("CRASHER crashing: vector outside RAM, then an abort");
     // SAFETY: deliberately moves the vector table where nothing is.
     unsafe { asm!("msr vbar_el1, {}", "isb", in(reg) 0x40_0000_0000u64, options(nostack)) };
     let _ = read64(ram + 0x10_0000);
     println!("CRASHER still running: FAIL");
     halt()
+}
+
+/// The SP805 (guests/crash.conf gives the crasher `devices = watchdog`).
+const WDOG: u64 = 0xfc00_2000;
+
+/// Starts the watchdog with a 20 ms period (40 ms to the reset), feeds it
+/// every 10 ms as Linux's driver does (unlock, reload, clear, lock), then
+/// hangs without a single exit.
+fn hang_under_watchdog() -> ! {
+    gic::w32(0xff84_1000, 1);
+    gic::cpu_init();
+    let id = gic::r32(WDOG + 0xfe0) | gic::r32(WDOG + 0xfe4) << 8 | gic::r32(WDOG + 0xfe8) << 16;
+    let feed = || {
+        gic::w32(WDOG + 0xc00, 0x1acc_e551);
+        gic::w32(WDOG, 19_999);
+        gic::w32(WDOG + 0xc, 0);
+        gic::w32(WDOG + 0xc00, 0);
+    };
+    feed();
+    gic::w32(WDOG + 0xc00, 0x1acc_e551);
+    gic::w32(WDOG + 0x8, 3); // INTEN | RESEN
+    gic::w32(WDOG + 0xc00, 0);
+    for _ in 0..10 {
+        gic::sleep_until(10, || false);
+        feed();
+    }
+    println!("CRASHER watchdog {id:#x} fed 10 times; hanging with interrupts masked");
+    // SAFETY: masks everything; nothing here exits to the hypervisor.
+    unsafe { asm!("msr daifset, #0xf", options(nomem, nostack)) };
+    loop {
+        core::hint::spin_loop();
+    }
 }

@@ -131,7 +131,19 @@ fn two_linux_vms_side_by_side_share_the_console() {
             b"echo LEFT-ALIVE-$((3*3))\r",
         )
         .type_after(r"(?m)^LEFT-ALIVE-9", b"")
-        .type_after(r"(?s)SYSTEM_RESET.*\[right\] LINUX ready", b"poweroff -f\r")
+        // Then right's watchdog feeder is killed: its SP805 expires and its
+        // policy (restart) boots it again.
+        .type_after(r"(?s)SYSTEM_RESET.*\[right\] LINUX ready", b"\x1d1")
+        .type_after(
+            r"(?s)SYSTEM_RESET.*console -> VM 1 'right'",
+            b"killall -9 watchdog\r",
+        )
+        .type_after(r"VM 'right': crashed: its watchdog expired", b"\x1d0")
+        .type_after(r"(?s)watchdog expired.*console -> VM 0 'left'", b"")
+        .type_after(
+            r"(?s)watchdog expired.*\[right\] LINUX ready",
+            b"poweroff -f\r",
+        )
         .run_until_match(r"VM 'left': SYSTEM_OFF from vCPU 0");
     o.reject(r"ERROR|FAULT|PANIC|parked");
     o.expect(r#"(?m)^\[right\] SELFCHECK cpus=2 online=0-1 mem_kb=\d+ timer_ticks_1s=\d+ sleep_1s_us=\d+ firmware="[^"]+" drivers=bcm2835-mbox,raspberrypi-firmware,raspberrypi-clk,raspberrypi-exp-gpio,uart-pl011 result=pass"#)
@@ -144,10 +156,16 @@ fn two_linux_vms_side_by_side_share_the_console() {
     // A crash in one VM (panic=1) becomes a SYSTEM_RESET the hypervisor
     // reports; the VM boots again while the other keeps running.
     o.expect(r"Kernel panic - not syncing: sysrq triggered crash")
-        .expect(r"VM 'right': SYSTEM_RESET from vCPU \d: reloading \(reset 1\)")
+        .expect(r"VM 'right': SYSTEM_RESET from vCPU \d: reloading \(reset 1; policy restart\)")
         .expect(r"(?m)^LEFT-ALIVE-9$")
         .expect(r"(?s)SYSTEM_RESET from vCPU.*\[right\] SELFCHECK cpus=2 [^\n]*result=pass")
         .expect(r"VM 'left': exits since start: \d+ \(irq \d+");
+    // The watchdog: Linux's sp805-wdt drives pivisor's SP805, busybox
+    // feeds it; killed, the feeder stops and the VM is restarted.
+    o.expect(r"(?m)^\[right\] WATCHDOG fed by busybox watchdog")
+        .reject(r"\[left\] WATCHDOG")
+        .expect(r"VM 'right': crashed: its watchdog expired \(seen on vCPU \d\): reloading \(reset 2; policy restart\)")
+        .expect(r"(?s)watchdog expired.*\[right\] SELFCHECK cpus=2 [^\n]*result=pass");
 }
 
 #[test]

@@ -23,13 +23,14 @@ use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
 use pivisor::devices::exitctr::{self, ExitCounters};
 use pivisor::devices::mailbox::{self, Mailbox};
 use pivisor::devices::pl011::{self, Pl011};
+use pivisor::devices::sp805::{self, Sp805};
 use pivisor::devices::Shared;
 use pivisor::sync::Mutex;
 use pivisor::trap::mmio::{Access, MmioBus};
 use pivisor::trap::ExitCounts;
 use pivisor::vm::config::Device;
 use pivisor::vm::fdt::{
-    EXITCTR_IPA, GICC_IPA, GICD_IPA, MAILBOX_INTID, MAILBOX_IPA, UART_INTID, UART_IPA,
+    EXITCTR_IPA, GICC_IPA, GICD_IPA, MAILBOX_INTID, MAILBOX_IPA, UART_INTID, UART_IPA, WATCHDOG_IPA,
 };
 use pivisor_vmm::machine::{mailbox_request, Machine};
 use pivisor_vmm::stats::{self, Layout};
@@ -334,6 +335,30 @@ pub fn run(m: Machine) -> Result<(), String> {
                     }),
                 );
                 bus.register(EXITCTR_IPA, exitctr::SIZE, Box::new(dev));
+            }
+            Device::Watchdog => {
+                // pivisor's SP805 model on the host's clock; a thread looks
+                // every 10 ms (a guest hung at EL1 makes no exits), and an
+                // expiry ends pv-vmm (it does not restart guests).
+                let t0 = std::time::Instant::now();
+                let dev = Arc::new(Mutex::new(Sp805::new(Box::new(move || {
+                    (t0.elapsed().as_nanos() * u128::from(sp805::CLOCK_HZ) / 1_000_000_000) as u64
+                }))));
+                bus.register(
+                    WATCHDOG_IPA,
+                    sp805::SIZE,
+                    Box::new(Shared(dev.clone(), "sp805")),
+                );
+                let st = stats.clone();
+                let name = m.name.clone();
+                std::thread::spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    if dev.lock().expired() {
+                        eprintln!("\r\npv-vmm: VM '{name}' crashed: its watchdog expired\r");
+                        report(&st);
+                        finish(1);
+                    }
+                });
             }
             Device::TestDev => unreachable!("refused by machine::plan"),
         }
