@@ -300,6 +300,10 @@ pub fn psci(data: &[u8]) {
                 | (x0 & 0x1f);
         }
         let regs = [x0, input.u64(), input.u64(), input.u64()];
+        // The caller is running: the hypervisor only calls with its own
+        // state On (found by the psci fuzz target, whose first version
+        // let the caller be Off and so "start" itself).
+        power[me] = Power::On;
         let before = power.clone();
         match psci::call(regs, me, &mut power, 64 << 20) {
             Outcome::Started(v) => {
