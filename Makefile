@@ -38,7 +38,7 @@ QEMU_RUN := $(QEMU) -M raspi4b -display none -serial mon:stdio -serial file:$(BU
             -kernel $(IMAGE) -dtb $(DTB) -initrd $(BUILD)/guests-$(BUNDLE).img \
             $(if $(BOOTARGS),-append "$(BOOTARGS)")
 
-.PHONY: all setup run test unit-test qemu-test bench sd fuzz gdb clippy fmt clean help bundles FORCE
+.PHONY: all setup run test unit-test qemu-test bench sd fuzz soak gdb clippy fmt clean help bundles FORCE
 
 all: $(IMAGE) bundles
 
@@ -49,6 +49,7 @@ help:
 	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=linux|linux-debian|linux-two|test|two|pt; Ctrl-A x quits)"
 	@echo "make test       host unit tests + QEMU integration tests"
 	@echo "make bench      native vs pivisor vs KVM benchmarks: build/bench/report.md, results.json/.csv, ratios.png"
+	@echo "make soak       two Linux VMs under load, one crashing and restarted (SOAK_MINUTES=30)"
 	@echo "make fuzz       long fuzzing runs of every guest-facing parser (FUZZ_SECONDS per target)"
 	@echo "make sd         the Pi 4 SD card: build/sd/ (copy onto a FAT32 card) and build/pivisor-sd.img (dd it)"
 	@echo "make gdb        QEMU waiting for a debugger on :1234"
@@ -134,6 +135,8 @@ $(BUILD)/guests-linux.img: guests/linux.conf $(LINUX_FILES)
 $(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-debian.img: guests/linux-debian.conf $(LINUX_FILES)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-soak.img: guests/soak.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 # A fixture the hypervisor must refuse at boot (mkbundle is told of a
 # larger board so that it lets it through).
@@ -225,6 +228,15 @@ bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD)
 	  cargo run --release -q -p pivisor-harness --bin bench
 	/usr/bin/python3 tools/plot-bench.py $(BUILD)/bench/results.json $(BUILD)/bench/ratios.png
 	@echo "bench: $(BUILD)/bench/report.md and ratios.png"
+
+# The soak run (not in `make test`): two Linux VMs under load for
+# SOAK_MINUTES, one crashing and restarted every 30-90 s; the verdict and
+# the log in build/soak/.
+SOAK_MINUTES ?= 30
+soak: $(IMAGE) $(DTB) $(BUILD)/guests-soak.img
+	$(QEMU_TEST_ENV) PIVISOR_BUNDLE_SOAK=$(abspath $(BUILD)/guests-soak.img) \
+	  PIVISOR_SOAK_MINUTES=$(SOAK_MINUTES) PIVISOR_SOAK_OUT=$(abspath $(BUILD)/soak) \
+	  cargo run --release -q -p pivisor-harness --bin soak
 
 # Long fuzzing runs (tools/fuzz.sh; nightly and cargo-fuzz, installed if
 # missing): FUZZ_SECONDS per target, FUZZ_TARGETS to pick (default all).

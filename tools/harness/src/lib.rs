@@ -45,6 +45,7 @@ pub struct Boot {
     icount: bool,
     /// Typed input: once the output matches `.0` (in order), `.1` is sent.
     script: Vec<(String, Vec<u8>)>,
+    timed: Vec<(Duration, Vec<u8>)>,
 }
 
 /// The small Linux kernel and its initramfs booted natively (QEMU enters
@@ -190,7 +191,15 @@ impl Boot {
             timeout: Duration::from_secs(30),
             icount: false,
             script: Vec::new(),
+            timed: Vec::new(),
         }
+    }
+
+    /// Types `bytes` on the console once `after` has passed since QEMU
+    /// started (for long runs: the soak test).
+    pub fn type_at(mut self, after: Duration, bytes: &[u8]) -> Self {
+        self.timed.push((after, bytes.to_vec()));
+        self
     }
 
     /// Types `bytes` on the console once the output matches `re` (after
@@ -263,7 +272,7 @@ impl Boot {
         if self.icount {
             cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
         }
-        cmd.stdin(if self.script.is_empty() {
+        cmd.stdin(if self.script.is_empty() && self.timed.is_empty() {
             Stdio::null()
         } else {
             Stdio::piped()
@@ -276,6 +285,7 @@ impl Boot {
         let mut guard = Guard(child);
         let mut stdin = guard.0.stdin.take();
         let mut step = 0;
+        let mut timed_step = 0;
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
         let mut out = guard.0.stdout.take().expect("piped stdout");
         std::thread::spawn(move || {
@@ -319,6 +329,17 @@ impl Boot {
                     if let Ok(aux) = std::fs::read(&aux_path) {
                         text.push('\n');
                         text.push_str(&String::from_utf8_lossy(&aux));
+                    }
+                    let started = deadline - self.timeout;
+                    while let Some((at, input)) = self.timed.get(timed_step) {
+                        if started.elapsed() < *at {
+                            break;
+                        }
+                        if let Some(s) = stdin.as_mut() {
+                            let _ = s.write_all(input);
+                            let _ = s.flush();
+                        }
+                        timed_step += 1;
                     }
                     while let Some((re, input)) = self.script.get(step) {
                         if !Regex::new(re).expect("valid regex").is_match(&text) {
