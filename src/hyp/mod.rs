@@ -218,36 +218,8 @@ pub fn prepare(
     let mut out = Vec::new();
     for cfg in vms {
         let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{}': {e}", cfg.name);
-        let kernel = bundle.file(cfg.kernel).ok_or_else(|| {
-            what(&alloc::format!(
-                "kernel '{}' is not in the bundle",
-                cfg.kernel
-            ))
-        })?;
-        let initrd = match cfg.initrd {
-            Some(n) => Some(
-                bundle
-                    .file(n)
-                    .ok_or_else(|| what(&alloc::format!("initrd '{n}' is not in the bundle")))?,
-            ),
-            None => None,
-        };
-        let extra =
-            match cfg.dtb_extra {
-                Some(n) => Some(bundle.file(n).ok_or_else(|| {
-                    what(&alloc::format!("dtb-extra '{n}' is not in the bundle"))
-                })?),
-                None => None,
-            };
-        let header = image::parse_header(kernel)
-            .map_err(|e| what(&alloc::format!("kernel '{}': {e}", cfg.kernel)))?;
-        let plan = image::plan(
-            &header,
-            cfg.memory,
-            initrd.map(|i| i.len() as u64),
-            image::DTB_MAX,
-        )
-        .map_err(|e| what(&e))?;
+        let f = bundle.vm_files(&cfg)?;
+        let (kernel, initrd, extra, plan) = (f.kernel, f.initrd, f.extra, f.plan);
         let mut ram = GuestRam::new();
         match cfg.memory_at {
             Some(at) => {

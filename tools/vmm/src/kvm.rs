@@ -400,9 +400,7 @@ pub fn run(m: Machine) -> Result<(), String> {
 fn sum(st: &[VcpuStats]) -> ExitCounts {
     let mut c = ExitCounts::default();
     for s in st {
-        for (a, b) in c.0.iter_mut().zip(s.counts().0) {
-            *a += b;
-        }
+        c += s.counts();
     }
     c
 }

@@ -65,22 +65,8 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
             &"devices = testdev is pivisor's own test device; pv-vmm has no model of it",
         ));
     }
-    let file = |n: &str, kind: &str| {
-        bundle
-            .file(n)
-            .ok_or_else(|| what(&format!("{kind} '{n}' is not in the bundle")))
-    };
-    let kernel = file(cfg.kernel, "kernel")?;
-    let initrd = cfg.initrd.map(|n| file(n, "initrd")).transpose()?;
-    let extra = cfg.dtb_extra.map(|n| file(n, "dtb-extra")).transpose()?;
-    let header = image::parse_header(kernel).map_err(|e| what(&format!("kernel: {e}")))?;
-    let plan = image::plan(
-        &header,
-        cfg.memory,
-        initrd.map(|i| i.len() as u64),
-        image::DTB_MAX,
-    )
-    .map_err(|e| what(&e))?;
+    let f = bundle.vm_files(cfg)?;
+    let (kernel, initrd, extra, plan) = (f.kernel, f.initrd, f.extra, f.plan);
     let dtb = fdt::build(&VmTree {
         index,
         name: cfg.name,

@@ -74,14 +74,11 @@ fn main() {
     }
     // No hypervisor warnings (crashy's guest-caused messages are its own,
     // and a crash is reported at INFO).
+    let warning = Regex::new(r"\] c\d (WARN|ERROR) ").expect("regex");
     let warnings: Vec<&str> = o
         .serial
         .lines()
-        .filter(|l| {
-            Regex::new(r"\] c\d (WARN|ERROR) ")
-                .expect("regex")
-                .is_match(l)
-        })
+        .filter(|l| warning.is_match(l))
         .filter(|l| !l.contains("VM 'crashy'"))
         .collect();
     for w in warnings.iter().take(5) {
