@@ -191,6 +191,7 @@ unit-test: setup
 LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-debian.img
 # Where the QEMU tests and the benchmarks find what they boot.
 QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
+  PIVISOR_ELF=$(abspath $(ELF)) \
   PIVISOR_IMAGE_80000=$(abspath $(IMAGE_80)) \
   PIVISOR_BUNDLE_TEST=$(abspath $(BUILD)/guests-test.img) \
   PIVISOR_BUNDLE_TWO=$(abspath $(BUILD)/guests-two.img) \

@@ -245,27 +245,30 @@ impl Logger {
         unsafe { *self.hooks.get() }
     }
 
+    /// Takes the line lock for core `me - 1`: true when taken, false when
+    /// this core already holds it (a fault while logging). Only called out
+    /// of early mode: its compare-exchange is an exclusive, which needs the
+    /// MMU on. Never inlined, so that `make test`'s disassembly check can
+    /// tell the MMU-off logging path (which must not reach it) apart.
+    #[inline(never)]
+    fn acquire(&self, me: usize) -> bool {
+        loop {
+            match self
+                .owner
+                .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(o) if o == me => return false,
+                Err(_) => crate::sync::relax(),
+            }
+        }
+    }
+
     /// Runs `f` with the sink, holding the line lock.
     pub fn with_sink(&self, f: impl FnOnce(&mut dyn ConsoleSink, Hooks)) {
         let hooks = self.hooks();
         let me = (hooks.core)() + 1;
-        let mut acquired = false;
-        if !self.early.load(Ordering::Acquire) {
-            loop {
-                match self
-                    .owner
-                    .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
-                {
-                    Ok(_) => {
-                        acquired = true;
-                        break;
-                    }
-                    // This core already holds it: a fault while logging.
-                    Err(o) if o == me => break,
-                    Err(_) => crate::sync::relax(),
-                }
-            }
-        }
+        let acquired = !self.early.load(Ordering::Acquire) && self.acquire(me);
         // SAFETY: we hold the lock (or run alone in early mode, or are the
         // owner re-entering from an exception on the same core).
         if let Some(sink) = unsafe { (*self.sink.get()).as_deref_mut() } {

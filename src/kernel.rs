@@ -136,7 +136,15 @@ fn console_init(uart: u64, gpio: Option<u64>) {
         // SAFETY: single core, early mode.
         unsafe { LOGGER.install(u, hooks()) };
     }
-    if !CONSOLE_READY.swap(true, Ordering::Relaxed) {
+    // A plain load and store, never swap: this runs with the MMU off
+    // (and from the fault paths before the console is up), where memory is
+    // Device-nGnRnE and the ARM ARM does not guarantee load/store-exclusive
+    // (a swap is an ldxrb/stxrb loop that may never succeed on a Pi 4).
+    // One core runs here, so nothing races. `make test` disassembles the
+    // image to keep every function reachable before the MMU free of
+    // exclusives and atomics (tools/harness/tests/artifacts.rs).
+    if !CONSOLE_READY.load(Ordering::Relaxed) {
+        CONSOLE_READY.store(true, Ordering::Relaxed);
         // First install: hook up `log`. (set_logger_racy: no CAS before the MMU.)
         // SAFETY: no other core runs and no logging is in progress.
         unsafe {
@@ -147,7 +155,30 @@ fn console_init(uart: u64, gpio: Option<u64>) {
 }
 
 /// The primary core's boot, from boot.s. MMU off, single core.
+///
+/// Split in two at the EL2 MMU: [`boot_mmu_off`] and everything it calls
+/// run with memory Device-nGnRnE (no exclusives, no atomics read-modify-
+/// write: `make test` checks the disassembly), [`boot_mmu_on`] runs with
+/// caches and locks.
 pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
+    let early = boot_mmu_off(dtb_pa, el, load);
+    // SAFETY: the map covers the image, the stacks, RAM and the console, 1:1.
+    unsafe { mmu::enable(&early.cfg) };
+    boot_mmu_on(early)
+}
+
+/// What the MMU-off half of the boot hands to the other half.
+struct EarlyBoot {
+    info: HostInfo<'static>,
+    plan: MemoryPlan<'static>,
+    cfg: mmu::MmuConfig,
+    opts: Options,
+}
+
+/// The boot up to the EL2 MMU: console, device tree, memory plan, the
+/// identity map. Parks on any failure.
+#[inline(never)]
+fn boot_mmu_off(dtb_pa: usize, el: u64, load: usize) -> EarlyBoot {
     if el != 2 {
         console_init(rpi4::DEFAULT_UART0, Some(rpi4::DEFAULT_GPIO));
         banner(load);
@@ -217,8 +248,24 @@ pub fn primary_main(dtb_pa: usize, el: u64, load: usize) -> ! {
     // Everything the MMU-off code wrote (relocations, BSS, tables, stacks)
     // went to memory; drop any stale cache lines over it before caching.
     cpu::inval_dcache(image.start, image.end - image.start);
-    // SAFETY: the map covers the image, the stacks, RAM and the console, 1:1.
-    unsafe { mmu::enable(&cfg) };
+    EarlyBoot {
+        info,
+        plan,
+        cfg,
+        opts,
+    }
+}
+
+/// The rest of the boot, MMU and caches on: locks, heap, frames, VMs, the
+/// other cores.
+#[inline(never)]
+fn boot_mmu_on(early: EarlyBoot) -> ! {
+    let EarlyBoot {
+        info,
+        plan,
+        cfg,
+        opts,
+    } = early;
     LOGGER.enable_locking();
     cpu::unmask_serror();
     info!(
@@ -487,7 +534,10 @@ fn after_boot(core: usize) -> ! {
     hyp::run_core(core)
 }
 
-/// Reports an exception nothing handles and parks this core.
+/// Reports an exception nothing handles and parks this core. Also runs
+/// with the MMU off (a fault during early boot): no exclusives on this
+/// path either (checked with the boot path).
+#[inline(never)]
 pub fn unexpected_exception(s: &Snapshot) -> ! {
     if !CONSOLE_READY.load(Ordering::Relaxed) {
         console_init(rpi4::DEFAULT_UART0, None);

@@ -1,6 +1,7 @@
 //! Stage-2 translation for a VM (the ARM form of nested paging): descriptor
 //! attributes, VTCR_EL2 and VTTBR_EL2 values, the VM's RAM as chunks of
-//! host memory behind one contiguous IPA range, and the table build.
+//! host memory behind the IPA ranges a Pi 4 has (below the peripheral
+//! window and from 4 GiB), and the table build.
 //!
 //! Pure logic: the walk in [`crate::mm::pagetable`] is shared with the EL2
 //! stage-1 map; only the leaf attributes differ. ARM ARM D8.3 (descriptor
@@ -131,13 +132,58 @@ pub struct RamChunk {
     pub size: u64,
 }
 
-/// Most host chunks one VM's RAM may be split into.
+/// Most host chunks one VM's RAM may be taken from.
 pub const MAX_CHUNKS: usize = 8;
 
-/// A VM's RAM: IPA `[0, size)` backed by up to [`MAX_CHUNKS`] host chunks.
+/// Where guest RAM stops below 4 GiB: the guest's peripheral window
+/// `[0xfc00_0000, 0x1_0000_0000)` (as on a Pi 4 in the low-peripheral
+/// layout) holds the emulated devices, the GIC and passed-through pages,
+/// which must trap or map there, never be covered by RAM.
+pub const LOW_RAM_END: u64 = 0xfc00_0000;
+/// Where guest RAM continues above the peripheral window (a Pi 4 with
+/// more than 4 GiB has its RAM continue at 4 GiB too).
+pub const HIGH_RAM_BASE: u64 = 0x1_0000_0000;
+/// The largest RAM a VM can have: the high bank ends inside the 39-bit IPA
+/// space, which the VTCR's 40-bit output size covers.
+pub const MAX_RAM: u64 = LOW_RAM_END + ((1 << IPA_BITS) - HIGH_RAM_BASE);
+
+/// The guest-physical RAM ranges `(ipa, size)` of a VM with `size` bytes
+/// of RAM, for its stage 2 and its /memory: one from IPA 0 below the
+/// peripheral window, and one from [`HIGH_RAM_BASE`] when it has more.
+pub fn ram_banks(size: u64) -> impl Iterator<Item = (u64, u64)> {
+    let low = size.min(LOW_RAM_END);
+    [(0, low), (HIGH_RAM_BASE, size - low)]
+        .into_iter()
+        .filter(|b| b.1 > 0)
+}
+
+/// Which guest-physical ranges are RAM (for checks of guest-given
+/// addresses).
+pub trait RamMap {
+    /// True if all of `[ipa, ipa+len)` is RAM of one bank.
+    fn is_ram(&self, ipa: u64, len: u64) -> bool;
+}
+
+/// A flat RAM of that many bytes from IPA 0 (pv-vmm's, the tests').
+impl RamMap for u64 {
+    fn is_ram(&self, ipa: u64, len: u64) -> bool {
+        ipa.checked_add(len).is_some_and(|e| e <= *self)
+    }
+}
+
+impl RamMap for &GuestRam {
+    fn is_ram(&self, ipa: u64, len: u64) -> bool {
+        self.contains(ipa, len)
+    }
+}
+
+/// A VM's RAM, laid out like a Pi 4's: IPA `[0, min(size, LOW_RAM_END))`
+/// and, for more than that, the rest from [`HIGH_RAM_BASE`]; backed by
+/// host chunks ([`MAX_CHUNKS`] at most, one of which may be split in two
+/// at the window).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GuestRam {
-    chunks: FixedVec<RamChunk, MAX_CHUNKS>,
+    chunks: FixedVec<RamChunk, { MAX_CHUNKS + 1 }>,
     size: u64,
 }
 
@@ -147,18 +193,45 @@ impl GuestRam {
         Self::default()
     }
 
+    /// The IPA the next byte of RAM goes to.
+    fn next_ipa(&self) -> u64 {
+        if self.size < LOW_RAM_END {
+            self.size
+        } else {
+            HIGH_RAM_BASE + (self.size - LOW_RAM_END)
+        }
+    }
+
     /// Appends a host chunk of `size` bytes at `pa`; it becomes the next
-    /// IPA range. Returns false if the table of chunks is full.
+    /// guest RAM, split in two if it reaches the peripheral window.
+    /// Returns false (and changes nothing) if the table of chunks is full
+    /// or the RAM would pass [`MAX_RAM`].
     pub fn push(&mut self, pa: u64, size: u64) -> bool {
-        let c = RamChunk {
-            ipa: self.size,
-            pa,
-            size,
+        let Some(total) = self.size.checked_add(size).filter(|&t| t <= MAX_RAM) else {
+            return false;
         };
-        if self.chunks.push(c).is_err() {
+        let low = if self.size < LOW_RAM_END {
+            size.min(LOW_RAM_END - self.size)
+        } else {
+            0
+        };
+        let parts = [(pa, low), (pa + low, size - low)];
+        let n = parts.iter().filter(|p| p.1 > 0).count();
+        if self.chunks.len() + n > MAX_CHUNKS + 1 {
             return false;
         }
-        self.size += size;
+        for (p, len) in parts {
+            if len > 0 {
+                let c = RamChunk {
+                    ipa: self.next_ipa(),
+                    pa: p,
+                    size: len,
+                };
+                let _ = self.chunks.push(c);
+                self.size += len;
+            }
+        }
+        debug_assert_eq!(self.size, total);
         true
     }
 
@@ -167,14 +240,36 @@ impl GuestRam {
         self.size
     }
 
+    /// Bytes of RAM below the peripheral window (from IPA 0): where the
+    /// kernel, initrd and device tree go, and what the firmware's
+    /// GET_ARM_MEMORY reports.
+    pub fn low_size(&self) -> u64 {
+        self.size.min(LOW_RAM_END)
+    }
+
+    /// The guest-physical RAM ranges `(ipa, size)` ([`ram_banks`]).
+    pub fn banks(&self) -> impl Iterator<Item = (u64, u64)> {
+        ram_banks(self.size)
+    }
+
     /// The chunks, in IPA order.
     pub fn chunks(&self) -> &[RamChunk] {
         &self.chunks
     }
 
-    /// True if `[ipa, ipa+len)` is inside RAM.
+    /// True if `[ipa, ipa+len)` is inside one bank of RAM (a range across
+    /// the peripheral window is not).
     pub fn contains(&self, ipa: u64, len: u64) -> bool {
-        ipa.checked_add(len).is_some_and(|end| end <= self.size)
+        let Some(end) = ipa.checked_add(len) else {
+            return false;
+        };
+        self.banks().any(|(b, n)| ipa >= b && end <= b + n)
+    }
+
+    /// True if any byte of `[ipa, ipa+len)` is RAM.
+    pub fn overlaps(&self, ipa: u64, len: u64) -> bool {
+        let end = ipa.saturating_add(len);
+        self.banks().any(|(b, n)| ipa < b + n && b < end)
     }
 
     /// The host address of `ipa` and how many bytes from there are
@@ -263,7 +358,7 @@ pub fn build<A: TableAlloc>(
             .map_err(Stage2Error::Map)?;
     }
     for d in devices {
-        if d.ipa < ram.size() {
+        if ram.overlaps(d.ipa, d.size) {
             return Err(Stage2Error::DeviceOverlapsRam(*d));
         }
         if d.ipa.checked_add(d.size).is_none_or(|e| e > INPUT_LIMIT)

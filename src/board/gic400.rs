@@ -16,7 +16,7 @@
 //! firmware's armstub makes every interrupt Non-secure Group 1 before the
 //! hypervisor starts. Enabling both groups covers both.
 
-use super::mmio::Mmio;
+use super::mmio::{barrier, Mmio};
 use tock_registers::{
     interfaces::{Readable, Writeable},
     register_structs,
@@ -313,8 +313,19 @@ impl Gic {
 
     /// Acknowledges the highest-priority pending interrupt (GICC_IAR);
     /// None when nothing is pending.
+    ///
+    /// For an SGI, `dmb ish` follows the read, as in Linux's
+    /// gic_handle_irq: the sender wrote what the SGI announces (a core's
+    /// DIRTY flag, a VM's state) before its GICD_SGIR write (see
+    /// [`Gic::send_sgi`]), and this core must read it after the
+    /// acknowledge, not from before it. Never inlined: `make test` finds
+    /// the barrier in the disassembly by this function's name.
+    #[inline(never)]
     pub fn ack(&self) -> Option<u32> {
         let iar = self.cpu.iar.get();
+        if iar & 0x3ff < 16 {
+            barrier::device_read_before_loads();
+        }
         (iar & 0x3ff < SPURIOUS - 3).then_some(iar)
     }
 
@@ -343,7 +354,16 @@ impl Gic {
     }
 
     /// Sends SGI `id` to the CPU interfaces in `targets`.
+    ///
+    /// `dmb ishst` first, as Linux's gic_ipi_send_mask does: GICD_SGIR is
+    /// a device write, and without the barrier the SGI may reach the
+    /// target before the stores it announces (a DIRTY flag, a VM's state
+    /// before a restart scrubs its RAM) are visible there; nothing else
+    /// orders them (a load-acquire in a caller is not a store barrier).
+    /// Never inlined: `make test` checks the barrier in the disassembly.
+    #[inline(never)]
     pub fn send_sgi(&self, targets: u8, id: u32) {
+        barrier::stores_before_device_write();
         self.dist.sgir.set(((targets as u32) << 16) | (id & 0xf));
     }
 }

@@ -145,14 +145,14 @@ pub fn guest_request(index: usize, word: u32) -> Option<u32> {
     let dma = BCM2711_DMA;
     // The size word first, then the whole buffer once its size is known.
     let inside = |len: u64| {
-        dma.buffer_ipa(bus, len, vm.ram.size())
+        dma.buffer_ipa(bus, len, vm.ram.low_size())
             .filter(|&ipa| vm.ram.contains(ipa, len))
     };
     let Some(ipa) = inside(4) else {
         vm.warn(format_args!(
             "mailbox: buffer at bus address {bus:#x} is not in the VM's RAM (DMA window bus {:#x}-{:#x}); refused",
             dma.bus,
-            dma.bus + dma.size.min(vm.ram.size()) - 1
+            dma.bus + dma.size.min(vm.ram.low_size()) - 1
         ));
         return Some(word);
     };
@@ -179,7 +179,7 @@ pub fn guest_request(index: usize, word: u32) -> Option<u32> {
     vm.read_ram(ipa, &mut copy);
     copy[..4].copy_from_slice(&size.to_le_bytes());
     let view = View {
-        ram: vm.ram.size(),
+        ram: vm.ram.low_size(),
         serial: vm.serial,
         mac: vm.mac,
         cmdline: vm.bootargs(),

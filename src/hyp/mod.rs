@@ -230,7 +230,11 @@ pub fn prepare(
                 }
                 let _ = usable.remove(r);
                 let _ = aligned.remove(r);
-                ram.push(r.start, r.size());
+                if !ram.push(r.start, r.size()) {
+                    return Err(what(
+                        &"memory: does not fit the guest-physical address space",
+                    ));
+                }
             }
             None => {
                 let pieces = aligned
@@ -240,7 +244,13 @@ pub fn prepare(
                     })?;
                 for p in pieces.iter() {
                     let _ = usable.remove(*p);
-                    ram.push(p.start, p.size());
+                    if !ram.push(p.start, p.size()) {
+                        return Err(what(&alloc::format!(
+                            "memory: {} does not fit the guest-physical layout ({} host pieces at most)",
+                            Size(cfg.memory),
+                            MAX_CHUNKS
+                        )));
+                    }
                 }
             }
         }

@@ -337,9 +337,9 @@ fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
 fn hypercall(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
     let regs = [frame.regs[0], frame.regs[1], frame.regs[2], frame.regs[3]];
     let outcome = if psci::uses_power_state(regs[0]) {
-        psci::call(regs, v, &mut vm.power.lock(), vm.ram.size())
+        psci::call(regs, v, &mut vm.power.lock(), &vm.ram)
     } else {
-        psci::call(regs, v, &mut [], vm.ram.size())
+        psci::call(regs, v, &mut [], &vm.ram)
     };
     match outcome {
         Outcome::Return(x) => frame.regs[0] = x,

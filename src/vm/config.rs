@@ -298,6 +298,15 @@ impl<'a> Partial<'a> {
                 if m == 0 || !m.is_multiple_of(MEMORY_ALIGN) {
                     return Err(err(line, "memory: must be a non-zero multiple of 2M"));
                 }
+                if m > crate::stage2::MAX_RAM {
+                    return Err(err(
+                        line,
+                        alloc::format!(
+                            "memory: at most {} GiB (the guest-physical address space)",
+                            crate::stage2::MAX_RAM >> 30
+                        ),
+                    ));
+                }
                 once(&mut self.memory, m, key, line)
             }
             "memory-at" => {

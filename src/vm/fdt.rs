@@ -287,7 +287,11 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
 
     w.begin_node("memory@0")?;
     w.property_string("device_type", "memory")?;
-    w.property_cells("reg", &reg(0, t.ram))?;
+    // A Pi 4's layout: below the peripheral window, the rest from 4 GiB.
+    let cells: Vec<u32> = crate::stage2::ram_banks(t.ram)
+        .flat_map(|(a, n)| reg(a, n))
+        .collect();
+    w.property_cells("reg", &cells)?;
     w.end_node()?;
 
     w.begin_node("cpus")?;

@@ -144,6 +144,8 @@ pub fn plan(
     if dtb_max > DTB_MAX {
         return Err(ImageError::DtbTooBig(dtb_max));
     }
+    // Kernel, initrd and tree go below the guest's peripheral window.
+    let ram = ram.min(crate::stage2::LOW_RAM_END);
     let kernel = h.text_offset;
     let kernel_end = kernel.saturating_add(h.image_size);
     // RAM must hold the kernel and, in its own last 2 MiB block, the DTB.
@@ -230,6 +232,10 @@ mod tests {
         assert_eq!(i % 4096, 0);
         assert!(i >= p.kernel_end && i + s <= p.dtb);
         assert_eq!(plan(&h, 768 << 20, None, 0).unwrap().initrd, None);
+        // A VM with RAM past the peripheral window: everything below it.
+        let big = plan(&h, 6 << 30, Some(1 << 20), 64 << 10).unwrap();
+        assert_eq!(big.dtb, crate::stage2::LOW_RAM_END - DTB_MAX);
+        assert!(big.initrd.unwrap().0 < big.dtb);
     }
 
     #[test]

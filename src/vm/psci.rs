@@ -3,6 +3,8 @@
 //! the VM's power-state lock and carries out the [`Outcome`] (starting a
 //! core, stopping the VM).
 
+use crate::stage2::RamMap;
+
 /// Function identifiers.
 pub mod fid {
     /// SMCCC_VERSION.
@@ -189,8 +191,8 @@ pub fn implemented(f: u32) -> bool {
 }
 
 /// One call from vCPU `me` with x0..x3 = `regs`, in a VM whose vCPUs are
-/// in `power` and whose RAM is IPA `[0, ram_size)`.
-pub fn call(regs: [u64; 4], me: usize, power: &mut [Power], ram_size: u64) -> Outcome {
+/// in `power` and whose RAM is `ram`.
+pub fn call(regs: [u64; 4], me: usize, power: &mut [Power], ram: impl RamMap) -> Outcome {
     use fid::*;
     // The function id is w0; SMC32 calls take 32-bit arguments.
     let f = regs[0] as u32;
@@ -236,7 +238,7 @@ pub fn call(regs: [u64; 4], me: usize, power: &mut [Power], ram_size: u64) -> Ou
                 Power::Off => {}
             }
             let entry = arg(2);
-            if !entry.is_multiple_of(4) || entry >= ram_size {
+            if !entry.is_multiple_of(4) || !ram.is_ram(entry, 4) {
                 return r(ret::INVALID_ADDRESS);
             }
             power[t] = Power::OnPending {

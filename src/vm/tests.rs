@@ -345,6 +345,13 @@ fn vm_device_tree_decompiles_and_describes_the_vm() {
         assert!(s.contains(want), "missing {want:?} in\n{s}");
     }
     assert!(!s.contains("cpu@2"), "only the VM's vCPUs");
+    // More RAM than fits below the peripheral window: the rest at 4 GiB,
+    // like a Pi 4 with 8 GB.
+    let big = dtc(&fdt::build(&VmTree { ram: 6 << 30, ..t }).unwrap());
+    assert!(
+        big.contains("reg = <0x00 0x00 0x00 0xfc000000 0x01 0x00 0x00 0x84000000>;"),
+        "two banks in\n{big}"
+    );
     // A VM without devices or initrd says nothing about them.
     let bare = VmTree {
         devices: &[],

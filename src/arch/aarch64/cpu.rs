@@ -81,8 +81,18 @@ impl spin::RelaxStrategy for Yield {
     }
 }
 
-/// Sends an event to all cores.
+/// Sends an event to all cores, after the stores a waiter will look for.
+///
+/// SEV is not a memory access, so no store-release or DMB orders it: a
+/// core woken by it could still read the old value of the flag it waits
+/// on, consume the event and sleep again. `dsb ish` first completes every
+/// earlier store to the inner-shareable domain (ARM ARM D1.6.1, "the
+/// Event Register"; Linux's arm64 `dsb(ishst); sev()` in smp_spin_table
+/// and spin-unlock paths). Every `sev` in the image goes through here;
+/// `make test` checks that each one in the disassembly follows a DSB.
+#[inline(always)]
 pub fn sev() {
+    barrier::dsb(barrier::ISH);
     aarch64_cpu::asm::sev();
 }
 

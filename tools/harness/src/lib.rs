@@ -5,6 +5,7 @@
 //! Artifacts come from the environment `make test` sets: `PIVISOR_IMAGE`,
 //! `PIVISOR_IMAGE_80000`, `PIVISOR_DTB_DIR` (and optionally `PIVISOR_QEMU`).
 
+pub mod disasm;
 pub mod report;
 pub mod sd;
 

@@ -65,6 +65,15 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
             &"devices = testdev is pivisor's own test device; pv-vmm has no model of it",
         ));
     }
+    if cfg.memory > pivisor::stage2::LOW_RAM_END {
+        // pivisor puts RAM past the peripheral window at 4 GiB; this VMM's
+        // RAM is one flat slot from IPA 0, so it cannot give the same map.
+        return Err(what(&format!(
+            "memory = {} MiB: pv-vmm gives a VM at most {} MiB (RAM below the peripheral window)",
+            cfg.memory >> 20,
+            pivisor::stage2::LOW_RAM_END >> 20
+        )));
+    }
     let f = bundle.vm_files(cfg)?;
     let (kernel, initrd, extra, plan) = (f.kernel, f.initrd, f.extra, f.plan);
     let dtb = fdt::build(&VmTree {
