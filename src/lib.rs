@@ -1,9 +1,10 @@
 //! pivisor: a small type-1 hypervisor for the Raspberry Pi 4.
 //!
-//! The crate is split along the "arch wall": everything outside `arch` is
-//! plain Rust that builds and unit-tests on the host (`cargo test`); the
-//! `arch` module (inline assembly, system registers) and the boot glue in
-//! `kernel` exist only for the bare-metal target.
+//! Layers (docs/architecture.md; `make test` checks the imports): pure
+//! modules that build and unit-test on the host (`cargo test`) at the
+//! bottom and in the middle; the machine (`arch`: inline assembly and
+//! system registers, bare-metal only; `board`: device registers); the
+//! VMM glue (`vmm`) and the boot order (`boot`) on top, bare-metal only.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
@@ -18,9 +19,9 @@ pub mod dt;
 pub mod exception;
 pub mod fixedvec;
 pub mod mm;
+pub mod platform;
 pub mod ratelimit;
 pub mod smp;
-pub mod stage2;
 pub mod sync;
 pub mod trap;
 pub mod vgic;
@@ -29,9 +30,9 @@ pub mod vm;
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
-pub mod hyp;
+pub mod boot;
 #[cfg(target_os = "none")]
-pub mod kernel;
+pub mod vmm;
 
 /// The version string printed in the boot banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -4,8 +4,7 @@
 
 #[cfg(target_os = "none")]
 #[used]
-static KEEP_ENTRY: unsafe extern "C" fn(usize, u64, usize) -> ! =
-    pivisor::arch::boot::rust_primary_entry;
+static KEEP_ENTRY: unsafe extern "C" fn(usize, u64, usize) -> ! = pivisor::boot::rust_primary_entry;
 
 /// On the host this binary does nothing useful: pivisor is a bare-metal image.
 #[cfg(not(target_os = "none"))]

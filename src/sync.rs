@@ -25,3 +25,18 @@ pub type Once<T> = spin::once::Once<T, Relax>;
 pub fn relax() {
     <Relax as spin::RelaxStrategy>::relax();
 }
+
+/// Storage written by the primary core alone, before any other core runs
+/// (at boot, with the MMU off or just after), and only read afterwards.
+pub struct BootCell<T>(pub core::cell::UnsafeCell<T>);
+
+// SAFETY: every BootCell is written only on the primary core before the
+// secondaries are released, and only read afterwards.
+unsafe impl<T> Sync for BootCell<T> {}
+
+impl<T> BootCell<T> {
+    /// A cell holding `v`.
+    pub const fn new(v: T) -> Self {
+        Self(core::cell::UnsafeCell::new(v))
+    }
+}

@@ -18,8 +18,8 @@
 //! half. Kinds follow [`crate::trap::ExitKind`]. Everything else reads as
 //! an error (the guest gets an external abort), and every write does.
 
-use crate::trap::mmio::{MmioDevice, MmioError};
-use crate::trap::EXIT_KINDS;
+use crate::devices::bus::{MmioDevice, MmioError};
+use crate::trap::stats::EXIT_KINDS;
 use alloc::boxed::Box;
 
 /// The ID register's value.

@@ -1,5 +1,7 @@
-//! Device models: pure state machines behind [`crate::trap::mmio::MmioDevice`].
+//! Device models: pure state machines behind [`bus::MmioDevice`], on
+//! the VM's [`bus::MmioBus`].
 
+pub mod bus;
 pub mod exitctr;
 pub mod mailbox;
 pub mod pl011;
@@ -7,8 +9,8 @@ pub mod sp805;
 pub mod testdev;
 
 use crate::sync::Mutex;
-use crate::trap::mmio::{MmioDevice, MmioError};
 use alloc::sync::Arc;
+use bus::{MmioDevice, MmioError};
 
 /// A device model the bus and the hypervisor both hold (the bus for the
 /// guest's accesses, the hypervisor to feed it input), with its name.

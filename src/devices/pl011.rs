@@ -28,7 +28,7 @@
 //! line would pace it) and moves in as the guest reads; overrun only when
 //! that is full too. The line follows RIS & IMSC.
 
-use crate::trap::mmio::{MmioDevice, MmioError};
+use crate::devices::bus::{MmioDevice, MmioError};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 

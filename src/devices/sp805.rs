@@ -24,7 +24,7 @@
 //! hypervisor ends the VM as a crash (its restart policy decides). The
 //! interrupt itself is not wired to the VM (Linux's driver does not use it).
 
-use crate::trap::mmio::{MmioDevice, MmioError};
+use crate::devices::bus::{MmioDevice, MmioError};
 use alloc::boxed::Box;
 
 /// The watchdog clock the VM's device tree describes.

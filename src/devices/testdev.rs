@@ -20,7 +20,7 @@
 //! [`LINES`] interrupt lines are SPIs from the INTID given at creation;
 //! changes go to the interrupt sink (the VM's virtual distributor).
 
-use crate::trap::mmio::{MmioDevice, MmioError};
+use crate::devices::bus::{MmioDevice, MmioError};
 use alloc::boxed::Box;
 use alloc::string::String;
 

@@ -2,8 +2,10 @@
 //! reserved and why, what the hypervisor may hand out), the EL2 identity
 //! map plan, and the translation-table builder.
 
+pub mod frames;
 pub mod pagetable;
 pub mod region;
+pub mod stage2;
 
 use crate::dt::host::{HostInfo, Window};
 use crate::fixedvec::FixedVec;

@@ -15,7 +15,7 @@
 //!   shared L2, where an invalidate-only would.
 //! - Anything else is UNDEFINED for the guest.
 
-use super::SYSREG_ISS;
+use super::decode::SYSREG_ISS;
 use tock_registers::{interfaces::Readable, registers::InMemoryRegister};
 
 /// One trapped MSR/MRS/SYS access.

@@ -1,10 +1,9 @@
 //! Exit decode, MMIO semantics, system-register policy and injection.
 
+use super::decode::*;
 use super::inject::{self, Fault};
-use super::mmio::{Access, BusError, MmioBus, MmioDevice, MmioError};
+use super::mmio::Access;
 use super::sysreg::{self, Class, SysRegAccess, SysRegResult, SysRegState};
-use super::*;
-use std::boxed::Box;
 
 /// ESR for a data abort from EL1 with the given ISS.
 fn dabt(iss: u64) -> u64 {
@@ -251,86 +250,6 @@ fn injection_vectors_and_syndromes() {
     );
 }
 
-struct Regs {
-    scratch: u32,
-}
-
-impl MmioDevice for Regs {
-    fn name(&self) -> &str {
-        "regs"
-    }
-    fn read(&mut self, offset: u64, width: u8) -> Result<u64, MmioError> {
-        match (offset, width) {
-            (0, 4) => Ok(self.scratch as u64),
-            (0, _) => Err(MmioError::BadWidth),
-            _ => Err(MmioError::BadOffset),
-        }
-    }
-    fn write(&mut self, offset: u64, _width: u8, value: u64) -> Result<(), MmioError> {
-        match offset {
-            0 => {
-                self.scratch = value as u32;
-                Ok(())
-            }
-            _ => Err(MmioError::BadOffset),
-        }
-    }
-}
-
-#[test]
-fn bus_dispatch_and_overlaps() {
-    let mut bus = MmioBus::new();
-    assert!(bus.register(0x1000, 0x100, Box::new(Regs { scratch: 0 })));
-    assert!(
-        !bus.register(0x10f0, 0x100, Box::new(Regs { scratch: 0 })),
-        "overlap"
-    );
-    assert!(
-        !bus.register(u64::MAX - 1, 4, Box::new(Regs { scratch: 0 })),
-        "wraps"
-    );
-    assert!(
-        !bus.register(0x5000, 0, Box::new(Regs { scratch: 0 })),
-        "empty"
-    );
-    let w = Access {
-        ipa: 0x1000,
-        width: 4,
-        write: true,
-        reg: 0,
-        sign_extend: false,
-        sf: false,
-    };
-    assert_eq!(bus.dispatch(&w, 0xabcd), Ok(0));
-    let r = Access { write: false, ..w };
-    assert_eq!(bus.dispatch(&r, 0), Ok(0xabcd));
-    assert_eq!(
-        bus.dispatch(&Access { width: 1, ..r }, 0),
-        Err(BusError::Device(MmioError::BadWidth))
-    );
-    assert_eq!(
-        bus.dispatch(&Access { ipa: 0x1004, ..r }, 0),
-        Err(BusError::Device(MmioError::BadOffset))
-    );
-    assert_eq!(
-        bus.dispatch(
-            &Access {
-                ipa: 0x10fc,
-                width: 8,
-                ..r
-            },
-            0
-        ),
-        Err(BusError::Straddles)
-    );
-    assert_eq!(
-        bus.dispatch(&Access { ipa: 0x2000, ..r }, 0),
-        Err(BusError::Unmapped)
-    );
-    assert_eq!(bus.device_name(0x1080), Some("regs"));
-    assert_eq!(bus.device_name(0x1100), None);
-}
-
 #[test]
 fn every_syndrome_decodes_without_panic() {
     // A cheap exhaustive-ish sweep: every EC with a spread of ISS values.
@@ -356,7 +275,7 @@ fn every_syndrome_decodes_without_panic() {
 
 #[test]
 fn exit_counts_print_what_happened() {
-    use super::{ExitCounts, ExitKind, ExitStats, EXIT_KINDS};
+    use super::stats::{ExitCounts, ExitKind, ExitStats, EXIT_KINDS};
     let s = ExitStats::default();
     assert_eq!(std::format!("{}", s.snapshot()), "0");
     for _ in 0..3 {
@@ -384,7 +303,7 @@ fn exit_counts_print_what_happened() {
 
 #[test]
 fn exit_count_call_selects_a_kind_or_refuses() {
-    use super::{ExitCounts, ExitKind, EXIT_KINDS};
+    use super::stats::{ExitCounts, ExitKind, EXIT_KINDS};
     let mut c = ExitCounts::default();
     c.0[ExitKind::Call as usize] = 7;
     c.0[ExitKind::Irq as usize] = 2;
@@ -395,4 +314,12 @@ fn exit_count_call_selects_a_kind_or_refuses() {
     assert_eq!(c.select(1 + EXIT_KINDS as u64), None);
     assert_eq!(c.select(u64::MAX), None);
     assert_eq!(c.select(1 << 63), None);
+}
+
+#[test]
+fn fault_ipa_combines_hpfar_and_far() {
+    // IPA 0x3f20_1234: FIPA = 0x3f201 at bits 4+.
+    assert_eq!(fault_ipa(0x3f201 << 4, 0xffff_0000_dead_f234), 0x3f20_1234);
+    // Bits above FIPA (RES0) are ignored.
+    assert_eq!(fault_ipa((1 << 63) | (0x10 << 4), 0x5), 0x10005);
 }

@@ -13,10 +13,6 @@
 //! ```
 //! The first file is `vms.conf` (see [`super::config`]).
 
-use super::config::VmConfig;
-use super::image::{self, LoadPlan};
-use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -208,48 +204,6 @@ impl<'a> Bundle<'a> {
             why: "vms.conf is not UTF-8",
         })
     }
-
-    /// VM `cfg`'s kernel, initrd and dtb-extra from the bundle, and where
-    /// they go in its RAM (the hypervisor and pv-vmm both build VMs from
-    /// this). Errors name the VM and the file.
-    pub fn vm_files(&self, cfg: &VmConfig<'_>) -> Result<VmFiles<'a>, String> {
-        let what = |e: &dyn fmt::Display| format!("VM '{}': {e}", cfg.name);
-        let file = |n: &str, kind: &str| {
-            self.file(n)
-                .ok_or_else(|| what(&format!("{kind} '{n}' is not in the bundle")))
-        };
-        let kernel = file(cfg.kernel, "kernel")?;
-        let initrd = cfg.initrd.map(|n| file(n, "initrd")).transpose()?;
-        let extra = cfg.dtb_extra.map(|n| file(n, "dtb-extra")).transpose()?;
-        let header = image::parse_header(kernel)
-            .map_err(|e| what(&format!("kernel '{}': {e}", cfg.kernel)))?;
-        let plan = image::plan(
-            &header,
-            cfg.memory,
-            initrd.map(|i| i.len() as u64),
-            image::DTB_MAX,
-        )
-        .map_err(|e| what(&e))?;
-        Ok(VmFiles {
-            kernel,
-            initrd,
-            extra,
-            plan,
-        })
-    }
-}
-
-/// One VM's images in a bundle and its load plan ([`Bundle::vm_files`]).
-#[derive(Debug, Clone, Copy)]
-pub struct VmFiles<'a> {
-    /// The kernel image.
-    pub kernel: &'a [u8],
-    /// The initrd, if configured.
-    pub initrd: Option<&'a [u8]>,
-    /// The extra device-tree nodes, if configured.
-    pub extra: Option<&'a [u8]>,
-    /// Where kernel, initrd and device tree go.
-    pub plan: LoadPlan,
 }
 
 /// Writes a bundle; `files[0]` must be the configuration. Names are

@@ -43,8 +43,7 @@ use core::fmt;
 
 /// Most VMs in one configuration.
 pub const MAX_VMS: usize = 4;
-/// Most cores a Pi 4 has.
-pub const MAX_CORES: usize = 4;
+use crate::platform::MAX_CORES;
 /// RAM granularity: whole 2 MiB stage-2 blocks.
 pub const MEMORY_ALIGN: u64 = 2 << 20;
 
@@ -298,12 +297,12 @@ impl<'a> Partial<'a> {
                 if m == 0 || !m.is_multiple_of(MEMORY_ALIGN) {
                     return Err(err(line, "memory: must be a non-zero multiple of 2M"));
                 }
-                if m > crate::stage2::MAX_RAM {
+                if m > crate::vm::layout::MAX_RAM {
                     return Err(err(
                         line,
                         alloc::format!(
                             "memory: at most {} GiB (the guest-physical address space)",
-                            crate::stage2::MAX_RAM >> 30
+                            crate::vm::layout::MAX_RAM >> 30
                         ),
                     ));
                 }

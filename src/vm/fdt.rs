@@ -5,9 +5,11 @@
 //! devices the VM owns or sees emulated.
 
 use super::config::Device;
+use super::layout::*;
 use crate::dt::blob::{self, Event};
 use crate::dt::writer::{FdtWriter, WriteError};
 use crate::dt::DtError;
+use crate::platform::UART_CLOCK_HZ;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -75,51 +77,14 @@ const UART_CLK_PHANDLE: u32 = 4;
 const WDOG_CLK_PHANDLE: u32 = 5;
 /// Phandles below this are the hypervisor's (extra nodes may not use them).
 const RESERVED_PHANDLES: u32 = 16;
-/// The /soc bus window: VideoCore bus 0x7e000000 is IPA 0xfe000000, as on
-/// a Pi 4 in low-peripheral mode.
-const SOC_BUS: u32 = 0x7e00_0000;
-/// The IPA of the /soc bus window.
-pub const SOC_IPA: u64 = 0xfe00_0000;
-/// The /soc bus window's size.
-const SOC_SIZE: u32 = 0x0180_0000;
-/// The mailbox registers' IPA (bus 0x7e00b880).
-pub const MAILBOX_IPA: u64 = 0xfe00_b880;
-/// The mailbox's INTID (GIC_SPI 0x21 in the bcm2711 tree).
-pub const MAILBOX_INTID: u32 = 65;
-/// The PL011 UART0's IPA (bus 0x7e201000).
-pub const UART_IPA: u64 = 0xfe20_1000;
-/// The PL011's INTID (GIC_SPI 0x79 in the bcm2711 tree; UART2-5 share it).
-pub const UART_INTID: u32 = 153;
-/// The UART clock the VM's tree gives (uartclk and apb_pclk).
-pub const UART_CLOCK_HZ: u32 = 48_000_000;
 /// GIC interrupt specifier: PPI.
 const GIC_PPI: u32 = 1;
 /// IRQ_TYPE_LEVEL_LOW, as the bcm2711 tree gives the timer.
 const LEVEL_LOW: u32 = 8;
-
-/// GIC-400 distributor IPA (BCM2711).
-pub const GICD_IPA: u64 = 0xff84_1000;
-/// GIC-400 CPU interface IPA (BCM2711); 0x2000 long.
-pub const GICC_IPA: u64 = 0xff84_2000;
-/// The pivisor test device's IPA and size.
-pub const TESTDEV_IPA: u64 = 0xfc00_0000;
-/// The pivisor test device's size.
-pub const TESTDEV_SIZE: u64 = 0x1000;
-/// The exit-counter page's IPA (its size: devices::exitctr::SIZE).
-pub const EXITCTR_IPA: u64 = 0xfc00_1000;
-/// The SP805 watchdog's IPA (its size: devices::sp805::SIZE).
-pub const WATCHDOG_IPA: u64 = 0xfc00_2000;
 /// GIC interrupt specifier: SPI.
 const GIC_SPI: u32 = 0;
 /// IRQ_TYPE_LEVEL_HIGH.
 const LEVEL_HIGH: u32 = 4;
-
-/// The first INTID of VM `index`'s test device lines: SPI 64 onwards,
-/// [`crate::devices::testdev::LINES`] per VM, so that no two VMs use
-/// the same numbers (a VM touching another's numbers must see nothing).
-pub fn testdev_irq_base(index: usize) -> u32 {
-    96 + crate::devices::testdev::LINES * (index as u32 % 16)
-}
 
 /// What the tree describes.
 #[derive(Debug, Clone, Copy)]
@@ -288,7 +253,7 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
     w.begin_node("memory@0")?;
     w.property_string("device_type", "memory")?;
     // A Pi 4's layout: below the peripheral window, the rest from 4 GiB.
-    let cells: Vec<u32> = crate::stage2::ram_banks(t.ram)
+    let cells: Vec<u32> = crate::vm::layout::ram_banks(t.ram)
         .flat_map(|(a, n)| reg(a, n))
         .collect();
     w.property_cells("reg", &cells)?;

@@ -7,6 +7,10 @@
 //! most 2 MiB, 8-byte aligned, in a 2 MiB region of its own); the initrd
 //! page-aligned just below it.
 
+use super::bundle::Bundle;
+use super::config::VmConfig;
+use alloc::format;
+use alloc::string::String;
 use core::fmt;
 
 /// "ARM\x64" at offset 56.
@@ -145,7 +149,7 @@ pub fn plan(
         return Err(ImageError::DtbTooBig(dtb_max));
     }
     // Kernel, initrd and tree go below the guest's peripheral window.
-    let ram = ram.min(crate::stage2::LOW_RAM_END);
+    let ram = ram.min(crate::vm::layout::LOW_RAM_END);
     let kernel = h.text_offset;
     let kernel_end = kernel.saturating_add(h.image_size);
     // RAM must hold the kernel and, in its own last 2 MiB block, the DTB.
@@ -172,6 +176,44 @@ pub fn plan(
         initrd,
         dtb,
     })
+}
+
+/// VM `cfg`'s kernel, initrd and dtb-extra from the bundle, and where
+/// they go in its RAM (the hypervisor and pv-vmm both build VMs from
+/// this). Errors name the VM and the file.
+pub fn vm_files<'a>(bundle: &Bundle<'a>, cfg: &VmConfig<'_>) -> Result<VmFiles<'a>, String> {
+    let what = |e: &dyn fmt::Display| format!("VM '{}': {e}", cfg.name);
+    let file = |n: &str, kind: &str| {
+        bundle
+            .file(n)
+            .ok_or_else(|| what(&format!("{kind} '{n}' is not in the bundle")))
+    };
+    let kernel = file(cfg.kernel, "kernel")?;
+    let initrd = cfg.initrd.map(|n| file(n, "initrd")).transpose()?;
+    let extra = cfg.dtb_extra.map(|n| file(n, "dtb-extra")).transpose()?;
+    let header =
+        parse_header(kernel).map_err(|e| what(&format!("kernel '{}': {e}", cfg.kernel)))?;
+    let plan =
+        plan(&header, cfg.memory, initrd.map(|i| i.len() as u64), DTB_MAX).map_err(|e| what(&e))?;
+    Ok(VmFiles {
+        kernel,
+        initrd,
+        extra,
+        plan,
+    })
+}
+
+/// One VM's images in a bundle and its load plan ([`vm_files`]).
+#[derive(Debug, Clone, Copy)]
+pub struct VmFiles<'a> {
+    /// The kernel image.
+    pub kernel: &'a [u8],
+    /// The initrd, if configured.
+    pub initrd: Option<&'a [u8]>,
+    /// The extra device-tree nodes, if configured.
+    pub extra: Option<&'a [u8]>,
+    /// Where kernel, initrd and device tree go.
+    pub plan: LoadPlan,
 }
 
 #[cfg(test)]
@@ -234,7 +276,7 @@ mod tests {
         assert_eq!(plan(&h, 768 << 20, None, 0).unwrap().initrd, None);
         // A VM with RAM past the peripheral window: everything below it.
         let big = plan(&h, 6 << 30, Some(1 << 20), 64 << 10).unwrap();
-        assert_eq!(big.dtb, crate::stage2::LOW_RAM_END - DTB_MAX);
+        assert_eq!(big.dtb, crate::vm::layout::LOW_RAM_END - DTB_MAX);
         assert!(big.initrd.unwrap().0 < big.dtb);
     }
 

@@ -3,7 +3,7 @@
 //! the VM's power-state lock and carries out the [`Outcome`] (starting a
 //! core, stopping the VM).
 
-use crate::stage2::RamMap;
+use crate::vm::ram::RamMap;
 
 /// Function identifiers.
 pub mod fid {

@@ -526,17 +526,17 @@ fn vm_files_finds_and_plans_or_names_what_is_missing() {
     let blob = bundle::write(&[("vms.conf", conf.as_bytes()), ("k", &k), ("rd", b"xyz")]).unwrap();
     let b = Bundle::parse(&blob).unwrap();
     let vms = config::parse(b.config().unwrap()).unwrap();
-    let f = b.vm_files(&vms[0]).unwrap();
+    let f = super::image::vm_files(&b, &vms[0]).unwrap();
     assert_eq!(
         (f.kernel.len(), f.initrd, f.extra),
         (4096, Some(&b"xyz"[..]), None)
     );
     assert_eq!(f.plan.kernel, 0x8_0000);
-    let e = b.vm_files(&vms[1]).unwrap_err();
+    let e = super::image::vm_files(&b, &vms[1]).unwrap_err();
     assert!(
         e.contains("VM 'b': initrd 'nope' is not in the bundle"),
         "{e}"
     );
-    let e = b.vm_files(&vms[2]).unwrap_err();
+    let e = super::image::vm_files(&b, &vms[2]).unwrap_err();
     assert!(e.starts_with("VM 'c': kernel 'rd': "), "{e}");
 }

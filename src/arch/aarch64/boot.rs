@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Per-core stack size (linker.ld reserves MAX_CPUS of them).
 pub const STACK_SIZE: u64 = 0x10000;
 /// Stacks in the image (linker.ld MAX_CPUS).
-pub const MAX_STACKS: usize = 4;
+pub const MAX_STACKS: usize = crate::platform::MAX_CORES;
 /// Image header flags: little-endian (bit 0 = 0), 4 KiB pages (bits 1-2 =
 /// 1), may be placed anywhere in RAM (bit 3).
 const IMAGE_FLAGS: u64 = (1 << 1) | (1 << 3);
@@ -102,25 +102,4 @@ pub fn core_stack_top(core: usize) -> u64 {
 /// Physical address secondaries enter at.
 pub fn secondary_entry_pa() -> u64 {
     secondary_entry as *const () as u64
-}
-
-/// Called by boot.s on the primary core: MMU off, BSS zeroed, relocated.
-///
-/// # Safety
-/// Only boot.s calls this, once.
-#[no_mangle]
-pub unsafe extern "C" fn rust_primary_entry(dtb: usize, el: u64, load: usize) -> ! {
-    crate::kernel::primary_main(dtb, el, load)
-}
-
-/// Called by boot.s on a secondary core: MMU and caches on (same tables
-/// as the primary), stack set.
-///
-/// # Safety
-/// Only boot.s calls this, with `boot` = &SECONDARY_BOOT.
-#[no_mangle]
-pub unsafe extern "C" fn rust_secondary_entry(boot: &SecondaryBoot) -> ! {
-    let core = boot.core.load(Ordering::Relaxed) as usize;
-    set_core_stack(core, boot.stack_top.load(Ordering::Relaxed));
-    crate::kernel::secondary_main(core)
 }

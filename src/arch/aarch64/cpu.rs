@@ -1,7 +1,6 @@
 //! CPU control at EL2: identity, counters, sleeping, cache maintenance,
 //! EL2 configuration, SMC calls and deliberate faults.
 
-use crate::bootargs::FaultKind;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 use core::arch::asm;
@@ -200,19 +199,23 @@ pub fn psci_call(hvc: bool, fid: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     r0 as i64
 }
 
-/// Takes the deliberate fault a debug option asked for.
-pub fn inject_fault(kind: FaultKind) {
-    match kind {
-        // 256 GiB: inside the 39-bit input range, never mapped.
-        FaultKind::DataAbort => {
-            // SAFETY: not safe at all, on purpose: the read faults and the
-            // exception vector reports it.
-            let v = unsafe { core::ptr::read_volatile(0x40_0000_0000 as *const u64) };
-            core::hint::black_box(v);
-        }
-        // SAFETY: raises an exception that the vector reports.
-        FaultKind::Undefined => unsafe { asm!("udf #0xbad", options(nomem, nostack)) },
-        // SAFETY: as above.
-        FaultKind::Breakpoint => unsafe { asm!("brk #0x1", options(nomem, nostack)) },
-    }
+/// A deliberate data abort (a debug option): a read of 256 GiB, inside
+/// the 39-bit input range and never mapped.
+pub fn fault_data_abort() {
+    // SAFETY: not safe at all, on purpose: the read faults and the
+    // exception vector reports it.
+    let v = unsafe { core::ptr::read_volatile(0x40_0000_0000 as *const u64) };
+    core::hint::black_box(v);
+}
+
+/// A deliberate undefined instruction (a debug option).
+pub fn fault_undefined() {
+    // SAFETY: raises an exception that the vector reports.
+    unsafe { asm!("udf #0xbad", options(nomem, nostack)) }
+}
+
+/// A deliberate breakpoint (a debug option).
+pub fn fault_breakpoint() {
+    // SAFETY: raises an exception that the vector reports.
+    unsafe { asm!("brk #0x1", options(nomem, nostack)) }
 }

@@ -1,12 +1,31 @@
-//! The BCM2711 VideoCore mailbox registers (the ARM's side): mailbox 0
-//! carries the VideoCore's answers to the ARM, mailbox 1 the ARM's
-//! requests. Each word is a 16-byte-aligned bus address with the channel
-//! in its low 4 bits.
+//! The BCM2711 VideoCore mailbox (the ARM's side) and the hypervisor's
+//! own driver for it: mailbox 0 carries the VideoCore's answers to the
+//! ARM, mailbox 1 the ARM's requests. Each word is a 16-byte-aligned bus
+//! address with the channel in its low 4 bits.
+//!
+//! [`HostMailbox`] sends one property buffer at a time through a bounce
+//! buffer in hypervisor memory (below 1 GiB, where the VideoCore can see
+//! it, at its bus address), cleaned to the point of coherency before the
+//! VideoCore reads it and invalidated before the ARM reads the answer (the
+//! VideoCore is not coherent with the ARM's caches). It polls the status
+//! between sleeps its caller provides ([`Platform`]): the mailbox
+//! interrupt stays disabled, so the hypervisor never has to share it.
 
+use super::super::mmio::Mmio;
 use tock_registers::{
+    interfaces::{Readable, Writeable},
     register_structs,
     registers::{ReadOnly, ReadWrite, WriteOnly},
 };
+
+/// Status: the FIFO is full.
+pub const FULL: u32 = 1 << 31;
+/// Status: the FIFO is empty.
+pub const EMPTY: u32 = 1 << 30;
+/// The property-tag channel (the ARM's requests to the firmware).
+pub const PROPERTY_CHANNEL: u32 = 8;
+/// Most stale answers discarded while waiting for ours.
+const MAX_STALE: usize = 16;
 
 register_structs! {
     /// The register block (0x40 bytes, at bus 0x7e00b880).
@@ -25,5 +44,89 @@ register_structs! {
         /// Mailbox 1 status.
         (0x38 => pub MAIL1_STA: ReadOnly<u32>),
         (0x3c => @END),
+    }
+}
+
+/// What the driver needs from the CPU and the scheduler around it.
+pub trait Platform {
+    /// Cleans and invalidates `[pa, pa+len)` to the point of coherency.
+    fn clean_inval(&self, pa: u64, len: u64);
+    /// Waits until `done` holds, looking often, for at most the driver's
+    /// timeout; false if it never held.
+    fn wait(&self, done: &mut dyn FnMut() -> bool) -> bool;
+}
+
+/// The hypervisor's mailbox: its registers and its bounce buffer.
+pub struct HostMailbox {
+    regs: Mmio<MailboxRegs>,
+    bounce: &'static mut [u8],
+    /// The bounce buffer's VideoCore bus address.
+    bus: u32,
+}
+
+// SAFETY: the registers and the buffer are only used by whoever owns the
+// driver (the hypervisor keeps it under a lock).
+unsafe impl Send for HostMailbox {}
+
+impl HostMailbox {
+    /// Takes the mailbox at `base` with `bounce` (VideoCore bus address
+    /// `bus`): its interrupt off, answers nobody waits for dropped.
+    ///
+    /// # Safety
+    /// `base` is the mailbox's register block, mapped as device memory,
+    /// used by nothing else; `bounce` is identity-mapped RAM the
+    /// VideoCore reaches at `bus`.
+    pub unsafe fn new(base: usize, bounce: &'static mut [u8], bus: u32) -> Self {
+        // SAFETY: the caller's promise.
+        let regs = unsafe { Mmio::<MailboxRegs>::new(base) };
+        regs.MAIL0_CNF.set(0);
+        for _ in 0..MAX_STALE {
+            if regs.MAIL0_STA.get() & EMPTY != 0 {
+                break;
+            }
+            let _ = regs.MAIL0_RD.get();
+        }
+        Self { regs, bounce, bus }
+    }
+
+    /// The bounce buffer's bus address.
+    pub fn bus(&self) -> u32 {
+        self.bus
+    }
+
+    /// Sends the property buffer `buf` and waits for the answer in place.
+    pub fn call(&mut self, buf: &mut [u8], p: &dyn Platform) -> Result<(), &'static str> {
+        let len = buf.len();
+        if len > self.bounce.len() || !len.is_multiple_of(4) {
+            return Err("buffer too large");
+        }
+        let pa = self.bounce.as_ptr() as u64;
+        self.bounce[..len].copy_from_slice(buf);
+        p.clean_inval(pa, len as u64);
+        let regs = &self.regs;
+        if !p.wait(&mut || regs.MAIL1_STA.get() & FULL == 0) {
+            return Err("mailbox full");
+        }
+        let word = self.bus | PROPERTY_CHANNEL;
+        regs.MAIL1_WRT.set(word);
+        let mut stale = 0;
+        let mut got = false;
+        p.wait(&mut || {
+            while regs.MAIL0_STA.get() & EMPTY == 0 {
+                if regs.MAIL0_RD.get() == word {
+                    got = true;
+                    return true;
+                }
+                stale += 1;
+            }
+            stale > MAX_STALE
+        });
+        if !got {
+            return Err("no answer from the firmware");
+        }
+        // Drop whatever the cache fetched meanwhile, then read the answer.
+        p.clean_inval(pa, len as u64);
+        buf.copy_from_slice(&self.bounce[..len]);
+        Ok(())
     }
 }

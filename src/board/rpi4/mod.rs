@@ -13,8 +13,3 @@ pub mod pl011;
 pub const DEFAULT_UART0: u64 = 0xfe20_1000;
 /// GPIO block in low-peripheral mode (bus 0x7e200000).
 pub const DEFAULT_GPIO: u64 = 0xfe20_0000;
-/// The PL011 reference clock a Pi 4 runs with `init_uart_clock=48000000`
-/// (firmware/config.txt). QEMU ignores the divisors.
-pub const UART_CLOCK_HZ: u32 = 48_000_000;
-/// Console speed.
-pub const BAUD: u32 = 115_200;

@@ -18,12 +18,13 @@
 //! Other offsets of the 0x40-byte block read as zero and ignore writes;
 //! every register is 32-bit. The request itself (find the buffer, check
 //! and copy it, apply the policy, forward) is the [`Requests`] callback's
-//! job ([`property`] holds the pure part); its answer word is queued here
+//! job ([`request::serve`] does it, over the guest's memory); its answer word is queued here
 //! and the interrupt line (level) follows "enabled and not empty".
 
 pub mod property;
+pub mod request;
 
-use crate::trap::mmio::{MmioDevice, MmioError};
+use crate::devices::bus::{MmioDevice, MmioError};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 
@@ -32,10 +33,7 @@ use alloc::collections::VecDeque;
 pub const OFFSET_IN_PAGE: u64 = 0x880;
 /// The register block's size.
 pub const SIZE: u64 = 0x40;
-/// Status: the FIFO is full.
-pub const FULL: u32 = 1 << 31;
-/// Status: the FIFO is empty.
-pub const EMPTY: u32 = 1 << 30;
+use crate::board::rpi4::mailbox::{EMPTY, FULL};
 /// MAIL0_CNF: interrupt while data is waiting.
 pub const CNF_DATA_IRQ: u32 = 1 << 0;
 /// Responses that can wait (the hardware FIFO is 8 deep).

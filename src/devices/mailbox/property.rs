@@ -39,7 +39,7 @@ pub const CODE_ERROR: u32 = 0x8000_0001;
 /// A tag's code word: bit 31 set in a response.
 pub const RESPONSE: u32 = 1 << 31;
 /// The property channel.
-pub const CHANNEL: u32 = 8;
+pub const CHANNEL: u32 = crate::board::rpi4::mailbox::PROPERTY_CHANNEL;
 
 /// Tag identifiers (Raspberry Pi firmware mailbox property interface).
 pub mod tag {

@@ -23,13 +23,12 @@
 //! test` replays the seed corpus (corpus/<target>/) and a fixed-seed
 //! batch of generated inputs on stable (tests/replay.rs).
 
-use pivisor::devices::exitctr::ExitCounters;
 use pivisor::devices::mailbox::property::{self, Firmware, Policy, View};
 use pivisor::devices::mailbox::Mailbox;
 use pivisor::devices::pl011::Pl011;
-use pivisor::trap::mmio::{MmioBus, MmioDevice};
+use pivisor::devices::bus::{MmioBus, MmioDevice};
 use pivisor::trap::sysreg::{self, SysRegResult, SysRegState};
-use pivisor::trap::{decode, Exit};
+use pivisor::trap::decode::{decode, Exit};
 use pivisor::vgic::dist::VgicDist;
 use pivisor::vm::psci::{self, Outcome, Power};
 
@@ -82,30 +81,43 @@ fn width(b: u8) -> u8 {
     1 << (b & 3)
 }
 
-/// A device bus as a VM with every device has it (addresses as in the
-/// VM's device tree).
+/// What the devices ask of their runner, answered with nothing.
+#[derive(Clone)]
+struct NullHost;
+
+impl pivisor::vm::attach::Host for NullHost {
+    fn set_line(&self, _: u32, _: bool) {}
+    fn uart_tx(&self, _: u8) {}
+    fn firmware(&self, word: u32) -> Option<u32> {
+        Some(word)
+    }
+    fn exit_count(&self, vcpu: Option<usize>, which: u64) -> u64 {
+        vcpu.unwrap_or(9) as u64 * 100 + which
+    }
+    fn watchdog_now(&self) -> u64 {
+        0
+    }
+    fn test_line(&self, _: &str) {}
+    fn boots(&self) -> u32 {
+        1
+    }
+}
+
+/// A device bus as a VM with every device has it, wired by the
+/// hypervisor's own attach path (addresses as in the VM's device tree).
 fn bus() -> MmioBus {
-    use pivisor::vm::fdt::{EXITCTR_IPA, MAILBOX_IPA, UART_IPA};
-    let mut b = MmioBus::new();
-    b.register(
-        UART_IPA,
-        pivisor::devices::pl011::SIZE,
-        Box::new(Pl011::new(Box::new(|_| {}), Box::new(|_| {}))),
-    );
-    b.register(
-        MAILBOX_IPA,
-        pivisor::devices::mailbox::SIZE,
-        Box::new(Mailbox::new(Box::new(Some), Box::new(|_| {}))),
-    );
-    b.register(
-        EXITCTR_IPA,
-        pivisor::devices::exitctr::SIZE,
-        Box::new(ExitCounters::new(
-            4,
-            Box::new(|v, w| v.unwrap_or(9) as u64 * 100 + w),
-        )),
-    );
-    b
+    use pivisor::vm::attach::{attach, RealUart};
+    use pivisor::vm::config::Device;
+    let all = [
+        Device::Uart,
+        Device::Mailbox,
+        Device::Counters,
+        Device::Watchdog,
+        Device::TestDev,
+    ];
+    attach(&all, 0, 4, RealUart::Emulate, NullHost)
+        .expect("every device attaches")
+        .bus
 }
 
 /// Exit decode: each 24 bytes are an ESR, a FAR and an HPFAR. An MMIO
@@ -122,8 +134,8 @@ pub fn mmio_decode(data: &[u8]) {
             Exit::Mmio(a) => {
                 assert!(matches!(a.width, 1 | 2 | 4 | 8), "width {}", a.width);
                 assert!(a.reg <= 31);
-                let store = a.store_value(&regs);
-                if let Ok(raw) = b.dispatch(&a, store) {
+                let store = a.write.then(|| a.store_value(&regs));
+                if let Ok(raw) = b.dispatch(a.ipa, a.width, store) {
                     if !a.write {
                         a.complete_load(&mut regs, raw);
                     }

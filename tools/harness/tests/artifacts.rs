@@ -90,7 +90,7 @@ fn disassembly() -> Disasm {
 /// the log's line lock (taken only once the logger leaves early mode,
 /// which `boot_mmu_on` does).
 const MMU_ON_ONLY: [&str; 2] = [
-    "pivisor::kernel::boot_mmu_on",
+    "pivisor::boot::boot_mmu_on",
     "pivisor::console::Logger::acquire",
 ];
 
@@ -101,7 +101,7 @@ fn mmu_off_roots(d: &Disasm) -> Vec<&str> {
     let mut roots = vec![
         "rust_primary_entry",
         "el2_mmu_enable",
-        "pivisor::kernel::unexpected_exception",
+        "pivisor::vmm::fault::unexpected_exception",
         "__rustc::rust_begin_unwind",
         "<pivisor::console::Logger as log::Log>::log",
         "<pivisor::console::LineWriter as core::fmt::Write>::write_str",
@@ -116,7 +116,7 @@ fn nothing_reachable_before_the_mmu_uses_exclusives_or_atomics() {
     let d = disassembly();
     let roots = mmu_off_roots(&d);
     let reach = d.reachable(&roots, &MMU_ON_ONLY).unwrap();
-    for f in ["pivisor::kernel::boot_mmu_off", "core::fmt::write"] {
+    for f in ["pivisor::boot::boot_mmu_off", "core::fmt::write"] {
         assert!(reach.contains(f), "{f} is on the MMU-off path");
     }
     let bad = d.exclusives(&reach);

@@ -148,7 +148,7 @@ fn sd_card_image_is_valid_and_boots_like_the_firmware_would() {
     // config.txt as the firmware reads it.
     let cfg = std::fs::read_to_string(tmp.join("config.txt")).expect("config.txt");
     let settings = config_txt(&cfg).unwrap_or_else(|e| panic!("config.txt: {e}"));
-    let bad = check_config(&settings, pivisor::board::rpi4::UART_CLOCK_HZ);
+    let bad = check_config(&settings, pivisor::platform::UART_CLOCK_HZ);
     assert!(bad.is_empty(), "config.txt: {bad:?}");
 
     // Firmware-equivalent boot from the card's own files: the unmodified

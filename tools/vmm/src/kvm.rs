@@ -20,18 +20,13 @@
 
 use kvm_bindings::*;
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
-use pivisor::devices::exitctr::{self, ExitCounters};
-use pivisor::devices::mailbox::{self, Mailbox};
-use pivisor::devices::pl011::{self, Pl011};
-use pivisor::devices::sp805::{self, Sp805};
-use pivisor::devices::Shared;
+use pivisor::devices::bus::MmioBus;
+use pivisor::devices::pl011::Pl011;
+use pivisor::devices::sp805;
 use pivisor::sync::Mutex;
-use pivisor::trap::mmio::{Access, MmioBus};
-use pivisor::trap::ExitCounts;
-use pivisor::vm::config::Device;
-use pivisor::vm::fdt::{
-    EXITCTR_IPA, GICC_IPA, GICD_IPA, MAILBOX_INTID, MAILBOX_IPA, UART_INTID, UART_IPA, WATCHDOG_IPA,
-};
+use pivisor::trap::stats::ExitCounts;
+use pivisor::vm::attach::{attach, Host, RealUart};
+use pivisor::vm::layout::{GICC_IPA, GICD_IPA};
 use pivisor_vmm::machine::{mailbox_request, Machine};
 use pivisor_vmm::stats::{self, Layout};
 use std::io::{Read, Write};
@@ -275,93 +270,33 @@ pub fn run(m: Machine) -> Result<(), String> {
             .collect::<Result<_, _>>()?,
     );
     let m = Arc::new(m);
-    let line = |intid: u32| {
-        let vm = vm.clone();
-        Box::new(move |level: bool| {
-            let irq = (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) | intid;
-            if let Err(e) = vm.set_irq_line(irq, level) {
-                eprintln!("pv-vmm: interrupt {intid}: {e}");
-            }
-        })
+    let host = KvmHost {
+        vm: vm.clone(),
+        m: m.clone(),
+        ram,
+        stats: stats.clone(),
+        said: Arc::new(Mutex::new(std::collections::HashSet::new())),
+        t0: std::time::Instant::now(),
     };
-    let mut bus = MmioBus::new();
-    let mut uart = None;
-    for d in &m.devices {
-        match d {
-            Device::Uart | Device::Pl011 => {
-                let dev = Arc::new(Mutex::new(Pl011::new(
-                    Box::new(|b| {
-                        let _ = std::io::stdout().write_all(&[b]);
-                        let _ = std::io::stdout().flush();
-                    }),
-                    line(UART_INTID),
-                )));
-                bus.register(
-                    UART_IPA,
-                    pl011::SIZE,
-                    Box::new(Shared(dev.clone(), "pl011")),
-                );
-                uart = Some(dev);
+    // pivisor's own device wiring (vm::attach); the real PL011 cannot be
+    // passed through under KVM, so it becomes an emulated one.
+    let attached = attach(&m.devices, 0, m.vcpus, RealUart::Emulate, host)
+        .map_err(|e| format!("VM '{}': {e}", m.name))?;
+    let (bus, uart) = (attached.bus, attached.uart);
+    if let Some(dev) = attached.watchdog {
+        // pivisor's SP805 model on the host's clock; a thread looks every
+        // 10 ms (a guest hung at EL1 makes no exits), and an expiry ends
+        // pv-vmm (it does not restart guests).
+        let st = stats.clone();
+        let name = m.name.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            if dev.lock().expired() {
+                eprintln!("\r\npv-vmm: VM '{name}' crashed: its watchdog expired\r");
+                report(&st);
+                finish(1);
             }
-            Device::Mailbox => {
-                let mm = m.clone();
-                // Each distinct complaint once: Linux asks the same
-                // unanswerable questions many times at boot.
-                let mut said = std::collections::HashSet::new();
-                let dev = Mailbox::new(
-                    Box::new(move |word| {
-                        let (answer, note) = mailbox_request(&mm, ram.slice(), word);
-                        if let Some(n) = note {
-                            if said.len() < 64 && said.insert(n.clone()) {
-                                eprintln!("pv-vmm: {n} (said once)\r");
-                            }
-                        }
-                        answer
-                    }),
-                    line(MAILBOX_INTID),
-                );
-                bus.register(MAILBOX_IPA, mailbox::SIZE, Box::new(dev));
-            }
-            Device::Counters => {
-                let st = stats.clone();
-                let dev = ExitCounters::new(
-                    m.vcpus,
-                    Box::new(move |vcpu, which| {
-                        let c = match vcpu {
-                            Some(v) => st.get(v).map(VcpuStats::counts).unwrap_or_default(),
-                            None => sum(&st),
-                        };
-                        c.select(which).unwrap_or(0)
-                    }),
-                );
-                bus.register(EXITCTR_IPA, exitctr::SIZE, Box::new(dev));
-            }
-            Device::Watchdog => {
-                // pivisor's SP805 model on the host's clock; a thread looks
-                // every 10 ms (a guest hung at EL1 makes no exits), and an
-                // expiry ends pv-vmm (it does not restart guests).
-                let t0 = std::time::Instant::now();
-                let dev = Arc::new(Mutex::new(Sp805::new(Box::new(move || {
-                    (t0.elapsed().as_nanos() * u128::from(sp805::CLOCK_HZ) / 1_000_000_000) as u64
-                }))));
-                bus.register(
-                    WATCHDOG_IPA,
-                    sp805::SIZE,
-                    Box::new(Shared(dev.clone(), "sp805")),
-                );
-                let st = stats.clone();
-                let name = m.name.clone();
-                std::thread::spawn(move || loop {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    if dev.lock().expired() {
-                        eprintln!("\r\npv-vmm: VM '{name}' crashed: its watchdog expired\r");
-                        report(&st);
-                        finish(1);
-                    }
-                });
-            }
-            Device::TestDev => unreachable!("refused by machine::plan"),
-        }
+        });
     }
     let bus = Arc::new(Mutex::new(bus));
 
@@ -395,6 +330,60 @@ pub fn run(m: Machine) -> Result<(), String> {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// What the VM's devices ask of pv-vmm ([`Host`]): lines into KVM's
+/// in-kernel GIC, console bytes to stdout, mailbox requests served with
+/// pivisor's checks and no firmware, KVM's exit statistics.
+#[derive(Clone)]
+struct KvmHost {
+    vm: Arc<kvm_ioctls::VmFd>,
+    m: Arc<Machine>,
+    ram: Ram,
+    stats: Arc<Vec<VcpuStats>>,
+    /// Mailbox complaints already said (Linux asks the same unanswerable
+    /// questions many times at boot).
+    said: Arc<Mutex<std::collections::HashSet<String>>>,
+    t0: std::time::Instant,
+}
+
+impl Host for KvmHost {
+    fn set_line(&self, intid: u32, level: bool) {
+        let irq = (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) | intid;
+        if let Err(e) = self.vm.set_irq_line(irq, level) {
+            eprintln!("pv-vmm: interrupt {intid}: {e}");
+        }
+    }
+    fn uart_tx(&self, b: u8) {
+        let _ = std::io::stdout().write_all(&[b]);
+        let _ = std::io::stdout().flush();
+    }
+    fn firmware(&self, word: u32) -> Option<u32> {
+        let (answer, note) = mailbox_request(&self.m, self.ram.slice(), word);
+        if let Some(n) = note {
+            let mut said = self.said.lock();
+            if said.len() < 64 && said.insert(n.clone()) {
+                eprintln!("pv-vmm: {n} (said once)\r");
+            }
+        }
+        answer
+    }
+    fn exit_count(&self, vcpu: Option<usize>, which: u64) -> u64 {
+        let c = match vcpu {
+            Some(v) => self.stats.get(v).map(VcpuStats::counts).unwrap_or_default(),
+            None => sum(&self.stats),
+        };
+        c.select(which).unwrap_or(0)
+    }
+    fn watchdog_now(&self) -> u64 {
+        (self.t0.elapsed().as_nanos() * u128::from(sp805::CLOCK_HZ) / 1_000_000_000) as u64
+    }
+    fn test_line(&self, line: &str) {
+        eprintln!("pv-vmm: test device: {line}\r");
+    }
+    fn boots(&self) -> u32 {
+        1
+    }
 }
 
 fn sum(st: &[VcpuStats]) -> ExitCounts {
@@ -434,8 +423,7 @@ fn vcpu_loop(i: usize, mut v: VcpuFd, bus: &Mutex<MmioBus>, st: &[VcpuStats], na
         let mut bad = None;
         match v.run() {
             Ok(VcpuExit::MmioRead(addr, data)) => {
-                let a = access(addr, data.len(), false);
-                match bus.lock().dispatch(&a, 0) {
+                match bus.lock().dispatch(addr, data.len() as u8, None) {
                     Ok(val) => data.copy_from_slice(&val.to_le_bytes()[..data.len()]),
                     Err(e) => bad = Some((addr, false, e)),
                 }
@@ -443,8 +431,8 @@ fn vcpu_loop(i: usize, mut v: VcpuFd, bus: &Mutex<MmioBus>, st: &[VcpuStats], na
             Ok(VcpuExit::MmioWrite(addr, data)) => {
                 let mut b = [0u8; 8];
                 b[..data.len()].copy_from_slice(data);
-                let a = access(addr, data.len(), true);
-                if let Err(e) = bus.lock().dispatch(&a, u64::from_le_bytes(b)) {
+                let store = Some(u64::from_le_bytes(b));
+                if let Err(e) = bus.lock().dispatch(addr, data.len() as u8, store) {
                     bad = Some((addr, true, e));
                 }
             }
@@ -492,17 +480,6 @@ fn vcpu_loop(i: usize, mut v: VcpuFd, bus: &Mutex<MmioBus>, st: &[VcpuStats], na
 }
 
 /// The access as pivisor's bus takes it (KVM has done the decoding).
-fn access(ipa: u64, width: usize, write: bool) -> Access {
-    Access {
-        ipa,
-        width: width as u8,
-        write,
-        reg: 0,
-        sign_extend: false,
-        sf: true,
-    }
-}
-
 /// The exit counts at the end, per vCPU, in the layout of pivisor's own
 /// exit report.
 fn report(st: &[VcpuStats]) {

@@ -5,9 +5,8 @@
 //! a guest sees one machine whichever of the two runs it. Pure: no KVM
 //! here, host-tested.
 
-use pivisor::devices::mailbox::property::{
-    self, check_size, Firmware, Policy, View, BCM2711_DMA, CHANNEL, CODE_ERROR,
-};
+use pivisor::devices::mailbox::property::{Firmware, Policy, View};
+use pivisor::devices::mailbox::request;
 use pivisor::vm::bundle::Bundle;
 use pivisor::vm::config::{self, Device};
 use pivisor::vm::fdt::{self, VmTree};
@@ -65,16 +64,16 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
             &"devices = testdev is pivisor's own test device; pv-vmm has no model of it",
         ));
     }
-    if cfg.memory > pivisor::stage2::LOW_RAM_END {
+    if cfg.memory > pivisor::vm::layout::LOW_RAM_END {
         // pivisor puts RAM past the peripheral window at 4 GiB; this VMM's
         // RAM is one flat slot from IPA 0, so it cannot give the same map.
         return Err(what(&format!(
             "memory = {} MiB: pv-vmm gives a VM at most {} MiB (RAM below the peripheral window)",
             cfg.memory >> 20,
-            pivisor::stage2::LOW_RAM_END >> 20
+            pivisor::vm::layout::LOW_RAM_END >> 20
         )));
     }
-    let f = bundle.vm_files(cfg)?;
+    let f = pivisor::vm::image::vm_files(&bundle, cfg)?;
     let (kernel, initrd, extra, plan) = (f.kernel, f.initrd, f.extra, f.plan);
     let dtb = fdt::build(&VmTree {
         index,
@@ -134,79 +133,33 @@ impl Firmware for NoFirmware {
 }
 
 /// Serves a mailbox request word (channel | bus address) against the
-/// VM's RAM: the same checks as pivisor (the property channel only, the
-/// buffer wholly inside RAM through the DMA window, a sane size). Returns
-/// the response word to queue (None: no answer) and a complaint for the
-/// log, if any.
+/// VM's RAM with pivisor's own checks ([`request::serve`]). Returns the
+/// response word to queue (None: no answer) and a complaint for the log,
+/// if any.
 pub fn mailbox_request(m: &Machine, ram: &mut [u8], word: u32) -> (Option<u32>, Option<String>) {
-    if word & 0xf != CHANNEL {
-        return (
-            None,
-            Some(format!(
-                "mailbox: channel {} is not emulated (only the property channel 8)",
-                word & 0xf
-            )),
-        );
-    }
-    let bus = u64::from(word & !0xf);
-    let size = ram.len() as u64;
-    let inside = |len: u64| {
-        BCM2711_DMA
-            .buffer_ipa(bus, len, size)
-            .filter(|&ipa| ipa.checked_add(len).is_some_and(|e| e <= size))
-    };
-    let Some(ipa) = inside(4) else {
-        return (
-            Some(word),
-            Some(format!(
-                "mailbox: buffer at bus {bus:#x} is not in the VM's RAM"
-            )),
-        );
-    };
-    let at = ipa as usize;
-    let head = u32::from_le_bytes(ram[at..at + 4].try_into().expect("4 bytes"));
-    let len = match check_size(head) {
-        Ok(l) if inside(l as u64).is_some() => l,
-        Ok(_) => {
-            return (
-                Some(word),
-                Some(format!(
-                    "mailbox: buffer at bus {bus:#x} runs past the VM's RAM"
-                )),
-            )
-        }
-        Err(e) => {
-            if inside(8).is_some() {
-                ram[at + 4..at + 8].copy_from_slice(&CODE_ERROR.to_le_bytes());
-            }
-            return (
-                Some(word),
-                Some(format!("mailbox: buffer at bus {bus:#x}: {e}")),
-            );
-        }
-    };
-    let mut copy = ram[at..at + len].to_vec();
     let view = View {
         ram: m.ram,
         serial: m.serial,
         mac: m.mac,
         cmdline: &m.bootargs,
     };
-    let note = match property::process(&mut copy, &m.mailbox, &view, &mut NoFirmware) {
-        Ok(o) if o.failed.is_empty() && o.refused.is_empty() => None,
-        Ok(o) => Some(format!(
+    let mut mem: &mut [u8] = ram;
+    let s = request::serve(word, &mut mem, &m.mailbox, &view, &mut NoFirmware);
+    let note = match (s.problem, s.outcome) {
+        (Some(p), _) => Some(p.to_string()),
+        (None, Some(o)) if !(o.failed.is_empty() && o.refused.is_empty()) => Some(format!(
             "mailbox: tags refused {:x?}, unanswered {:x?} (no firmware behind pv-vmm)",
             o.refused, o.failed
         )),
-        Err(e) => Some(format!("mailbox: buffer at bus {bus:#x}: {e}")),
+        _ => None,
     };
-    ram[at..at + len].copy_from_slice(&copy);
-    (Some(word), note)
+    (s.answer, note)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pivisor::devices::mailbox::property;
     use pivisor::vm::bundle;
 
     fn kernel() -> Vec<u8> {
@@ -288,7 +241,7 @@ mod tests {
         ram[0x1000..0x1004].copy_from_slice(&3u32.to_le_bytes());
         let (_, note) = mailbox_request(&m, &mut ram, 0xc000_1008);
         assert!(note.is_some());
-        assert_eq!(&ram[0x1004..0x1008], &CODE_ERROR.to_le_bytes());
+        assert_eq!(&ram[0x1004..0x1008], &property::CODE_ERROR.to_le_bytes());
         // GET_ARM_MEMORY (0x10005): answered from the VM's view.
         let words: [u32; 8] = [32, 0, 0x10005, 8, 0, 0, 0, 0];
         for (i, w) in words.iter().enumerate() {

@@ -17,7 +17,7 @@
 //! faults, so [`exit_counts`] puts what `exits` has beyond the named kinds
 //! in the `irq` slot and says so in its name list ([`KIND_NAMES`]).
 
-use pivisor::trap::{ExitCounts, ExitKind};
+use pivisor::trap::stats::{ExitCounts, ExitKind};
 
 /// The header's size in bytes.
 pub const HEADER: usize = 24;

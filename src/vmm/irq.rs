@@ -20,20 +20,22 @@
 //! | SPI   | console input (mux)   | bytes to the focused VM, EOIR + DIR       |
 //! | other | unexpected            | EOIR + DIR                                |
 
-use super::{current, kick, Vm, GIC};
+use super::cores::{current, hw_spi_owner};
+use super::vm::Vm;
 use crate::arch::cpu;
-use crate::board::gic400::{Gic, EL2_TIMER, MAINTENANCE, PHYS_TIMER, VIRT_TIMER};
+use crate::board::gic400::{Gic, EL2_TIMER, MAINTENANCE, PHYS_TIMER, SGI_KICK, VIRT_TIMER};
+use crate::dt::host::HostInfo;
+use crate::platform::MAX_CORES;
+use crate::sync::Once;
 use crate::trap::mmio::Access;
-use crate::vgic::dist::{Dirty, MAX_LRS};
+use crate::vgic::dist::{Dirty, VgicDist, MAX_LRS};
 use crate::vgic::lr;
-use crate::vm::fdt::GICD_IPA;
-use core::sync::atomic::{AtomicBool, Ordering};
-
-/// The GICD page's size.
-pub const GICD_SIZE: u64 = 0x1000;
+use crate::vm::layout::{GICD_IPA, GICD_SIZE};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use log::info;
 
 /// Per core: its vCPU's list registers must be refilled before it runs.
-static DIRTY: [AtomicBool; 4] = [const { AtomicBool::new(false) }; 4];
+static DIRTY: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
 
 /// After a distributor change: the vCPUs in `mask` get their list
 /// registers refilled (this core's before it returns to its guest, the
@@ -143,7 +145,7 @@ pub fn handle_irqs(core: usize) {
     while let Some(iar) = gic.ack() {
         let intid = iar & 0x3ff;
         if intid >= 32 {
-            if let Some(vm) = super::hw_spi_owner(intid) {
+            if let Some(vm) = hw_spi_owner(intid) {
                 // A passed-through SPI (the PL011's): it stays active
                 // until the owner deactivates the virtual one
                 // (hardware-linked).
@@ -165,8 +167,8 @@ pub fn handle_irqs(core: usize) {
                 flush_lrs(vm, v);
                 gic.complete(iar);
             }
-            (i, _) if super::console::is_input(i) => {
-                super::console::input();
+            (i, _) if super::conswitch::is_input(i) => {
+                super::conswitch::input();
                 gic.complete(iar);
             }
             (EL2_TIMER, _) => {
@@ -225,4 +227,83 @@ pub fn wait_ticks(timeout: u64, poll: u64, mut done: impl FnMut() -> bool) -> bo
         aarch64_cpu::asm::wfi();
         handle_irqs(core);
     }
+}
+
+/// The GIC, once initialized.
+static GIC: Once<Gic> = Once::new();
+
+/// Each core's GIC CPU interface mask.
+static CPU_IF: [AtomicU8; MAX_CORES] = [const { AtomicU8::new(0) }; MAX_CORES];
+
+/// Forward the timers with EOI maintenance instead of hardware-linked
+/// (a GIC model that is not a GIC-400: QEMU's).
+static HW_VIA_EOI: AtomicBool = AtomicBool::new(false);
+
+/// Sets up the GIC distributor (boot core, once) and this core's CPU
+/// interface.
+pub fn gic_init_core(info: Option<&HostInfo<'_>>, core: usize) {
+    let gic = GIC.call_once(|| {
+        let a = info.and_then(|i| i.gic).unwrap_or_default();
+        let (d, c, h) = if a.dist != 0 {
+            (a.dist, a.cpu, a.hyp)
+        } else {
+            (0xff84_1000, 0xff84_2000, None)
+        };
+        // SAFETY: the GIC-400 from the device tree (or the BCM2711
+        // default), inside a /soc window the EL2 map has as Device.
+        let g = unsafe { Gic::new(d as usize, c as usize, h.map(|h| h as usize)) };
+        g.init_distributor();
+        if !g.is_gic400() {
+            HW_VIA_EOI.store(true, Ordering::Relaxed);
+            info!(
+                "GIC: GICD_IIDR {:#x} is not an ARM GIC-400 (QEMU's model): timer interrupts are forwarded with EOI maintenance, not hardware-linked",
+                g.iidr()
+            );
+        }
+        g
+    });
+    let mask = gic.init_cpu();
+    if let Some(s) = CPU_IF.get(core) {
+        s.store(mask, Ordering::Relaxed);
+    }
+}
+
+/// Routes the passed-through (hardware-linked) SPIs `intids` to core
+/// `core`: their owner's vCPU 0's (the guest's GICD_ITARGETSR decides
+/// which vCPU gets the virtual one).
+pub fn route_spis(intids: &[u32], core: usize) {
+    if let Some(g) = GIC.get() {
+        let mask = CPU_IF[core].load(Ordering::Relaxed);
+        for &intid in intids {
+            g.route_spi(intid, mask, true, false);
+        }
+    }
+}
+
+/// Routes the console's input SPI `intid` to core 0 with the
+/// hypervisor's priority.
+pub fn route_console_input(intid: u32) {
+    if let Some(g) = GIC.get() {
+        g.route_spi(intid, CPU_IF[0].load(Ordering::Relaxed), true, true);
+    }
+}
+
+/// Wakes core `core` (an SGI; it exits its guest or leaves wfi).
+pub fn kick(core: usize) {
+    if let (Some(g), Some(m)) = (GIC.get(), CPU_IF.get(core)) {
+        g.send_sgi(m.load(Ordering::Relaxed), SGI_KICK);
+    }
+}
+
+/// A VM's virtual distributor as at power-on: its SPIs, the timers'
+/// PPIs hardware-linked.
+pub(super) fn new_vgic(vcpus: usize, spis: &[u32], hw_spis: &[u32]) -> VgicDist {
+    let mut d = VgicDist::new(vcpus, spis);
+    for &i in hw_spis {
+        d.set_hw(i);
+    }
+    d.set_hw(VIRT_TIMER);
+    d.set_hw(PHYS_TIMER);
+    d.set_hw_via_eoi(HW_VIA_EOI.load(Ordering::Relaxed));
+    d
 }

@@ -9,10 +9,11 @@
 //! EOIR and DIR); the bytes go through the switch to the focused VM's
 //! emulated UART, whose interrupt line then rises in the VM's vGIC.
 
-use super::{CPU_IF, GIC, VMS};
+use super::console::{set_line_hook, with_console};
+use super::irq;
+use super::vm::vm;
 use crate::conmux::{Input, Mux};
 use crate::console::ConsoleSink;
-use crate::kernel::{set_console_line_hook, with_console};
 use crate::sync::Mutex;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -22,6 +23,7 @@ use log::info;
 /// The switch and a scratch buffer for what it writes (reused: a VM's
 /// console output is one exit per byte, no allocation each time).
 static MUX: Mutex<Option<(Mux, Vec<u8>)>> = Mutex::new(None);
+
 /// The host PL011's INTID when its input is taken (0: not).
 static INPUT_INTID: AtomicU32 = AtomicU32::new(0);
 
@@ -32,11 +34,11 @@ pub fn init(names: Vec<String>, focus: usize, intid: Option<u32>) {
     let mut out = Vec::new();
     m.set_focus(focus, &mut out);
     *MUX.lock() = Some((m, Vec::with_capacity(crate::conmux::LINE_MAX + 64)));
-    set_console_line_hook(line_hook);
-    if let (Some(i), Some(gic)) = (intid, GIC.get()) {
+    set_line_hook(line_hook);
+    if let Some(i) = intid {
         with_console(|s| s.enable_input());
         INPUT_INTID.store(i, Ordering::Release);
-        gic.route_spi(i, CPU_IF[0].load(Ordering::Relaxed), true, true);
+        irq::route_console_input(i);
     }
     info!(
         "console: mux layout, focus on VM {focus}; type Ctrl-] then a VM number to switch, Ctrl-] l to list"
@@ -98,12 +100,8 @@ pub fn input() {
                 s.write_bytes(out);
             }
         });
-        if let Input::ToVm(vm, b) = r {
-            if let Some(u) = VMS
-                .get()
-                .and_then(|v| v.get(vm))
-                .and_then(|v| v.uart.as_ref())
-            {
+        if let Input::ToVm(vm_index, b) = r {
+            if let Some(u) = vm(vm_index).and_then(|v| v.uart.as_ref()) {
                 u.lock().receive(b);
             }
         }

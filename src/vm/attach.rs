@@ -1,0 +1,253 @@
+//! A VM's devices, built from its configuration in one place for every
+//! runner (the hypervisor, `crate::vmm::build`; pv-vmm under KVM): each
+//! device model on the VM's bus at its [`super::layout`] address, the SPIs
+//! it drives, and the handles the runner keeps (the UART it feeds input,
+//! the watchdog it checks). What a device does outside itself (raise a
+//! vGIC line, send a console byte, ask the firmware) goes through the
+//! runner's [`Host`]. Pure.
+//!
+//! A new device: a [`Device`] variant (vm/config.rs), its model under
+//! `src/devices/`, its address in vm/layout.rs, its node in vm/fdt.rs, and
+//! one arm here (docs/architecture.md has the whole checklist).
+
+use super::config::Device;
+use super::layout::{
+    testdev_irq_base, EXITCTR_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA, TESTDEV_SIZE,
+    UART_INTID, UART_IPA, WATCHDOG_IPA,
+};
+use crate::devices::bus::{MmioBus, RegisterError};
+use crate::devices::exitctr::{self, ExitCounters};
+use crate::devices::mailbox::{self, Mailbox};
+use crate::devices::pl011::{self, Pl011};
+use crate::devices::sp805::{self, Sp805};
+use crate::devices::testdev::{self, TestDev};
+use crate::devices::Shared;
+use crate::sync::Mutex;
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+/// What a VM's devices need from whoever runs the VM. Cheap to clone:
+/// every device callback holds its own copy.
+pub trait Host: Clone + Send + 'static {
+    /// Sets the level of the VM's interrupt line `intid` (an SPI).
+    fn set_line(&self, intid: u32, level: bool);
+    /// A byte the VM's emulated UART transmits.
+    fn uart_tx(&self, byte: u8);
+    /// A mailbox request word (MAIL1_WRT): the answer word, if any.
+    fn firmware(&self, word: u32) -> Option<u32>;
+    /// The exit-counter page's value: vCPU `vcpu`'s (None: all) count
+    /// for selector `which`.
+    fn exit_count(&self, vcpu: Option<usize>, which: u64) -> u64;
+    /// The watchdog's clock now, in [`sp805::CLOCK_HZ`] ticks.
+    fn watchdog_now(&self) -> u64;
+    /// A line the test device prints.
+    fn test_line(&self, line: &str);
+    /// How many times the VM has booted (1 at first).
+    fn boots(&self) -> u32;
+}
+
+/// What the real PL011 (`devices = pl011`) becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RealUart {
+    /// The real one, passed through: its page in the VM's stage 2 and its
+    /// SPI hardware-linked (the hypervisor).
+    PassThrough,
+    /// An emulated PL011 in its place (pv-vmm: KVM cannot pass it through).
+    Emulate,
+}
+
+/// A VM's devices, attached.
+pub struct Devices {
+    /// The emulated devices by guest-physical range.
+    pub bus: MmioBus,
+    /// The SPIs the VM owns (its devices' lines, passed-through ones).
+    pub spis: Vec<u32>,
+    /// Of those, the physical SPIs passed through (hardware-linked).
+    pub hw_spis: Vec<u32>,
+    /// The emulated UART, if any (the console feeds it input).
+    pub uart: Option<Arc<Mutex<Pl011>>>,
+    /// The watchdog, if any (the runner checks it for expiry).
+    pub watchdog: Option<Arc<Mutex<Sp805>>>,
+    /// The real PL011's page goes into the VM's stage 2 at
+    /// [`UART_IPA`](super::layout::UART_IPA).
+    pub pl011_passthrough: bool,
+}
+
+/// Builds VM `index`'s devices (`vcpus` vCPUs) from its configured
+/// `devices`, in their configured order; `pl011` says what the real PL011
+/// becomes.
+pub fn attach<H: Host>(
+    devices: &[Device],
+    index: usize,
+    vcpus: usize,
+    pl011: RealUart,
+    host: H,
+) -> Result<Devices, RegisterError> {
+    let mut d = Devices {
+        bus: MmioBus::new(),
+        spis: Vec::new(),
+        hw_spis: Vec::new(),
+        uart: None,
+        watchdog: None,
+        pl011_passthrough: false,
+    };
+    for dev in devices {
+        match dev {
+            Device::TestDev => {
+                let base = testdev_irq_base(index);
+                d.spis.extend(base..base + testdev::LINES);
+                let (h1, h2, h3) = (host.clone(), host.clone(), host.clone());
+                let t = TestDev::new(
+                    vcpus,
+                    index,
+                    Box::new(move |l| h1.test_line(l)),
+                    base,
+                    Box::new(move |intid, level| h2.set_line(intid, level)),
+                )
+                .with_boots(Box::new(move || h3.boots()));
+                d.bus.register(TESTDEV_IPA, TESTDEV_SIZE, Box::new(t))?;
+            }
+            Device::Watchdog => {
+                let h = host.clone();
+                let w = Arc::new(Mutex::new(Sp805::new(Box::new(move || h.watchdog_now()))));
+                d.bus.register(
+                    WATCHDOG_IPA,
+                    sp805::SIZE,
+                    Box::new(Shared(w.clone(), "sp805")),
+                )?;
+                d.watchdog = Some(w);
+            }
+            Device::Counters => {
+                let h = host.clone();
+                let c = ExitCounters::new(
+                    vcpus,
+                    Box::new(move |vcpu, which| h.exit_count(vcpu, which)),
+                );
+                d.bus.register(EXITCTR_IPA, exitctr::SIZE, Box::new(c))?;
+            }
+            Device::Mailbox => {
+                d.spis.push(MAILBOX_INTID);
+                let (h1, h2) = (host.clone(), host.clone());
+                let m = Mailbox::new(
+                    Box::new(move |word| h1.firmware(word)),
+                    Box::new(move |level| h2.set_line(MAILBOX_INTID, level)),
+                );
+                d.bus.register(MAILBOX_IPA, mailbox::SIZE, Box::new(m))?;
+            }
+            Device::Pl011 if pl011 == RealUart::PassThrough => {
+                d.spis.push(UART_INTID);
+                d.hw_spis.push(UART_INTID);
+                d.pl011_passthrough = true;
+            }
+            Device::Uart | Device::Pl011 => {
+                d.spis.push(UART_INTID);
+                let (h1, h2) = (host.clone(), host.clone());
+                let u = Arc::new(Mutex::new(Pl011::new(
+                    Box::new(move |b| h1.uart_tx(b)),
+                    Box::new(move |level| h2.set_line(UART_INTID, level)),
+                )));
+                d.bus
+                    .register(UART_IPA, pl011::SIZE, Box::new(Shared(u.clone(), "pl011")))?;
+                d.uart = Some(u);
+            }
+        }
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+    use std::sync::Mutex as StdMutex;
+    use std::vec;
+
+    /// Records what the devices ask of their runner.
+    #[derive(Clone, Default)]
+    struct Rec(Arc<StdMutex<Vec<String>>>);
+
+    impl Host for Rec {
+        fn set_line(&self, intid: u32, level: bool) {
+            self.0.lock().unwrap().push(format!("line {intid} {level}"));
+        }
+        fn uart_tx(&self, byte: u8) {
+            self.0.lock().unwrap().push(format!("tx {byte}"));
+        }
+        fn firmware(&self, word: u32) -> Option<u32> {
+            self.0.lock().unwrap().push(format!("fw {word:#x}"));
+            Some(word)
+        }
+        fn exit_count(&self, vcpu: Option<usize>, which: u64) -> u64 {
+            vcpu.map_or(100, |v| v as u64) + which
+        }
+        fn watchdog_now(&self) -> u64 {
+            0
+        }
+        fn test_line(&self, line: &str) {
+            self.0.lock().unwrap().push(format!("test {line}"));
+        }
+        fn boots(&self) -> u32 {
+            1
+        }
+    }
+
+    #[test]
+    fn every_device_lands_at_its_address_with_its_lines() {
+        let all = [
+            Device::TestDev,
+            Device::Watchdog,
+            Device::Counters,
+            Device::Mailbox,
+            Device::Uart,
+        ];
+        let mut d = attach(&all, 1, 2, RealUart::PassThrough, Rec::default()).unwrap();
+        for (ipa, name) in [
+            (TESTDEV_IPA, "pivisor-test"),
+            (WATCHDOG_IPA, "sp805"),
+            (EXITCTR_IPA, "exit counters"),
+            (MAILBOX_IPA, "mailbox"),
+            (UART_IPA, "pl011"),
+        ] {
+            assert_eq!(d.bus.device_name(ipa), Some(name), "{ipa:#x}");
+        }
+        let base = testdev_irq_base(1);
+        let mut want: Vec<u32> = (base..base + testdev::LINES).collect();
+        want.extend([MAILBOX_INTID, UART_INTID]);
+        assert_eq!(d.spis, want);
+        assert!(d.hw_spis.is_empty() && !d.pl011_passthrough);
+        assert!(d.uart.is_some() && d.watchdog.is_some());
+        // The counter page asks the host.
+        assert_eq!(d.bus.dispatch(EXITCTR_IPA + 0x108, 8, None), Ok(101));
+        assert_eq!(d.bus.dispatch(EXITCTR_IPA + 0x280 + 0x10, 8, None), Ok(3));
+    }
+
+    #[test]
+    fn the_real_pl011_is_passed_through_or_emulated() {
+        let h = Rec::default();
+        let d = attach(&[Device::Pl011], 0, 1, RealUart::PassThrough, h.clone()).unwrap();
+        assert_eq!(
+            (d.spis.clone(), d.hw_spis.clone()),
+            (vec![UART_INTID], vec![UART_INTID])
+        );
+        assert!(d.pl011_passthrough && d.uart.is_none());
+        assert_eq!(d.bus.device_name(UART_IPA), None, "mapped, not emulated");
+        let mut e = attach(&[Device::Pl011], 0, 1, RealUart::Emulate, h.clone()).unwrap();
+        assert!(!e.pl011_passthrough && e.uart.is_some() && e.hw_spis.is_empty());
+        // A byte written to the emulated UART reaches the host.
+        e.bus.dispatch(UART_IPA, 4, Some(u64::from(b'x'))).unwrap();
+        assert!(h.0.lock().unwrap().iter().any(|l| l == "tx 120"));
+    }
+
+    #[test]
+    fn a_device_twice_is_refused() {
+        let r = attach(
+            &[Device::Mailbox, Device::Mailbox],
+            0,
+            1,
+            RealUart::Emulate,
+            Rec::default(),
+        );
+        assert!(matches!(r, Err(RegisterError::Overlaps { .. })));
+    }
+}

@@ -1,0 +1,403 @@
+//! Building the VMs from the guest bundle, in one readable sequence per
+//! VM: its RAM taken from free memory (`prepare`, before the frame
+//! allocator gets the rest), then its stage 2, its device tree, its
+//! devices attached, its images loaded (`build`), then the start
+//! (`start`). All or nothing: if any VM cannot be built, none starts.
+
+use super::irq::new_vgic;
+use super::vm::{publish, state, vm, vms, Vcpu, Vm};
+use super::{console, conswitch, cores, firmware, irq, watchdog};
+use crate::arch::{cpu, guest};
+use crate::dt::host::HostInfo;
+use crate::mm::frames::FRAMES;
+use crate::mm::pagetable::{PageTable, TableAlloc, ENTRIES, PAGE_SIZE};
+use crate::mm::region::{Range, RangeSet, Size};
+use crate::mm::stage2::{self, DeviceMap};
+use crate::ratelimit::RateLimit;
+use crate::sync::Mutex;
+use crate::trap::stats::ExitStats;
+use crate::trap::sysreg::SysRegState;
+use crate::vm::attach::{attach, Devices, Host, RealUart};
+use crate::vm::bundle::Bundle;
+use crate::vm::config::{self, Device, VmConfig};
+use crate::vm::fdt::{self, VmTree};
+use crate::vm::image::{self, LoadPlan};
+use crate::vm::layout::{GICC_IPA, GICC_SIZE, UART_INTID, UART_IPA};
+use crate::vm::psci::Power;
+use crate::vm::ram::{GuestRam, MAX_CHUNKS};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use log::info;
+
+/// A configured VM before its stage-2 tables exist.
+pub struct Prepared {
+    cfg: VmConfig<'static>,
+    ram: GuestRam,
+    kernel: &'static [u8],
+    initrd: Option<&'static [u8]>,
+    extra: Option<&'static [u8]>,
+    plan: LoadPlan,
+}
+
+/// Reads the bundle and configuration and takes each VM's RAM out of
+/// `usable`. Runs before the frame allocator gets the rest.
+pub fn prepare(
+    info: &HostInfo<'static>,
+    usable: &mut RangeSet<48>,
+) -> Result<Vec<Prepared>, String> {
+    let Some(rd) = info.initrd else {
+        return Err("no guest bundle: the firmware loaded no initramfs (config.txt: `initramfs guests.img followkernel`; QEMU: -initrd guests.img)".into());
+    };
+    // SAFETY: the initrd range is reserved RAM, identity-mapped, never
+    // written by anyone after the firmware loaded it.
+    let blob: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(rd.start as *const u8, rd.size() as usize) };
+    let bundle = Bundle::parse(blob).map_err(|e| alloc::format!("guest bundle at {rd}: {e}"))?;
+    let text = bundle
+        .config()
+        .map_err(|e| alloc::format!("guest bundle: {e}"))?;
+    let vms = config::parse(text).map_err(|e| alloc::format!("vms.conf: {e}"))?;
+    let mut aligned = *usable;
+    aligned.shrink_to(stage2::BLOCK);
+    config::check_fits(&vms, info.cpus.len().min(4), aligned.total())
+        .map_err(|e| alloc::format!("vms.conf: {e}"))?;
+    let mut out = Vec::new();
+    for cfg in vms {
+        let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{}': {e}", cfg.name);
+        let f = image::vm_files(&bundle, &cfg)?;
+        let (kernel, initrd, extra, plan) = (f.kernel, f.initrd, f.extra, f.plan);
+        let mut ram = GuestRam::new();
+        match cfg.memory_at {
+            Some(at) => {
+                let r =
+                    Range::from_size(at, cfg.memory).ok_or_else(|| what(&"memory-at overflows"))?;
+                if !aligned.ranges().iter().any(|u| u.contains_range(&r)) {
+                    return Err(what(&alloc::format!("memory-at: {r} is not free RAM")));
+                }
+                let _ = usable.remove(r);
+                let _ = aligned.remove(r);
+                if !ram.push(r.start, r.size()) {
+                    return Err(what(
+                        &"memory: does not fit the guest-physical address space",
+                    ));
+                }
+            }
+            None => {
+                let pieces = aligned
+                    .take_pieces(cfg.memory, stage2::BLOCK, MAX_CHUNKS)
+                    .ok_or_else(|| {
+                        what(&alloc::format!("no room for {} of RAM", Size(cfg.memory)))
+                    })?;
+                for p in pieces.iter() {
+                    let _ = usable.remove(*p);
+                    if !ram.push(p.start, p.size()) {
+                        return Err(what(&alloc::format!(
+                            "memory: {} does not fit the guest-physical layout ({} host pieces at most)",
+                            Size(cfg.memory),
+                            MAX_CHUNKS
+                        )));
+                    }
+                }
+            }
+        }
+        out.push(Prepared {
+            cfg,
+            ram,
+            kernel,
+            initrd,
+            extra,
+            plan,
+        });
+    }
+    Ok(out)
+}
+
+/// Stage-2 tables from the frame allocator (identity-mapped).
+struct FrameTables;
+
+impl TableAlloc for FrameTables {
+    fn alloc_table(&mut self) -> Option<u64> {
+        let f = FRAMES.lock().alloc(1)?;
+        let pa = f as u64 * PAGE_SIZE;
+        // SAFETY: a fresh frame of free RAM, identity-mapped RW.
+        unsafe { core::ptr::write_bytes(pa as *mut u8, 0, PAGE_SIZE as usize) };
+        Some(pa)
+    }
+
+    fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
+        // SAFETY: `pa` came from alloc_table; tables are only touched by
+        // the builder while the VM is being built.
+        unsafe { &mut *(pa as *mut [u64; ENTRIES]) }
+    }
+}
+
+/// Builds every prepared VM, each in the same order: its stage 2, its
+/// device tree, its devices, then the VM itself with its RAM scrubbed and
+/// its images loaded. All or nothing. `host` is the firmware's device
+/// tree: its GIC's virtual CPU interface is what the guests' GICC is.
+pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Result<(), String> {
+    let gicv = host.gic.and_then(|g| g.hyp.and(g.vcpu)).ok_or(
+        "the device tree's GIC lists no virtual interface (GICH, GICV): guests cannot get interrupts",
+    )?;
+    let mut vms = Vec::new();
+    for (index, p) in prepared.into_iter().enumerate() {
+        let name = p.cfg.name.to_string();
+        let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{name}': {e}");
+        let table = stage2_tables(&p, gicv, host).map_err(|e| what(&e))?;
+        let dtb = fdt::build(&VmTree {
+            index,
+            name: &name,
+            vcpus: p.cfg.cores.len(),
+            ram: p.ram.size(),
+            bootargs: p.cfg.bootargs,
+            initrd: p.plan.initrd,
+            devices: &p.cfg.devices,
+            extra: p.extra,
+        })
+        .map_err(|e| what(&e))?;
+        if dtb.len() as u64 > image::DTB_MAX {
+            return Err(what(&"its device tree exceeds 2 MiB"));
+        }
+        let dev = attach(
+            &p.cfg.devices,
+            index,
+            p.cfg.cores.len(),
+            RealUart::PassThrough,
+            VmHost { index },
+        )
+        .map_err(|e| what(&e))?;
+        if dev.pl011_passthrough {
+            PASSTHROUGH.store(index, Ordering::Relaxed);
+        }
+        let kernel = p.cfg.kernel;
+        let vm = new_vm(index, name, p, table, dtb, dev);
+        vm.zero_ram();
+        vm.load();
+        log_vm(&vm, kernel);
+        vms.push(vm);
+    }
+    guest::publish_memory();
+    publish(vms, stage2::vtcr_value(parange));
+    HOST_UART_INTID.store(host.uart_intid.unwrap_or(0), Ordering::Relaxed);
+    HOST_MINI_UART.store(host.mini_uart.unwrap_or(0), Ordering::Relaxed);
+    Ok(())
+}
+
+/// A VM's stage-2 tables: its RAM, the GICV frame as its GICC (both
+/// pages: GICV_DIR is in the second; acknowledge, EOI and deactivate never
+/// exit), and the real PL011's page if it owns it (UART2-5 share the page
+/// and go with it; reads, writes and its hardware-linked interrupt never
+/// exit). Everything else, the GICD page included, traps.
+fn stage2_tables(
+    p: &Prepared,
+    gicv: u64,
+    host: &HostInfo<'_>,
+) -> Result<PageTable<FrameTables>, String> {
+    let mut table = PageTable::new(FrameTables).map_err(|e| alloc::format!("{e}"))?;
+    let mut devices = alloc::vec![DeviceMap {
+        ipa: GICC_IPA,
+        pa: gicv,
+        size: GICC_SIZE,
+    }];
+    if p.cfg.devices.contains(&Device::Pl011) {
+        let pa = host
+            .uart
+            .filter(|a| a % PAGE_SIZE == 0)
+            .ok_or("pl011: the device tree has no page-aligned PL011 to pass through")?;
+        if host.uart_intid != Some(UART_INTID) {
+            return Err(alloc::format!(
+                "pl011: its interrupt is {:?} in the device tree, expected INTID {UART_INTID} (GIC_SPI 0x79)",
+                host.uart_intid
+            ));
+        }
+        devices.push(DeviceMap {
+            ipa: UART_IPA,
+            pa,
+            size: PAGE_SIZE,
+        });
+    }
+    stage2::build(&mut table, p.ram.chunks(), &devices).map_err(|e| alloc::format!("{e}"))?;
+    Ok(table)
+}
+
+/// The VM from its parts, at power-on.
+fn new_vm(
+    index: usize,
+    name: String,
+    p: Prepared,
+    table: PageTable<FrameTables>,
+    dtb: Vec<u8>,
+    dev: Devices,
+) -> Vm {
+    let vmid = index as u8 + 1;
+    let vcpus = p.cfg.cores.len();
+    Vm {
+        index,
+        vmid,
+        vcpus: p
+            .cfg
+            .cores
+            .iter()
+            .map(|&core| Vcpu {
+                core,
+                sysregs: Mutex::new(SysRegState::reset()),
+                exits: ExitStats::default(),
+            })
+            .collect(),
+        ram: p.ram,
+        vttbr: stage2::vttbr_value(table.root(), vmid),
+        kernel: p.kernel,
+        initrd: p.initrd,
+        dtb,
+        plan: p.plan,
+        power: Mutex::new(alloc::vec![Power::Off; vcpus]),
+        bus: Mutex::new(dev.bus),
+        state: AtomicU8::new(state::RUNNING),
+        resets: AtomicU32::new(0),
+        refusals: AtomicU64::new(0),
+        log: Mutex::new(RateLimit::new()),
+        vgic: Mutex::new(new_vgic(vcpus, &dev.spis, &dev.hw_spis)),
+        spis: dev.spis,
+        hw_spis: dev.hw_spis,
+        cntvoff: AtomicU64::new(0),
+        mailbox: p.cfg.mailbox,
+        policy: p.cfg.policy,
+        serial: p.cfg.serial,
+        mac: p.cfg.mac,
+        bootargs: p.cfg.bootargs.to_string(),
+        uart: dev.uart,
+        watchdog: dev.watchdog,
+        name,
+    }
+}
+
+/// The VM's line in the boot log (`kernel`: its kernel's file name).
+fn log_vm(vm: &Vm, kernel: &str) {
+    let cores: Vec<usize> = vm.vcpus.iter().map(|c| c.core).collect();
+    let chunks: Vec<String> = vm
+        .ram
+        .chunks()
+        .iter()
+        .map(|c| alloc::format!("{:#x}", c.pa))
+        .collect();
+    info!(
+        "VM {} '{}': {} vCPU(s) on core(s) {:?}, {} RAM at host {} (VMID {}), kernel '{}' at IPA {:#x}, device tree at IPA {:#x}{}",
+        vm.index,
+        vm.name,
+        vm.vcpus.len(),
+        cores,
+        Size(vm.ram.size()),
+        chunks.join("+"),
+        vm.vmid,
+        kernel,
+        vm.plan.kernel,
+        vm.plan.dtb,
+        vm.plan.initrd.map_or(String::new(), |(a, s)| alloc::format!(", initrd {} at IPA {a:#x}", Size(s))),
+    );
+}
+
+/// What VM `index`'s devices ask of the hypervisor ([`Host`]).
+#[derive(Clone, Copy)]
+struct VmHost {
+    index: usize,
+}
+
+impl Host for VmHost {
+    fn set_line(&self, intid: u32, level: bool) {
+        if let Some(vm) = vm(self.index) {
+            let d = vm.vgic.lock().set_line(0, intid, level);
+            irq::mark(vm, d);
+        }
+    }
+    fn uart_tx(&self, byte: u8) {
+        conswitch::guest_byte(self.index, byte);
+    }
+    fn firmware(&self, word: u32) -> Option<u32> {
+        firmware::guest_request(self.index, word)
+    }
+    fn exit_count(&self, vcpu: Option<usize>, which: u64) -> u64 {
+        vm(self.index)
+            .and_then(|vm| vm.exit_counts(vcpu).select(which))
+            .unwrap_or(0)
+    }
+    fn watchdog_now(&self) -> u64 {
+        watchdog::ticks()
+    }
+    fn test_line(&self, line: &str) {
+        match vm(self.index) {
+            Some(vm) => info!("[{}] {line}", vm.name),
+            None => info!("[VM {}] {line}", self.index),
+        }
+    }
+    fn boots(&self) -> u32 {
+        vm(self.index).map_or(1, |vm| vm.resets.load(Ordering::Relaxed) + 1)
+    }
+}
+
+/// The VM the PL011 is passed through to (usize::MAX: none).
+static PASSTHROUGH: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// The host mini UART, for the hypervisor's log after the handover.
+static HOST_MINI_UART: AtomicU64 = AtomicU64::new(0);
+
+/// The host PL011's INTID (0: unknown), for the console's input.
+static HOST_UART_INTID: AtomicU32 = AtomicU32::new(0);
+
+/// Starts the VMs if every core they need is online (`online` bitmask).
+pub fn start(online: u32) -> Result<(), String> {
+    let vms = vms();
+    if vms.is_empty() {
+        return Err("no VMs built".into());
+    }
+    for vm in vms {
+        for (i, v) in vm.vcpus.iter().enumerate() {
+            if online & (1 << v.core) == 0 {
+                return Err(alloc::format!(
+                    "VM '{}': vCPU {i} needs core {}, which is not online",
+                    vm.name,
+                    v.core
+                ));
+            }
+        }
+    }
+    // The PL011 handover: from here on the hypervisor never touches it.
+    if let Some(vm) = vms.get(PASSTHROUGH.load(Ordering::Relaxed)) {
+        let mini = HOST_MINI_UART.load(Ordering::Relaxed);
+        info!(
+            "console: the PL011 now belongs to VM '{}'; hypervisor messages continue on the mini UART{} and in the log ring",
+            vm.name,
+            if mini != 0 { " (QEMU: the second -serial)" } else { " (none in the device tree)" }
+        );
+        console::to_mini_uart((mini != 0).then_some(mini));
+        info!(
+            "console: hypervisor log on the mini UART; the PL011 is VM '{}''s (passthrough, INTID {UART_INTID} hardware-linked)",
+            vm.name
+        );
+    }
+    // Physical SPIs passed through (hardware-linked) go to the core of
+    // their owner's vCPU 0 (the guest's GICD_ITARGETSR decides which vCPU
+    // gets the virtual one).
+    for vm in vms {
+        irq::route_spis(&vm.hw_spis, vm.vcpus[0].core);
+    }
+    // The console switch, if any VM has an emulated UART (the GIC is up
+    // now, so the UART's input interrupt can be routed). When another VM
+    // owns the PL011 the switch writes to the hypervisor's log and takes
+    // no input: the PL011 and its interrupt are not the hypervisor's.
+    if let Some(focus) = vms.iter().position(|v| v.uart.is_some()) {
+        let names = vms.iter().map(|v| v.name.clone()).collect();
+        let intid = HOST_UART_INTID.load(Ordering::Relaxed);
+        let owned = PASSTHROUGH.load(Ordering::Relaxed) != usize::MAX;
+        conswitch::init(names, focus, (intid != 0 && !owned).then_some(intid));
+    }
+    for vm in vms {
+        for (i, v) in vm.vcpus.iter().enumerate() {
+            cores::assign(v.core, vm, i);
+        }
+        vm.reset_vgic(); // now that the GIC model is known
+        vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
+        vm.power.lock()[0] = vm.boot_power();
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! The VideoCore firmware, for the hypervisor and (behind a policy) its
+//! guests.
+//!
+//! The hypervisor's own mailbox is [`HostMailbox`] (board/rpi4/mailbox.rs)
+//! under a lock, waiting in the EL2 timer's 10 us steps. A guest's request
+//! ([`guest_request`]) is served by the pure [`request::serve`] over the
+//! VM's RAM: guest buffers are non-cacheable in the guest (Linux allocates
+//! them coherent) while the hypervisor's map is cacheable, so every copy
+//! cleans and invalidates ([`Vm::read_ram`], [`Vm::write_ram`]).
+
+use super::irq::wait_ticks;
+use super::vm::{vm, Vm};
+use crate::arch::cpu;
+use crate::board::rpi4::mailbox::{HostMailbox, Platform};
+use crate::devices::mailbox::property::{Firmware, View, MAX_BUFFER};
+use crate::devices::mailbox::request::{self, GuestMemory};
+use crate::dt::host::HostInfo;
+use crate::sync::{Mutex, Once};
+use log::{debug, info, warn};
+
+/// How long the firmware gets to answer.
+const TIMEOUT_MS: u64 = 100;
+
+/// The bounce buffer the VideoCore reads and writes.
+#[repr(C, align(64))]
+struct Bounce([u8; MAX_BUFFER]);
+
+static HOST: Once<Mutex<HostMailbox>> = Once::new();
+static mut BOUNCE: Bounce = Bounce([0; MAX_BUFFER]);
+
+/// Finds the mailbox in the host tree and takes it (boot core, once).
+pub fn init(info: &HostInfo<'_>) {
+    let (Some(base), Some(dma)) = (info.mailbox, info.dma) else {
+        warn!("firmware: the device tree has no mailbox or no /soc dma-ranges: guests' firmware requests will fail");
+        return;
+    };
+    // SAFETY: taken once, here; from now on only under HOST's lock.
+    let bounce = unsafe { &mut *core::ptr::addr_of_mut!(BOUNCE) };
+    let pa = bounce.0.as_ptr() as u64; // identity map
+    let end = pa + MAX_BUFFER as u64;
+    if pa < dma.cpu || end > dma.cpu + dma.size || dma.bus + (end - dma.cpu) > 1 << 32 {
+        warn!("firmware: the bounce buffer at {pa:#x} is outside the VideoCore's DMA window {:#x}+{:#x}: guests' firmware requests will fail", dma.cpu, dma.size);
+        return;
+    }
+    let bus = (pa - dma.cpu + dma.bus) as u32;
+    // SAFETY: the mailbox from the device tree, inside a /soc window the
+    // EL2 map has as Device; only this driver touches it. The bounce
+    // buffer is the VideoCore-visible RAM just checked.
+    let mb = unsafe { HostMailbox::new(base as usize, &mut bounce.0, bus) };
+    HOST.call_once(|| Mutex::new(mb));
+    info!("firmware: mailbox at {base:#x}, bounce buffer at {pa:#x} (bus {bus:#x})");
+}
+
+/// Cache maintenance and the EL2-timer wait, for the driver.
+struct El2;
+
+impl Platform for El2 {
+    fn clean_inval(&self, pa: u64, len: u64) {
+        cpu::clean_inval_dcache(pa, len);
+    }
+    fn wait(&self, done: &mut dyn FnMut() -> bool) -> bool {
+        let f = cpu::counter_freq();
+        wait_ticks(f * TIMEOUT_MS / 1000, (f / 100_000).max(1), done)
+    }
+}
+
+/// The real firmware, through the hypervisor's mailbox.
+pub struct HostFirmware;
+
+impl Firmware for HostFirmware {
+    fn call(&mut self, buf: &mut [u8]) -> Result<(), &'static str> {
+        let host = HOST.get().ok_or("no mailbox")?;
+        host.lock().call(buf, &El2)
+    }
+}
+
+/// A VM's RAM for a mailbox request.
+impl GuestMemory for &Vm {
+    fn contains(&self, ipa: u64, len: u64) -> bool {
+        self.ram.contains(ipa, len)
+    }
+    fn low_size(&self) -> u64 {
+        self.ram.low_size()
+    }
+    fn read(&mut self, ipa: u64, out: &mut [u8]) -> bool {
+        self.read_ram(ipa, out)
+    }
+    fn write(&mut self, ipa: u64, data: &[u8]) -> bool {
+        self.write_ram(ipa, data)
+    }
+}
+
+/// A guest's write to its mailbox's MAIL1_WRT: answers a property request
+/// and returns the word for its MAIL0 (None: no answer, for channels that
+/// are not emulated).
+pub fn guest_request(index: usize, word: u32) -> Option<u32> {
+    let vm = vm(index)?;
+    let view = View {
+        ram: vm.ram.low_size(),
+        serial: vm.serial,
+        mac: vm.mac,
+        cmdline: vm.bootargs(),
+    };
+    let mut mem = vm;
+    let s = request::serve(word, &mut mem, &vm.mailbox, &view, &mut HostFirmware);
+    if let Some(p) = &s.problem {
+        vm.warn(format_args!("{p}"));
+    }
+    if let Some(o) = &s.outcome {
+        debug!(
+            "VM '{}': mailbox: {} local, {} forwarded, code {:#x}",
+            vm.name, o.local, o.forwarded, o.code
+        );
+        for id in &o.refused {
+            vm.warn(format_args!(
+                "mailbox: property tag {id:#010x} refused by the VM's policy"
+            ));
+        }
+        for id in &o.failed {
+            vm.warn(format_args!(
+                "mailbox: property tag {id:#010x}: the firmware did not answer"
+            ));
+        }
+    }
+    s.answer
+}

@@ -1,0 +1,144 @@
+//! A VM's life: SYSTEM_OFF, SYSTEM_RESET and crashes end it, and its
+//! restart policy (vm::restart) halts or restarts it. The one path every
+//! state change of a VM goes through.
+
+use super::vcpu::leave;
+use super::vm::{state, Vm};
+use super::{cores, irq};
+use crate::arch::{cpu, guest};
+use crate::vm::psci::Power;
+use crate::vm::restart::{Action, End, RestartPolicy};
+use core::sync::atomic::Ordering;
+use log::{info, warn};
+
+/// How long SYSTEM_RESET waits for the other vCPUs to leave the guest.
+const STOP_TIMEOUT_MS: u64 = 1000;
+
+fn kick_siblings(vm: &Vm, v: usize) {
+    for (i, c) in vm.vcpus.iter().enumerate() {
+        if i != v {
+            irq::kick(c.core);
+        }
+    }
+}
+
+pub(super) fn system_off(vm: &Vm, v: usize, core: usize) -> ! {
+    end_vm(
+        vm,
+        v,
+        core,
+        End::PowerOff,
+        format_args!("SYSTEM_OFF from vCPU {v}"),
+    )
+}
+
+pub(super) fn system_reset(vm: &Vm, v: usize, core: usize) -> ! {
+    end_vm(
+        vm,
+        v,
+        core,
+        End::Reset,
+        format_args!("SYSTEM_RESET from vCPU {v}"),
+    )
+}
+
+/// The VM ended (`end`, described by `why`): halt or restart it as its
+/// policy says (vm::restart). Never returns to the guest.
+pub(super) fn end_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::Arguments<'_>) -> ! {
+    match vm.policy.decide(end, vm.resets.load(Ordering::Relaxed)) {
+        Action::Halt => halt_vm(vm, v, core, end, why),
+        Action::Restart => restart_vm(vm, v, core, why),
+    }
+}
+
+/// Stops the VM: every vCPU off, its cores idle.
+fn halt_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::Arguments<'_>) -> ! {
+    {
+        let mut power = vm.power.lock();
+        if vm.state.swap(state::OFF, Ordering::AcqRel) == state::RUNNING {
+            power.iter_mut().for_each(|p| *p = Power::Off);
+            if end == End::PowerOff && vm.policy == RestartPolicy::Default {
+                info!("VM '{}': {why}: stopped; its cores are idle", vm.name);
+            } else {
+                info!(
+                    "VM '{}': {why}: stopped after {} restarts (policy {}); its cores are idle",
+                    vm.name,
+                    vm.resets.load(Ordering::Relaxed),
+                    vm.policy
+                );
+            }
+            info!("VM '{}': exits since start: {}", vm.name, vm.exit_report());
+        }
+    }
+    kick_siblings(vm, v);
+    cores::set_in_guest(core, false);
+    leave(core)
+}
+
+/// Cleans the VM completely and boots it again: its other vCPUs pulled
+/// out of the guest, its RAM scrubbed, the images reloaded and cleaned to
+/// the point of coherency, every TLB entry of its VMID invalidated on
+/// every core, a fresh virtual distributor and virtual counter. Each
+/// vCPU's start then resets its list registers and GICH_APR, deactivates
+/// the timers' and passed-through physical interrupts, stops its timers
+/// (CNTV_CTL 0), resets its EL1, debug and PMU state and invalidates the
+/// I-cache (irq::start_vcpu, guest::reset_el1, guest::configure_vcpu).
+fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> ! {
+    // Under the power lock, so no vCPU can start between this and the wait.
+    let won = {
+        let _power = vm.power.lock();
+        vm.state
+            .compare_exchange(
+                state::RUNNING,
+                state::RESETTING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    };
+    cores::set_in_guest(core, false);
+    if !won {
+        leave(core); // another vCPU is already stopping or resetting the VM
+    }
+    kick_siblings(vm, v);
+    for (i, c) in vm.vcpus.iter().enumerate() {
+        if !irq::wait_until(STOP_TIMEOUT_MS, || !cores::in_guest(c.core)) {
+            warn!(
+                "VM '{}': vCPU {i} did not stop within {STOP_TIMEOUT_MS} ms; resetting anyway",
+                vm.name
+            );
+        }
+    }
+    let n = vm.resets.fetch_add(1, Ordering::Relaxed) + 1;
+    if vm.policy == RestartPolicy::Default {
+        info!("VM '{}': {why}: reloading (reset {n})", vm.name);
+    } else {
+        info!(
+            "VM '{}': {why}: reloading (reset {n}; policy {})",
+            vm.name, vm.policy
+        );
+    }
+    info!("VM '{}': exits since start: {}", vm.name, vm.exit_report());
+    for c in &vm.vcpus {
+        c.exits.reset();
+    }
+    vm.flush_ram();
+    vm.zero_ram();
+    vm.load();
+    guest::publish_memory();
+    // This core still has the VM's VTTBR loaded.
+    guest::flush_vmid_everywhere();
+    vm.reset_vgic();
+    if let Some(w) = &vm.watchdog {
+        w.lock().reset();
+    }
+    vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
+    {
+        let mut power = vm.power.lock();
+        power.iter_mut().for_each(|p| *p = Power::Off);
+        power[0] = vm.boot_power();
+        vm.state.store(state::RUNNING, Ordering::Release);
+    }
+    irq::kick(vm.vcpus[0].core);
+    leave(core)
+}

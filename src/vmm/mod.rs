@@ -1,0 +1,45 @@
+//! The virtual machine monitor on the target: the glue between the pure
+//! models (vm, trap, vgic, devices) and the machine (arch, board).
+//!
+//! Static partitioning: each VM owns a set of cores (one pinned vCPU per
+//! core) and its RAM; nothing is shared between VMs but the hypervisor.
+//! docs/architecture.md walks through it file by file.
+//!
+//! | file | job |
+//! |------|-----|
+//! | `build.rs` | VMs from the bundle: RAM, stage 2, device tree, devices, images; the start |
+//! | `vm.rs` | the VM and vCPU types, guest RAM access |
+//! | `cores.rs` | which vCPU each core runs, the release of the cores |
+//! | `vcpu.rs` | a core's vCPU loop, entering a vCPU from reset |
+//! | `exit.rs` | every exit from a guest, one handler per exception class |
+//! | `lifecycle.rs` | SYSTEM_OFF, SYSTEM_RESET, crashes: halt or restart |
+//! | `irq.rs` | the GIC, physical interrupts, list registers, the GICD trap, waiting |
+//! | `watchdog.rs` | the SP805's clock and its check on exit |
+//! | `firmware.rs` | the VideoCore firmware for the hypervisor and its guests |
+//! | `console.rs` | who drives the console (PL011, then mini UART and log ring) |
+//! | `conswitch.rs` | the console switch between VMs (mux layout) |
+//! | `fault.rs` | the hypervisor's own faults and panics |
+
+pub mod build;
+
+pub mod console;
+
+pub mod conswitch;
+
+pub mod cores;
+
+pub mod exit;
+
+pub mod fault;
+
+pub mod firmware;
+
+pub mod irq;
+
+pub mod lifecycle;
+
+pub mod vcpu;
+
+pub mod vm;
+
+pub mod watchdog;

@@ -1,0 +1,256 @@
+//! A VM and its vCPUs as the hypervisor holds them: the built VMs, their
+//! RAM accesses (scrub, load, copy for the mailbox), exit counts and
+//! rate-limited guest-caused log lines.
+
+use super::irq::new_vgic;
+use crate::arch::cpu;
+use crate::devices::bus::MmioBus;
+use crate::devices::mailbox::property::Policy;
+use crate::devices::pl011::Pl011;
+use crate::devices::sp805::Sp805;
+use crate::ratelimit::RateLimit;
+use crate::sync::{Mutex, Once};
+use crate::trap::stats::{ExitCounts, ExitStats};
+use crate::trap::sysreg::SysRegState;
+use crate::vgic::dist::VgicDist;
+use crate::vm::image::LoadPlan;
+use crate::vm::psci::Power;
+use crate::vm::ram::GuestRam;
+use crate::vm::restart::RestartPolicy;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use log::{error, warn};
+
+/// VM states.
+pub mod state {
+    /// Running (some vCPUs may be off).
+    pub const RUNNING: u8 = 0;
+    /// Stopped by SYSTEM_OFF or a fatal error.
+    pub const OFF: u8 = 1;
+    /// Being reloaded by SYSTEM_RESET.
+    pub const RESETTING: u8 = 2;
+}
+
+/// One vCPU.
+pub struct Vcpu {
+    /// The physical core it is pinned to.
+    pub core: usize,
+    /// Emulated system-register state (debug OS lock, MDSCR).
+    pub sysregs: Mutex<SysRegState>,
+    /// Its exits since the VM (re)started, by kind.
+    pub exits: ExitStats,
+}
+
+/// One virtual machine.
+pub struct Vm {
+    /// Index in the configuration.
+    pub index: usize,
+    /// Name from the configuration.
+    pub name: String,
+    /// VMID (index + 1).
+    pub vmid: u8,
+    /// vCPUs, in vCPU order.
+    pub vcpus: Vec<Vcpu>,
+    /// RAM.
+    pub ram: GuestRam,
+    /// VTTBR_EL2 (root and VMID).
+    pub vttbr: u64,
+    pub(super) kernel: &'static [u8],
+    pub(super) initrd: Option<&'static [u8]>,
+    pub(super) dtb: Vec<u8>,
+    pub(super) plan: LoadPlan,
+    /// vCPU power states (PSCI).
+    pub power: Mutex<Vec<Power>>,
+    /// Emulated devices.
+    pub bus: Mutex<MmioBus>,
+    /// [`state`].
+    pub state: AtomicU8,
+    /// How many times SYSTEM_RESET restarted it.
+    pub resets: AtomicU32,
+    /// Guest requests refused (every [`Vm::warn`], logged or not: an
+    /// access outside its devices, a refused mailbox buffer, an
+    /// unemulated register, an unknown call).
+    pub refusals: AtomicU64,
+    /// Guest-caused log lines.
+    pub log: Mutex<RateLimit>,
+    /// The virtual distributor (and what each vCPU's list registers hold).
+    pub vgic: Mutex<VgicDist>,
+    /// The SPIs the VM owns (emulated device lines, passed-through ones).
+    pub(super) spis: Vec<u32>,
+    /// Of those, the hardware-linked ones (physical SPIs passed through).
+    pub hw_spis: Vec<u32>,
+    /// CNTVOFF_EL2: the counter value at VM (re)start, so the guest's
+    /// virtual counter counts from 0 at its start.
+    pub cntvoff: AtomicU64,
+    /// Firmware property tags the VM may use.
+    pub mailbox: Policy,
+    /// What happens when it powers off, resets or crashes.
+    pub policy: RestartPolicy,
+    /// Board serial the VM sees, if virtual.
+    pub serial: Option<u64>,
+    /// MAC address the VM sees, if virtual.
+    pub mac: Option<[u8; 6]>,
+    pub(super) bootargs: String,
+    /// The emulated UART, if the VM has one (the console feeds it input).
+    pub uart: Option<Arc<Mutex<Pl011>>>,
+    /// The emulated SP805 watchdog, if the VM has one.
+    pub watchdog: Option<Arc<Mutex<Sp805>>>,
+}
+
+/// All VMs, once built.
+static VMS: Once<Vec<Vm>> = Once::new();
+
+/// Every VM (none until they are built).
+pub fn vms() -> &'static [Vm] {
+    VMS.get().map_or(&[], |v| v.as_slice())
+}
+
+/// VM `index`, if built.
+pub fn vm(index: usize) -> Option<&'static Vm> {
+    VMS.get()?.get(index)
+}
+
+/// Publishes the built VMs (once) and the VTCR_EL2 they share.
+pub(super) fn publish(all: Vec<Vm>, vtcr: u64) -> &'static [Vm] {
+    VTCR.call_once(|| vtcr);
+    VMS.call_once(|| all)
+}
+
+/// VTCR_EL2, the same for every VM (0 before they are built).
+pub fn vtcr() -> u64 {
+    *VTCR.get().unwrap_or(&0)
+}
+
+/// VTCR_EL2, the same for every VM.
+static VTCR: Once<u64> = Once::new();
+
+impl Vm {
+    /// Its exits since it (re)started: one vCPU's, or (None) all of them.
+    pub fn exit_counts(&self, vcpu: Option<usize>) -> ExitCounts {
+        let mut sum = ExitCounts::default();
+        for (i, c) in self.vcpus.iter().enumerate() {
+            if vcpu.is_none_or(|v| v == i) {
+                sum += c.exits.snapshot();
+            }
+        }
+        sum
+    }
+
+    /// Its exits since it (re)started, summed over its vCPUs, and per vCPU.
+    pub fn exit_report(&self) -> String {
+        let per: Vec<String> = (0..self.vcpus.len())
+            .map(|v| self.exit_counts(Some(v)).total().to_string())
+            .collect();
+        alloc::format!(
+            "{}; per vCPU {}; refused {} guest requests",
+            self.exit_counts(None),
+            per.join(", "),
+            self.refusals.load(Ordering::Relaxed)
+        )
+    }
+
+    /// Logs a guest-caused event, rate-limited per VM (a flood cannot
+    /// drown the console).
+    pub fn warn(&self, msg: core::fmt::Arguments<'_>) {
+        self.refusals.fetch_add(1, Ordering::Relaxed);
+        let allowed = self.log.lock().allow(cpu::counter(), cpu::counter_freq());
+        if let Some(n) = allowed {
+            if n > 0 {
+                warn!("VM '{}': {} similar messages suppressed", self.name, n);
+            }
+            warn!("VM '{}': {}", self.name, msg);
+        }
+    }
+
+    /// The VM's kernel command line.
+    pub fn bootargs(&self) -> &str {
+        &self.bootargs
+    }
+
+    /// Puts the VM's interrupt state back to power-on (SYSTEM_RESET).
+    pub(super) fn reset_vgic(&self) {
+        *self.vgic.lock() = new_vgic(self.vcpus.len(), &self.spis, &self.hw_spis);
+    }
+
+    /// vCPU 0's state at (re)start: pending at the kernel entry, x0 = DTB.
+    pub(super) fn boot_power(&self) -> Power {
+        Power::OnPending {
+            entry: self.plan.kernel,
+            context: self.plan.dtb,
+        }
+    }
+
+    /// Scrubs the VM's RAM (nothing of a previous owner may leak) and
+    /// leaves it clean to the point of coherency.
+    pub(super) fn zero_ram(&self) {
+        for c in self.ram.chunks() {
+            cpu::zero_to_poc(c.pa, c.size);
+        }
+    }
+
+    /// Copies `data` into the VM's RAM at `ipa` and cleans it to the point
+    /// of coherency (a guest with its caches off, or mapping it
+    /// non-cacheable, sees it). False if the range is not all RAM.
+    pub(super) fn write_ram(&self, ipa: u64, data: &[u8]) -> bool {
+        let Some(pieces) = self.ram.host_pieces(ipa, data.len() as u64) else {
+            return false;
+        };
+        let mut at = 0usize;
+        for (pa, n) in pieces {
+            // SAFETY: VM RAM, identity-mapped, inside the VM (checked).
+            let dst = unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, n as usize) };
+            dst.copy_from_slice(&data[at..at + n as usize]);
+            cpu::clean_inval_dcache(pa, n);
+            at += n as usize;
+        }
+        true
+    }
+
+    /// Copies the VM's RAM at `ipa` into `out`, first dropping any cache
+    /// line this core holds for it (the guest may have written through a
+    /// non-cacheable mapping). False if the range is not all RAM.
+    pub(super) fn read_ram(&self, ipa: u64, out: &mut [u8]) -> bool {
+        let Some(pieces) = self.ram.host_pieces(ipa, out.len() as u64) else {
+            return false;
+        };
+        let mut at = 0usize;
+        for (pa, n) in pieces {
+            cpu::clean_inval_dcache(pa, n);
+            // SAFETY: VM RAM, identity-mapped, inside the VM (checked).
+            let src = unsafe { core::slice::from_raw_parts(pa as *const u8, n as usize) };
+            out[at..at + n as usize].copy_from_slice(src);
+            at += n as usize;
+        }
+        true
+    }
+
+    /// Copies `data` to guest IPA `ipa` (inside RAM: checked by the plan).
+    pub(super) fn copy_in(&self, ipa: u64, data: &[u8]) {
+        if !self.write_ram(ipa, data) {
+            error!(
+                "VM '{}': image at IPA {ipa:#x} outside RAM (plan bug)",
+                self.name
+            );
+        }
+    }
+
+    /// Writes back and drops every cache line of the VM's RAM: what the
+    /// guest left dirty must not land on top of a fresh load later.
+    pub(super) fn flush_ram(&self) {
+        for c in self.ram.chunks() {
+            cpu::clean_inval_dcache(c.pa, c.size);
+        }
+    }
+
+    /// (Re)loads kernel, initrd and device tree, cleaned to the point of
+    /// coherency for a guest that starts with its caches off.
+    pub(super) fn load(&self) {
+        self.copy_in(self.plan.kernel, self.kernel);
+        if let (Some(rd), Some((ipa, _))) = (self.initrd, self.plan.initrd) {
+            self.copy_in(ipa, rd);
+        }
+        self.copy_in(self.plan.dtb, &self.dtb);
+    }
+}
