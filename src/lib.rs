@@ -21,6 +21,7 @@ pub mod fixedvec;
 pub mod mm;
 pub mod platform;
 pub mod ratelimit;
+pub mod region;
 pub mod smp;
 pub mod sync;
 pub mod trap;
@@ -33,6 +34,9 @@ pub mod arch;
 pub mod boot;
 #[cfg(target_os = "none")]
 pub mod vmm;
+
+#[cfg(test)]
+mod layers_tests;
 
 /// The version string printed in the boot banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

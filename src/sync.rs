@@ -2,7 +2,7 @@
 //! that yields.
 //!
 //! Waiting for a lock another core holds spins. On the bare-metal target
-//! each spin executes YIELD (see `arch::cpu::Yield`): a hint on silicon,
+//! each spin executes YIELD ([`Yield`]): a hint on silicon,
 //! and under QEMU's single-threaded round-robin TCG (the `-icount` mode
 //! the benchmarks use) the point where the emulator moves on to the next
 //! core. With the default relax step (ISB) a core spinning on a lock held
@@ -10,10 +10,33 @@
 //! counts as guest time: it made a four-vCPU Linux boot 1.7x slower than
 //! native. On the host (unit tests) the relax step is `spin`'s own.
 
+/// The relax step on the bare-metal target: YIELD. On silicon a hint that
+/// frees pipeline resources; under QEMU's round-robin TCG it hands the
+/// emulator to the next core, so the lock's holder gets to run instead of
+/// the waiter burning its time slice.
+pub struct Yield;
+
+impl spin::RelaxStrategy for Yield {
+    #[inline(always)]
+    fn relax() {
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: YIELD is a hint with no architectural effect.
+        unsafe {
+            core::arch::asm!("yield", options(nomem, nostack, preserves_flags))
+        };
+        #[cfg(not(target_arch = "aarch64"))]
+        core::hint::spin_loop();
+    }
+}
+
+/// The locks' relax step: [`Yield`] on the bare-metal target, `spin`'s
+/// own on the host (unit tests).
 #[cfg(target_os = "none")]
-pub use crate::arch::cpu::Yield as Relax;
+pub type Relax = Yield;
+/// The locks' relax step: [`Yield`] on the bare-metal target, `spin`'s
+/// own on the host (unit tests).
 #[cfg(not(target_os = "none"))]
-pub use spin::relax::Spin as Relax;
+pub type Relax = spin::relax::Spin;
 
 /// A spin lock whose waiters yield.
 pub type Mutex<T> = spin::mutex::SpinMutex<T, Relax>;

@@ -4,7 +4,7 @@
 use crate::arch::cpu;
 use crate::mm::frames::FRAMES;
 use crate::mm::pagetable::PAGE_SIZE;
-use crate::mm::region::{RangeSet, Size};
+use crate::region::{RangeSet, Size};
 use crate::sync::Mutex;
 use buddy_system_allocator::Heap;
 use core::alloc::{GlobalAlloc, Layout};

@@ -5,8 +5,8 @@
 use crate::arch::mmu;
 use crate::dt::{blob, host::HostInfo, DtError};
 use crate::mm::pagetable::{PageTable, PoolAlloc, TableMem, ENTRIES};
-use crate::mm::region::{Range, Size};
 use crate::mm::{self, MemoryPlan};
+use crate::region::{Range, Size};
 use crate::sync::BootCell;
 use log::info;
 

@@ -7,7 +7,7 @@
 
 use super::DtError;
 use crate::fixedvec::FixedVec;
-use crate::mm::region::Range;
+use crate::region::Range;
 use fdt::{node::FdtNode, Fdt};
 
 /// Most CPUs recorded.

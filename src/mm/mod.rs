@@ -4,14 +4,13 @@
 
 pub mod frames;
 pub mod pagetable;
-pub mod region;
 pub mod stage2;
 
 use crate::dt::host::{HostInfo, Window};
 use crate::fixedvec::FixedVec;
+use crate::region::{Range, RangeSet};
 use core::fmt;
 use pagetable::{El2Kind, MapError, PageTable, TableAlloc, PAGE_SIZE};
-use region::{Range, RangeSet};
 
 /// Why a range is not free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -8,7 +8,6 @@
 use super::mmio::Access;
 use super::stats::ExitKind;
 use super::sysreg::SysRegAccess;
-use crate::vm::layout::{GICD_IPA, GICD_SIZE};
 use tock_registers::{interfaces::Readable, registers::InMemoryRegister};
 
 /// An ESR value split into class and syndrome.
@@ -179,16 +178,32 @@ pub enum Exit {
     },
 }
 
+impl SysRegAccess {
+    /// Decodes the ISS of EC 0x18.
+    pub fn from_iss(iss: u64) -> Self {
+        let r: InMemoryRegister<u64, SYSREG_ISS::Register> = InMemoryRegister::new(iss);
+        Self {
+            op0: r.read(SYSREG_ISS::OP0) as u8,
+            op1: r.read(SYSREG_ISS::OP1) as u8,
+            crn: r.read(SYSREG_ISS::CRN) as u8,
+            crm: r.read(SYSREG_ISS::CRM) as u8,
+            op2: r.read(SYSREG_ISS::OP2) as u8,
+            rt: r.read(SYSREG_ISS::RT) as u8,
+            read: r.read(SYSREG_ISS::DIRECTION) == 1,
+        }
+    }
+}
+
 impl Exit {
     /// What kind of exit it is, for the exit counts: an MMIO access to the
-    /// guest's GICD page is [`ExitKind::Gicd`], to anything else
+    /// guest's GICD page (`gicd`) is [`ExitKind::Gicd`], to anything else
     /// [`ExitKind::Mmio`]; faults the guest gets back count as
     /// [`ExitKind::Fault`].
     #[inline(always)]
-    pub fn kind(&self) -> ExitKind {
+    pub fn kind(&self, gicd: core::ops::Range<u64>) -> ExitKind {
         match self {
             Exit::Hvc { .. } | Exit::Smc { .. } => ExitKind::Call,
-            Exit::Mmio(a) if (GICD_IPA..GICD_IPA + GICD_SIZE).contains(&a.ipa) => ExitKind::Gicd,
+            Exit::Mmio(a) if gicd.contains(&a.ipa) => ExitKind::Gicd,
             Exit::Mmio(_) => ExitKind::Mmio,
             Exit::SysReg(_) => ExitKind::SysReg,
             Exit::Wfx { .. } => ExitKind::Wfx,
@@ -259,3 +274,7 @@ fn decode_data_abort(iss: u64, far: u64, hpfar: u64) -> Exit {
 pub fn fault_ipa(hpfar: u64, far: u64) -> u64 {
     ((hpfar & 0xff_ffff_fff0) << 8) | (far & 0xfff)
 }
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

@@ -83,3 +83,7 @@ pub fn inject(fault: Fault, pc: u64, spsr: u64, vbar: u64) -> Injection {
         pstate: PSTATE_EL1H_MASKED,
     }
 }
+
+#[cfg(test)]
+#[path = "inject_tests.rs"]
+mod tests;

@@ -9,6 +9,3 @@ pub mod inject;
 pub mod mmio;
 pub mod stats;
 pub mod sysreg;
-
-#[cfg(test)]
-mod tests;

@@ -107,3 +107,7 @@ impl ExitStats {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "stats_tests.rs"]
+mod tests;

@@ -15,9 +15,6 @@
 //!   shared L2, where an invalidate-only would.
 //! - Anything else is UNDEFINED for the guest.
 
-use super::decode::SYSREG_ISS;
-use tock_registers::{interfaces::Readable, registers::InMemoryRegister};
-
 /// One trapped MSR/MRS/SYS access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SysRegAccess {
@@ -38,20 +35,6 @@ pub struct SysRegAccess {
 }
 
 impl SysRegAccess {
-    /// Decodes the ISS of EC 0x18.
-    pub fn from_iss(iss: u64) -> Self {
-        let r: InMemoryRegister<u64, SYSREG_ISS::Register> = InMemoryRegister::new(iss);
-        Self {
-            op0: r.read(SYSREG_ISS::OP0) as u8,
-            op1: r.read(SYSREG_ISS::OP1) as u8,
-            crn: r.read(SYSREG_ISS::CRN) as u8,
-            crm: r.read(SYSREG_ISS::CRM) as u8,
-            op2: r.read(SYSREG_ISS::OP2) as u8,
-            rt: r.read(SYSREG_ISS::RT) as u8,
-            read: r.read(SYSREG_ISS::DIRECTION) == 1,
-        }
-    }
-
     /// The encoding as (op0, op1, CRn, CRm, op2).
     pub fn key(&self) -> (u8, u8, u8, u8, u8) {
         (self.op0, self.op1, self.crn, self.crm, self.op2)
@@ -166,3 +149,7 @@ pub fn emulate(a: &SysRegAccess, value: u64, st: &mut SysRegState) -> SysRegResu
         _ => SysRegResult::Undefined,
     }
 }
+
+#[cfg(test)]
+#[path = "sysreg_tests.rs"]
+mod tests;

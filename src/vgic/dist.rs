@@ -4,10 +4,8 @@
 //! see, per-vCPU banked SGIs and PPIs, and the register semantics.
 //!
 //! A VM sees its own SGIs and PPIs and the SPIs it owns; every other SPI
-//! reads as zero and ignores writes. Word access works for every
-//! register; byte access for IPRIORITYR, ITARGETSR, CPENDSGIR and
-//! SPENDSGIR (the spec's byte-accessible registers); any other width or
-//! register reads as zero and ignores writes.
+//! reads as zero and ignores writes. The registers themselves (offsets,
+//! widths, what a read or a write does) are one table in `dist_regs.rs`.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -379,58 +377,6 @@ impl VgicDist {
         self.owned_ids.iter().copied()
     }
 
-    /// A guest load of `width` bytes at `offset` from vCPU `vcpu`.
-    pub fn read(&self, vcpu: usize, offset: u64, width: u8) -> u32 {
-        let off = offset as u32;
-        if width == 1 {
-            return match off {
-                0x400..=0x7fb => self.irq(vcpu, off - 0x400).map_or(0, |i| i.priority) as u32,
-                0x800..=0xbfb => self.target_byte(vcpu, off - 0x800) as u32,
-                0xf10..=0xf1f => self.sgi_sources(vcpu, off & 0xf) as u32,
-                0xf20..=0xf2f => self.sgi_sources(vcpu, off & 0xf) as u32,
-                _ => 0,
-            };
-        }
-        if width != 4 || !off.is_multiple_of(4) {
-            return 0;
-        }
-        let n = (off & 0x7f) / 4;
-        match off {
-            0x000 => self.ctlr,
-            0x004 => (self.lines / 32 - 1) | ((self.vcpus as u32 - 1) << 5),
-            0x008 => IIDR,
-            0x080..=0x0fc => self.bits(vcpu, n, |i| i.group1),
-            0x100..=0x17c | 0x180..=0x1fc => self.bits(vcpu, n, |i| i.enabled),
-            0x200..=0x27c | 0x280..=0x2fc => self.bits(vcpu, n, |i| i.is_pending()),
-            0x300..=0x37c | 0x380..=0x3fc => self.bits(vcpu, n, |i| i.active),
-            0x400..=0x7f8 => (0..4).fold(0, |a, b| {
-                a | (self.read(vcpu, (off + b) as u64, 1) << (8 * b))
-            }),
-            0x800..=0xbf8 => (0..4).fold(0, |a, b| {
-                a | ((self.target_byte(vcpu, off - 0x800 + b) as u32) << (8 * b))
-            }),
-            0xc00..=0xcfc => {
-                let first = (off - 0xc00) * 4; // 16 INTIDs per word
-                (0..16).fold(0, |a, k| {
-                    let edge = self.irq(vcpu, first + k).is_some_and(|i| i.edge);
-                    a | ((edge as u32) << (2 * k + 1))
-                })
-            }
-            0xf10..=0xf2c => (0..4).fold(0, |a, b| {
-                a | ((self.sgi_sources(vcpu, (off & 0xf) + b) as u32) << (8 * b))
-            }),
-            0xfd0 => 0x04,
-            0xfe0 => 0x90,
-            0xfe4 => 0xb4,
-            0xfe8 => 0x2b,
-            0xff0 => 0x0d,
-            0xff4 => 0xf0,
-            0xff8 => 0x05,
-            0xffc => 0xb1,
-            _ => 0,
-        }
-    }
-
     fn target_byte(&self, vcpu: usize, intid: u32) -> u8 {
         if intid < 32 {
             // Banked, read-only: this vCPU's own bit.
@@ -438,121 +384,10 @@ impl VgicDist {
         }
         self.irq(vcpu, intid).map_or(0, |i| i.targets)
     }
-
-    /// A guest store of `width` bytes at `offset` from vCPU `vcpu`;
-    /// returns the vCPUs whose deliverable interrupts may have changed.
-    pub fn write(&mut self, vcpu: usize, offset: u64, width: u8, value: u32) -> Dirty {
-        let off = offset as u32;
-        if vcpu >= self.vcpus {
-            return 0;
-        }
-        if width == 1 {
-            return self.write_byte(vcpu, off, value as u8);
-        }
-        if width != 4 || !off.is_multiple_of(4) {
-            return 0;
-        }
-        let n = (off & 0x7f) / 4;
-        match off {
-            0x000 => {
-                self.ctlr = value & 0b11;
-                self.all()
-            }
-            0x080..=0x0fc => {
-                let mut d = 0;
-                for b in 0..32 {
-                    let intid = n * 32 + b;
-                    let reach = self.reach(vcpu, intid);
-                    if let Some(i) = self.irq_mut(vcpu, intid) {
-                        i.group1 = value & (1 << b) != 0;
-                        d |= reach;
-                    }
-                }
-                d
-            }
-            0x100..=0x17c => self.set_bits(vcpu, n, value, |i, _| i.enabled = true),
-            0x180..=0x1fc => self.set_bits(vcpu, n, value, |i, _| i.enabled = false),
-            // SGIs are made pending through SPENDSGIR, not ISPENDR0.
-            0x200..=0x27c => self.set_bits(vcpu, n, value, |i, id| i.pending |= id >= 16),
-            0x280..=0x2fc => (0..32)
-                .filter(|b| value & (1 << b) != 0)
-                .fold(0, |d, b| d | self.clear_pending(vcpu, n * 32 + b)),
-            0x300..=0x37c => self.set_bits(vcpu, n, value, |i, _| i.active = true),
-            0x380..=0x3fc => self.set_bits(vcpu, n, value, |i, _| i.active = false),
-            0x400..=0x7f8 | 0x800..=0xbf8 | 0xf10..=0xf2c => (0..4).fold(0, |d, b| {
-                d | self.write_byte(vcpu, off + b, (value >> (8 * b)) as u8)
-            }),
-            0xc00..=0xcfc => {
-                let first = (off - 0xc00) * 4;
-                let mut d = 0;
-                for k in 0..16 {
-                    let intid = first + k;
-                    if intid < 16 {
-                        continue; // SGIs: always edge, read-only
-                    }
-                    let reach = self.reach(vcpu, intid);
-                    match self.irq_mut(vcpu, intid) {
-                        Some(i) if !i.hw => {
-                            i.edge = value & (1 << (2 * k + 1)) != 0;
-                            d |= reach;
-                        }
-                        _ => {} // hardware-linked lines keep their trigger
-                    }
-                }
-                d
-            }
-            0xf00 => self.sgir(vcpu, value),
-            _ => 0,
-        }
-    }
-
-    fn write_byte(&mut self, vcpu: usize, off: u32, b: u8) -> Dirty {
-        match off {
-            0x400..=0x7fb => {
-                let intid = off - 0x400;
-                let reach = self.reach(vcpu, intid);
-                match self.irq_mut(vcpu, intid) {
-                    Some(i) => {
-                        i.priority = b & PRIORITY_MASK;
-                        reach
-                    }
-                    None => 0,
-                }
-            }
-            0x820..=0xbfb => {
-                let intid = off - 0x800;
-                let all = self.all();
-                let old = self.reach(vcpu, intid);
-                match self.irq_mut(vcpu, intid) {
-                    Some(i) => {
-                        i.targets = b & all;
-                        old | (b & all)
-                    }
-                    None => 0,
-                }
-            }
-            0xf10..=0xf1f => {
-                let sgi = (off & 0xf) as usize;
-                let s = &mut self.sgi_sources[vcpu][sgi];
-                *s &= !b;
-                if *s == 0 {
-                    self.private[vcpu][sgi].pending = false;
-                }
-                1 << vcpu
-            }
-            0xf20..=0xf2f => {
-                let sgi = (off & 0xf) as usize;
-                let srcs = b & self.all();
-                if srcs != 0 {
-                    self.sgi_sources[vcpu][sgi] |= srcs;
-                    self.private[vcpu][sgi].pending = true;
-                }
-                1 << vcpu
-            }
-            _ => 0,
-        }
-    }
 }
+
+#[path = "dist_regs.rs"]
+mod regs;
 
 #[cfg(test)]
 #[path = "dist_tests.rs"]

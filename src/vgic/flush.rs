@@ -27,18 +27,7 @@
 //! guest deactivates it); Linux never does that.
 
 use super::dist::{Slot, VgicDist, MAX_LRS};
-use super::lr::{self, Virq};
-
-/// GICH_LR.State values.
-mod state {
-    pub const INVALID: u32 = 0;
-    pub const PENDING: u32 = 1;
-    pub const ACTIVE: u32 = 2;
-}
-/// GICH_LR.State field.
-const STATE_SHIFT: u32 = 28;
-/// GICH_LR.EOI (HW=0): maintenance interrupt when the guest EOIs it.
-const EOI: u32 = 1 << 19;
+use super::lr::{self, state, Virq};
 
 impl VgicDist {
     /// Folds and refills `vcpu`'s list registers (`lrs`: the hardware
@@ -141,11 +130,11 @@ impl VgicDist {
                 };
                 if *s & bit != 0 {
                     *s &= !bit;
-                    *lrv |= state::PENDING << STATE_SHIFT;
+                    *lrv = lr::add_pending(*lrv);
                 }
                 let left = *s;
                 if left != 0 {
-                    *lrv |= EOI;
+                    *lrv = lr::add_eoi_maintenance(*lrv);
                 }
                 if let Some(irq) = self.irq_mut(vcpu, slot.intid) {
                     irq.pending = left != 0;
@@ -155,7 +144,7 @@ impl VgicDist {
             if let Some(irq) = self.irq_mut(vcpu, slot.intid) {
                 if irq.edge && !irq.hw && irq.pending {
                     irq.pending = false;
-                    *lrv |= state::PENDING << STATE_SHIFT;
+                    *lrv = lr::add_pending(*lrv);
                 }
             }
         }

@@ -2,8 +2,8 @@
 //! priority order, overflow and refill, level re-sampling, SGI sources,
 //! hardware-linked interrupts, and hostile list-register contents.
 
+use crate::board::gic400::GICH_LR;
 use crate::vgic::dist::VgicDist;
-use crate::vgic::lr::GICH_LR;
 use std::vec::Vec;
 use tock_registers::{interfaces::Readable, registers::InMemoryRegister};
 

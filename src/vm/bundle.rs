@@ -247,3 +247,7 @@ pub fn write(files: &[(&str, &[u8])]) -> Result<Vec<u8>, BundleError> {
     out[24..32].copy_from_slice(&sum.to_le_bytes());
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "bundle_tests.rs"]
+mod tests;

@@ -18,7 +18,7 @@
 //! dtb-extra = extra.dtb     # optional: nodes added to the VM's tree
 //! mailbox  = info clocks    # firmware property tag groups (default:
 //!                           # info clocks sensors gpio; see
-//!                           # devices::mailbox::property::GROUPS)
+//!                           # devices::mailbox::policy::GROUPS)
 //! serial   = 0x1234abcd     # board serial the VM sees (default: the real one)
 //! mac      = 02:00:00:00:00:01  # MAC address the VM sees (default: the real one)
 //! policy   = restart 3      # on power-off, reset or crash: halt, restart,
@@ -37,7 +37,7 @@
 //! place it.
 
 use super::restart::RestartPolicy;
-use crate::devices::mailbox::property::Policy;
+use crate::devices::mailbox::policy::Policy;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -169,60 +169,6 @@ pub fn parse_u64(s: &str) -> Option<u64> {
     }
 }
 
-fn parse_cores(s: &str, line: usize) -> Result<Vec<usize>, ConfigError> {
-    let mut v = Vec::new();
-    for part in s.split([',', ' ']).filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (Some(a), Some(b)) = (parse_u64(a), parse_u64(b)) else {
-            return Err(err(
-                line,
-                alloc::format!("cores: '{part}' is not a core number or range"),
-            ));
-        };
-        if a > b || b >= MAX_CORES as u64 {
-            return Err(err(
-                line,
-                alloc::format!("cores: '{part}' is not within 0-{}", MAX_CORES - 1),
-            ));
-        }
-        for c in a..=b {
-            if v.contains(&(c as usize)) {
-                return Err(err(line, alloc::format!("cores: core {c} is listed twice")));
-            }
-            v.push(c as usize);
-        }
-    }
-    if v.is_empty() {
-        return Err(err(line, "cores: at least one core is needed"));
-    }
-    Ok(v)
-}
-
-fn valid_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 15
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-#[derive(Default)]
-struct Partial<'a> {
-    name: &'a str,
-    line: usize,
-    cores: Option<Vec<usize>>,
-    memory: Option<u64>,
-    memory_at: Option<u64>,
-    kernel: Option<&'a str>,
-    initrd: Option<&'a str>,
-    dtb_extra: Option<&'a str>,
-    bootargs: Option<&'a str>,
-    devices: Option<Vec<Device>>,
-    mailbox: Option<(Policy, usize)>,
-    serial: Option<(u64, usize)>,
-    mac: Option<([u8; 6], usize)>,
-    policy: Option<RestartPolicy>,
-}
-
 /// Parses a MAC address `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut m = [0u8; 6];
@@ -235,165 +181,6 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
         *b = u8::from_str_radix(p, 16).ok()?;
     }
     parts.next().is_none().then_some(m)
-}
-
-impl<'a> Partial<'a> {
-    fn finish(self) -> Result<VmConfig<'a>, ConfigError> {
-        let need = |what: &str| {
-            err(
-                self.line,
-                alloc::format!("VM '{}' has no {what}", self.name),
-            )
-        };
-        let devices = self.devices.unwrap_or_default();
-        for (what, line) in [
-            ("mailbox", self.mailbox.map(|m| m.1)),
-            ("serial", self.serial.map(|m| m.1)),
-            ("mac", self.mac.map(|m| m.1)),
-        ] {
-            if let Some(line) = line {
-                if !devices.contains(&Device::Mailbox) {
-                    return Err(err(
-                        line,
-                        alloc::format!(
-                            "{what}: VM '{}' has no 'mailbox' device (devices = mailbox)",
-                            self.name
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(VmConfig {
-            name: self.name,
-            cores: self.cores.ok_or_else(|| need("cores"))?,
-            memory: self.memory.ok_or_else(|| need("memory"))?,
-            memory_at: self.memory_at,
-            kernel: self.kernel.ok_or_else(|| need("kernel"))?,
-            initrd: self.initrd,
-            dtb_extra: self.dtb_extra,
-            bootargs: self.bootargs.unwrap_or(""),
-            devices,
-            mailbox: self.mailbox.map_or_else(Policy::default, |m| m.0),
-            serial: self.serial.map(|s| s.0),
-            mac: self.mac.map(|m| m.0),
-            policy: self.policy.unwrap_or_default(),
-            line: self.line,
-        })
-    }
-
-    fn set(&mut self, key: &str, val: &'a str, line: usize) -> Result<(), ConfigError> {
-        fn once<T>(slot: &mut Option<T>, v: T, key: &str, line: usize) -> Result<(), ConfigError> {
-            if slot.is_some() {
-                return Err(err(line, alloc::format!("'{key}' is given twice")));
-            }
-            *slot = Some(v);
-            Ok(())
-        }
-        match key {
-            "cores" => once(&mut self.cores, parse_cores(val, line)?, key, line),
-            "memory" => {
-                let m = parse_size(val)
-                    .ok_or_else(|| err(line, alloc::format!("memory: '{val}' is not a size")))?;
-                if m == 0 || !m.is_multiple_of(MEMORY_ALIGN) {
-                    return Err(err(line, "memory: must be a non-zero multiple of 2M"));
-                }
-                if m > crate::vm::layout::MAX_RAM {
-                    return Err(err(
-                        line,
-                        alloc::format!(
-                            "memory: at most {} GiB (the guest-physical address space)",
-                            crate::vm::layout::MAX_RAM >> 30
-                        ),
-                    ));
-                }
-                once(&mut self.memory, m, key, line)
-            }
-            "memory-at" => {
-                let a = parse_u64(val).ok_or_else(|| {
-                    err(line, alloc::format!("memory-at: '{val}' is not an address"))
-                })?;
-                if !a.is_multiple_of(MEMORY_ALIGN) {
-                    return Err(err(line, "memory-at: must be 2M-aligned"));
-                }
-                once(&mut self.memory_at, a, key, line)
-            }
-            "kernel" | "initrd" | "dtb-extra" => {
-                if val.is_empty() || val.len() > super::bundle::NAME_MAX || val.contains(' ') {
-                    return Err(err(
-                        line,
-                        alloc::format!("{key}: '{val}' is not a bundle file name"),
-                    ));
-                }
-                let slot = match key {
-                    "kernel" => &mut self.kernel,
-                    "initrd" => &mut self.initrd,
-                    _ => &mut self.dtb_extra,
-                };
-                once(slot, val, key, line)
-            }
-            "bootargs" => {
-                let v = val
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(val);
-                once(&mut self.bootargs, v, key, line)
-            }
-            "devices" => {
-                let mut ds = Vec::new();
-                for w in val.split([',', ' ']).filter(|w| !w.is_empty()) {
-                    let d = Device::ALL
-                        .iter()
-                        .find(|(n, _)| *n == w)
-                        .map(|(_, d)| *d)
-                        .ok_or_else(|| {
-                            err(line, alloc::format!("devices: unknown device '{w}'"))
-                        })?;
-                    if ds.contains(&d) {
-                        return Err(err(line, alloc::format!("devices: '{w}' is listed twice")));
-                    }
-                    ds.push(d);
-                }
-                if ds.contains(&Device::Uart) && ds.contains(&Device::Pl011) {
-                    return Err(err(
-                        line,
-                        "devices: 'uart' (emulated) and 'pl011' (the real one) are both UART0; pick one",
-                    ));
-                }
-                once(&mut self.devices, ds, key, line)
-            }
-            "mailbox" => {
-                let p = Policy::parse(val).map_err(|w| {
-                    err(
-                        line,
-                        alloc::format!(
-                            "mailbox: unknown tag group '{w}' (groups: info, clocks, sensors, gpio, gpio-set, clocks-set; or none)"
-                        ),
-                    )
-                })?;
-                once(&mut self.mailbox, (p, line), key, line)
-            }
-            "serial" => {
-                let v = parse_u64(val)
-                    .ok_or_else(|| err(line, alloc::format!("serial: '{val}' is not a number")))?;
-                once(&mut self.serial, (v, line), key, line)
-            }
-            "mac" => {
-                let m = parse_mac(val).ok_or_else(|| {
-                    err(
-                        line,
-                        alloc::format!("mac: '{val}' is not aa:bb:cc:dd:ee:ff"),
-                    )
-                })?;
-                once(&mut self.mac, (m, line), key, line)
-            }
-            "policy" => {
-                let p = RestartPolicy::parse(val)
-                    .map_err(|e| err(line, alloc::format!("policy: '{val}': {e}")))?;
-                once(&mut self.policy, p, key, line)
-            }
-            _ => Err(err(line, alloc::format!("unknown key '{key}'"))),
-        }
-    }
 }
 
 /// Parses a configuration and checks it on its own (names, cores given to
@@ -438,11 +225,7 @@ pub fn parse(text: &str) -> Result<Vec<VmConfig<'_>>, ConfigError> {
             if vms.len() == MAX_VMS {
                 return Err(err(line, alloc::format!("more than {MAX_VMS} VMs")));
             }
-            cur = Some(Partial {
-                name,
-                line,
-                ..Default::default()
-            });
+            cur = Some(Partial::new(name, line));
             continue;
         }
         let (k, v) = l
@@ -520,3 +303,11 @@ pub fn check_fits(vms: &[VmConfig<'_>], cores: usize, ram: u64) -> Result<(), Co
     }
     Ok(())
 }
+
+#[path = "config_keys.rs"]
+mod keys;
+use keys::{valid_name, Partial};
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+pub(crate) mod tests;

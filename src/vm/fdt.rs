@@ -361,3 +361,7 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
     w.end_node()?;
     Ok(w.finish()?)
 }
+
+#[cfg(test)]
+#[path = "fdt_tests.rs"]
+mod tests;

@@ -319,4 +319,32 @@ mod tests {
         };
         assert!(plan(&huge, 1 << 30, None, 0).is_err());
     }
+
+    #[test]
+    fn vm_files_finds_and_plans_or_names_what_is_missing() {
+        let mut k = std::vec![0u8; 4096];
+        k[8..16].copy_from_slice(&0x8_0000u64.to_le_bytes());
+        k[56..60].copy_from_slice(&MAGIC.to_le_bytes());
+        let conf = "[vm a]\ncores = 0\nmemory = 16M\nkernel = k\ninitrd = rd\n\
+                    [vm b]\ncores = 1\nmemory = 16M\nkernel = k\ninitrd = nope\n\
+                    [vm c]\ncores = 2\nmemory = 16M\nkernel = rd\n";
+        let blob =
+            crate::vm::bundle::write(&[("vms.conf", conf.as_bytes()), ("k", &k), ("rd", b"xyz")])
+                .unwrap();
+        let b = Bundle::parse(&blob).unwrap();
+        let vms = crate::vm::config::parse(b.config().unwrap()).unwrap();
+        let f = vm_files(&b, &vms[0]).unwrap();
+        assert_eq!(
+            (f.kernel.len(), f.initrd, f.extra),
+            (4096, Some(&b"xyz"[..]), None)
+        );
+        assert_eq!(f.plan.kernel, 0x8_0000);
+        let e = vm_files(&b, &vms[1]).unwrap_err();
+        assert!(
+            e.contains("VM 'b': initrd 'nope' is not in the bundle"),
+            "{e}"
+        );
+        let e = vm_files(&b, &vms[2]).unwrap_err();
+        assert!(e.starts_with("VM 'c': kernel 'rd': "), "{e}");
+    }
 }

@@ -12,6 +12,3 @@ pub mod layout;
 pub mod psci;
 pub mod ram;
 pub mod restart;
-
-#[cfg(test)]
-mod tests;

@@ -11,9 +11,9 @@ use crate::arch::{cpu, guest};
 use crate::dt::host::HostInfo;
 use crate::mm::frames::FRAMES;
 use crate::mm::pagetable::{PageTable, TableAlloc, ENTRIES, PAGE_SIZE};
-use crate::mm::region::{Range, RangeSet, Size};
 use crate::mm::stage2::{self, DeviceMap};
 use crate::ratelimit::RateLimit;
+use crate::region::{Range, RangeSet, Size};
 use crate::sync::Mutex;
 use crate::trap::stats::ExitStats;
 use crate::trap::sysreg::SysRegState;
@@ -389,13 +389,17 @@ pub fn start(online: u32) -> Result<(), String> {
         let names = vms.iter().map(|v| v.name.clone()).collect();
         let intid = HOST_UART_INTID.load(Ordering::Relaxed);
         let owned = PASSTHROUGH.load(Ordering::Relaxed) != usize::MAX;
-        conswitch::init(names, focus, (intid != 0 && !owned).then_some(intid));
+        let input = (intid != 0 && !owned).then_some(intid);
+        if let Some(i) = input {
+            irq::route_console_input(i);
+        }
+        conswitch::init(names, focus, input);
     }
     for vm in vms {
         for (i, v) in vm.vcpus.iter().enumerate() {
             cores::assign(v.core, vm, i);
         }
-        vm.reset_vgic(); // now that the GIC model is known
+        irq::reset_vgic(vm); // now that the GIC model is known
         vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
         vm.power.lock()[0] = vm.boot_power();
     }

@@ -10,7 +10,6 @@
 //! emulated UART, whose interrupt line then rises in the VM's vGIC.
 
 use super::console::{set_line_hook, with_console};
-use super::irq;
 use super::vm::vm;
 use crate::conmux::{Input, Mux};
 use crate::console::ConsoleSink;
@@ -28,7 +27,7 @@ static MUX: Mutex<Option<(Mux, Vec<u8>)>> = Mutex::new(None);
 static INPUT_INTID: AtomicU32 = AtomicU32::new(0);
 
 /// Sets the switch up for VMs `names`, focused on `focus`; takes the
-/// PL011's input on INTID `intid` (routed to core 0).
+/// PL011's input on INTID `intid` (the caller routes it to core 0).
 pub fn init(names: Vec<String>, focus: usize, intid: Option<u32>) {
     let mut m = Mux::new(names);
     let mut out = Vec::new();
@@ -38,7 +37,6 @@ pub fn init(names: Vec<String>, focus: usize, intid: Option<u32>) {
     if let Some(i) = intid {
         with_console(|s| s.enable_input());
         INPUT_INTID.store(i, Ordering::Release);
-        irq::route_console_input(i);
     }
     info!(
         "console: mux layout, focus on VM {focus}; type Ctrl-] then a VM number to switch, Ctrl-] l to list"

@@ -19,6 +19,7 @@ use crate::trap::inject::{self, Fault};
 use crate::trap::mmio::Access;
 use crate::trap::stats::ExitKind;
 use crate::trap::sysreg::{self, SysRegAccess, SysRegResult};
+use crate::vm::layout::{GICD_IPA, GICD_SIZE};
 use crate::vm::psci::{self, Outcome};
 use crate::vm::restart::End;
 use core::sync::atomic::Ordering;
@@ -121,7 +122,7 @@ fn handle_exit(frame: &mut Frame, slot: u64) {
 /// A synchronous exit: decoded, counted once, handled by its class.
 fn sync_exit(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
     let exit = decode(frame.esr, frame.far, frame.hpfar);
-    let kind = exit.kind();
+    let kind = exit.kind(GICD_IPA..GICD_IPA + GICD_SIZE);
     vm.vcpus[v].exits.record(kind);
     match exit {
         Exit::Hvc { .. } => hypercall(vm, v, core, frame),

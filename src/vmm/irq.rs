@@ -297,6 +297,12 @@ pub fn kick(core: usize) {
 
 /// A VM's virtual distributor as at power-on: its SPIs, the timers'
 /// PPIs hardware-linked.
+/// Puts VM `vm`'s interrupt state back to power-on (at start, once the
+/// GIC model is known, and at SYSTEM_RESET).
+pub fn reset_vgic(vm: &Vm) {
+    *vm.vgic.lock() = new_vgic(vm.vcpus.len(), &vm.spis, &vm.hw_spis);
+}
+
 pub(super) fn new_vgic(vcpus: usize, spis: &[u32], hw_spis: &[u32]) -> VgicDist {
     let mut d = VgicDist::new(vcpus, spis);
     for &i in hw_spis {

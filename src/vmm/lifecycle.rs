@@ -128,7 +128,7 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
     guest::publish_memory();
     // This core still has the VM's VTTBR loaded.
     guest::flush_vmid_everywhere();
-    vm.reset_vgic();
+    irq::reset_vgic(vm);
     if let Some(w) = &vm.watchdog {
         w.lock().reset();
     }

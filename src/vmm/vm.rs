@@ -2,10 +2,9 @@
 //! RAM accesses (scrub, load, copy for the mailbox), exit counts and
 //! rate-limited guest-caused log lines.
 
-use super::irq::new_vgic;
 use crate::arch::cpu;
 use crate::devices::bus::MmioBus;
-use crate::devices::mailbox::property::Policy;
+use crate::devices::mailbox::policy::Policy;
 use crate::devices::pl011::Pl011;
 use crate::devices::sp805::Sp805;
 use crate::ratelimit::RateLimit;
@@ -167,11 +166,6 @@ impl Vm {
     /// The VM's kernel command line.
     pub fn bootargs(&self) -> &str {
         &self.bootargs
-    }
-
-    /// Puts the VM's interrupt state back to power-on (SYSTEM_RESET).
-    pub(super) fn reset_vgic(&self) {
-        *self.vgic.lock() = new_vgic(self.vcpus.len(), &self.spis, &self.hw_spis);
     }
 
     /// vCPU 0's state at (re)start: pending at the kernel entry, x0 = DTB.

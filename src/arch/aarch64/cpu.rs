@@ -66,20 +66,6 @@ pub fn unmask_serror() {
     unsafe { asm!("msr daifclr, #4", options(nomem, nostack)) };
 }
 
-/// The relax step of the hypervisor's spin locks (`crate::sync`): YIELD.
-/// On silicon a hint that frees pipeline resources; under QEMU's
-/// round-robin TCG it hands the emulator to the next core, so the lock's
-/// holder gets to run instead of the waiter burning its time slice.
-pub struct Yield;
-
-impl spin::RelaxStrategy for Yield {
-    #[inline(always)]
-    fn relax() {
-        // SAFETY: YIELD is a hint with no architectural effect.
-        unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
-    }
-}
-
 /// Sends an event to all cores, after the stores a waiter will look for.
 ///
 /// SEV is not a memory access, so no store-release or DMB orders it: a
@@ -164,18 +150,65 @@ pub fn zero_to_poc(start: u64, len: u64) {
     barrier::dsb(barrier::SY);
 }
 
+/// EL2 register layouts aarch64-cpu 11.2 lacks (its CPTR_EL2 has only
+/// TAM, its CNTHCTL_EL2 only EL1PCTEN/EL1PCEN): ARM ARM D17.2.28
+/// (CPTR_EL2, non-VHE) and D17.11.2 (CNTHCTL_EL2, non-VHE).
+#[allow(missing_docs)]
+pub mod el2 {
+    use tock_registers::register_bitfields;
+    register_bitfields! {u64,
+        pub CPTR [
+            /// Trap CPACR_EL1 accesses.
+            TCPAC OFFSET(31) NUMBITS(1) [],
+            /// Trap activity-monitor accesses.
+            TAM OFFSET(30) NUMBITS(1) [],
+            /// Trap trace register accesses.
+            TTA OFFSET(20) NUMBITS(1) [],
+            /// RES1.
+            RES1_13_12 OFFSET(12) NUMBITS(2) [],
+            /// Trap FP/SIMD.
+            TFP OFFSET(10) NUMBITS(1) [],
+            /// RES1 (bit 8 is TZ with SVE, RES1 without).
+            RES1_9_0 OFFSET(0) NUMBITS(10) []
+        ],
+        pub CNTHCTL [
+            /// Event stream rate: bit EVNTI of the counter.
+            EVNTI OFFSET(4) NUMBITS(4) [],
+            /// Event on a 1-to-0 (1) or 0-to-1 (0) transition.
+            EVNTDIR OFFSET(3) NUMBITS(1) [],
+            /// Event stream enable.
+            EVNTEN OFFSET(2) NUMBITS(1) [],
+            /// EL1/EL0 may use the physical timer.
+            EL1PCEN OFFSET(1) NUMBITS(1) [],
+            /// EL1/EL0 may read the physical counter.
+            EL1PCTEN OFFSET(0) NUMBITS(1) []
+        ]
+    }
+}
+
 /// EL2 settings every core needs: FP/SIMD not trapped for guests (CPTR_EL2
 /// TFP=0, with its RES1 bits), EL1 may use the physical counter and timer
 /// (CNTHCTL_EL2 EL1PCTEN/EL1PCEN; the EL1 physical timer's interrupt is
 /// forwarded like the virtual one's), no virtual counter offset until a
 /// vCPU is configured, the EL2 timer off.
 pub fn configure_el2() {
-    // CPTR_EL2 (non-VHE): RES1 bits 13:12 and 9:0 (and 8, TZ, without SVE);
-    // TFP (10), TTA (20), TCPAC (31) clear.
-    const CPTR_EL2_RES1: u64 = 0x33ff;
+    // CPTR_EL2 (non-VHE): its RES1 bits (TZ, bit 8, is RES1 without SVE);
+    // TFP, TTA and TCPAC clear: nothing traps.
+    let cptr = (el2::CPTR::RES1_13_12.val(0b11)
+        + el2::CPTR::RES1_9_0.val(0x3ff)
+        + el2::CPTR::TFP::CLEAR
+        + el2::CPTR::TTA::CLEAR
+        + el2::CPTR::TCPAC::CLEAR)
+        .value;
     // SAFETY: writes EL2 configuration registers that only affect lower ELs.
-    unsafe { asm!("msr cptr_el2, {}", in(reg) CPTR_EL2_RES1, options(nostack)) };
-    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::SET);
+    unsafe { asm!("msr cptr_el2, {}", in(reg) cptr, options(nostack)) };
+    // CNTHCTL_EL2: EL1 may read the physical counter and use the physical
+    // timer; no event stream (EVNTEN clear: see docs/hardware.md, SEV).
+    let cnthctl =
+        (el2::CNTHCTL::EL1PCTEN::SET + el2::CNTHCTL::EL1PCEN::SET + el2::CNTHCTL::EVNTEN::CLEAR)
+            .value;
+    // SAFETY: as above.
+    unsafe { asm!("msr cnthctl_el2, {}", in(reg) cnthctl, options(nostack)) };
     CNTVOFF_EL2.set(0);
     CNTHP_CTL_EL2.set(0);
     barrier::isb(barrier::SY);

@@ -11,6 +11,7 @@
 use crate::exception::Frame;
 use crate::trap::inject::Injection;
 use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{HCR_EL2, MDCR_EL2};
 use core::arch::asm;
 
 extern "C" {
@@ -27,18 +28,18 @@ extern "C" {
 /// physical interrupt still wakes it and exits to EL2. TID2 stays clear
 /// (it would trap every EL0 read of CTR_EL0); FB/BSU are not needed
 /// because vCPUs never migrate.
-pub const HCR_GUEST: u64 = (1 << 31) // RW
-    | (1 << 22) // TSW
-    | (1 << 21) // TACR
-    | (1 << 20) // TIDCP
-    | (1 << 19) // TSC
-    | (1 << 5)  // AMO
-    | (1 << 4)  // IMO
-    | (1 << 3)  // FMO
-    | 1; // VM
-
-/// HCR_EL2.VSE: a virtual SError is pending.
-const HCR_VSE: u64 = 1 << 8;
+pub fn hcr_guest() -> u64 {
+    (HCR_EL2::RW::EL1IsAarch64
+        + HCR_EL2::TSW::SET
+        + HCR_EL2::TACR::SET
+        + HCR_EL2::TIDCP::SET
+        + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
+        + HCR_EL2::AMO::SET
+        + HCR_EL2::IMO::EnableVirtualIRQ
+        + HCR_EL2::FMO::EnableVirtualFIQ
+        + HCR_EL2::VM::Enable)
+        .value
+}
 
 /// Configures this core's EL2 to run a vCPU of the VM with stage-2 root
 /// `vttbr` (VMID included), guest MPIDR `vmpidr` and virtual counter
@@ -55,7 +56,13 @@ pub fn configure_vcpu(vtcr: u64, vttbr: u64, vmpidr: u64, cntvoff: u64) {
     // MDCR_EL2: debug (TDA, TDOSA, TDRA) and PMU (TPM, TPMCR) accesses
     // trap and are emulated as hidden (trap::sysreg); HPMN = PMCR_EL0.N
     // (0 is CONSTRAINED UNPREDICTABLE on ARMv8.0); TDE clear.
-    let mdcr = (1 << 11) | (1 << 10) | (1 << 9) | (1 << 6) | (1 << 5) | ((pmcr_n >> 11) & 0x1f);
+    let mdcr = (MDCR_EL2::TDRA::SET
+        + MDCR_EL2::TDOSA::SET
+        + MDCR_EL2::TDA::SET
+        + MDCR_EL2::TPM::SET
+        + MDCR_EL2::TPMCR::SET
+        + MDCR_EL2::HPMN.val((pmcr_n >> 11) & 0x1f))
+    .value;
     // SAFETY: EL2 configuration registers; they only affect EL1/EL0,
     // which is not running on this core now.
     unsafe {
@@ -74,7 +81,7 @@ pub fn configure_vcpu(vtcr: u64, vttbr: u64, vmpidr: u64, cntvoff: u64) {
             "ic iallu",
             "dsb nsh",
             "isb",
-            hcr = in(reg) HCR_GUEST,
+            hcr = in(reg) hcr_guest(),
             mdcr = in(reg) mdcr,
             vtcr = in(reg) vtcr,
             vttbr = in(reg) vttbr,
@@ -180,7 +187,7 @@ pub fn raise_virtual_serror() {
             "orr {t}, {t}, {vse}",
             "msr hcr_el2, {t}",
             t = out(reg) _,
-            vse = in(reg) HCR_VSE,
+            vse = in(reg) HCR_EL2::VSE::SET.value,
             options(nostack)
         );
     }

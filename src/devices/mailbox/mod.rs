@@ -21,6 +21,7 @@
 //! job ([`request::serve`] does it, over the guest's memory); its answer word is queued here
 //! and the interrupt line (level) follows "enabled and not empty".
 
+pub mod policy;
 pub mod property;
 pub mod request;
 

@@ -6,7 +6,8 @@
 //! hypervisor and pv-vmm both serve requests with [`serve`]; they differ
 //! only in the guest memory and the firmware behind it.
 
-use super::property::{self, check_size, Firmware, Malformed, Outcome, Policy, View};
+use super::policy::Policy;
+use super::property::{self, check_size, Firmware, Malformed, Outcome, View};
 use super::property::{BCM2711_DMA, CHANNEL, CODE_ERROR};
 use alloc::vec::Vec;
 use core::fmt;
@@ -189,3 +190,7 @@ impl GuestMemory for &mut [u8] {
         true
     }
 }
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;

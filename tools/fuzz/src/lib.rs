@@ -23,7 +23,8 @@
 //! test` replays the seed corpus (corpus/<target>/) and a fixed-seed
 //! batch of generated inputs on stable (tests/replay.rs).
 
-use pivisor::devices::mailbox::property::{self, Firmware, Policy, View};
+use pivisor::devices::mailbox::policy::Policy;
+use pivisor::devices::mailbox::property::{self, Firmware, View};
 use pivisor::devices::mailbox::Mailbox;
 use pivisor::devices::pl011::Pl011;
 use pivisor::devices::bus::{MmioBus, MmioDevice};

@@ -5,7 +5,8 @@
 //! a guest sees one machine whichever of the two runs it. Pure: no KVM
 //! here, host-tested.
 
-use pivisor::devices::mailbox::property::{Firmware, Policy, View};
+use pivisor::devices::mailbox::policy::Policy;
+use pivisor::devices::mailbox::property::{Firmware, View};
 use pivisor::devices::mailbox::request;
 use pivisor::vm::bundle::Bundle;
 use pivisor::vm::config::{self, Device};

@@ -1,0 +1,180 @@
+//! Tests of vm/config.rs: the configuration language, its refusals and
+//! the machine checks.
+
+use super::*;
+use std::string::String;
+
+/// Two VMs, every key used (also the bundle tests' configuration).
+pub(crate) const TWO: &str = "\
+# two test VMs
+[vm alpha]
+cores = 0-1
+memory = 384M
+kernel = testguest.img
+bootargs = \"test=1 # not a comment\"
+devices = testdev
+
+[vm beta]   # trailing comment
+cores = 2, 3
+memory = 0x18000000
+memory-at = 0x20000000
+kernel = testguest.img
+initrd = rd.img
+";
+
+#[test]
+fn parses_a_two_vm_config() {
+    let vms = parse(TWO).unwrap();
+    assert_eq!(vms.len(), 2);
+    let (a, b) = (&vms[0], &vms[1]);
+    assert_eq!(
+        (a.name, a.cores.as_slice(), a.memory),
+        ("alpha", &[0, 1][..], 384 << 20)
+    );
+    assert_eq!(a.bootargs, "test=1 # not a comment");
+    assert_eq!(a.devices, [Device::TestDev]);
+    assert_eq!((a.initrd, a.memory_at), (None, None));
+    assert_eq!(
+        (b.name, b.cores.as_slice(), b.memory),
+        ("beta", &[2, 3][..], 384 << 20)
+    );
+    assert_eq!(
+        (b.memory_at, b.initrd, b.line),
+        (Some(0x2000_0000), Some("rd.img"), 9)
+    );
+    check_fits(&vms, 4, 900 << 20).unwrap();
+}
+
+fn config_error(text: &str) -> String {
+    std::format!("{}", parse(text).unwrap_err())
+}
+
+#[test]
+fn refuses_bad_configs_with_a_reason() {
+    let base = "[vm a]\ncores = 0\nmemory = 64M\nkernel = k\n";
+    let cases: &[(&str, &str)] = &[
+        ("", "defines no VM"),
+        ("cores = 1\n", "line 1: a setting before any [vm NAME]"),
+        ("[vm a]\ncores = 0\nkernel = k\n", "VM 'a' has no memory"),
+        ("[vm a]\nmemory = 2M\nkernel = k\n", "has no cores"),
+        ("[vm a]\ncores = 0\nmemory = 2M\n", "has no kernel"),
+        ("[host]\n", "unknown section"),
+        ("[vm a\n", "without ']'"),
+        ("[vm a b]\n", "VM name 'a b'"),
+        ("[vm waytoolongname12345]\n", "VM name"),
+        ("[vm a]\nfoo = 1\n", "line 2: unknown key 'foo'"),
+        ("[vm a]\ncores\n", "expected 'key = value'"),
+        ("[vm a]\ncores = 4\n", "not within 0-3"),
+        ("[vm a]\ncores = 2-1\n", "not within"),
+        ("[vm a]\ncores = 0,0\n", "listed twice"),
+        ("[vm a]\ncores = x\n", "not a core number"),
+        ("[vm a]\ncores = ,\n", "at least one core"),
+        (
+            "[vm a]\ncores = 0\ncores = 1\n",
+            "line 3: 'cores' is given twice",
+        ),
+        ("[vm a]\nmemory = 3M\n", "multiple of 2M"),
+        ("[vm a]\nmemory = 0\n", "multiple of 2M"),
+        ("[vm a]\nmemory = 99999999999999G\n", "not a size"),
+        ("[vm a]\nmemory = lots\n", "not a size"),
+        ("[vm a]\nmemory-at = 0x1000\n", "2M-aligned"),
+        ("[vm a]\nkernel = a b\n", "not a bundle file name"),
+        ("[vm a]\ndevices = testdev, gpu\n", "unknown device 'gpu'"),
+        ("[vm a]\ndevices = testdev testdev\n", "listed twice"),
+        (
+            "[vm a]\nmailbox = info\ncores = 0\nmemory = 2M\nkernel = k\n",
+            "line 2: mailbox: VM 'a' has no 'mailbox' device",
+        ),
+        (
+            "[vm a]\nserial = 5\ncores = 0\nmemory = 2M\nkernel = k\n",
+            "serial: VM 'a' has no 'mailbox'",
+        ),
+        ("[vm a]\nmailbox = info gpu\n", "unknown tag group 'gpu'"),
+        (
+            "[vm a]\ndevices = uart, pl011\n",
+            "line 2: devices: 'uart' (emulated) and 'pl011'",
+        ),
+        ("[vm a]\nserial = 12ab\n", "serial: '12ab' is not a number"),
+        ("[vm a]\nmac = 02:00:00:00:00\n", "not aa:bb:cc:dd:ee:ff"),
+        ("[vm a]\nmac = 02:00:00:00:00:01:02\n", "not aa:bb"),
+        ("[vm a]\nmac = 2:00:00:00:00:01\n", "not aa:bb"),
+        ("[vm a]\nmac = 0g:00:00:00:00:01\n", "not aa:bb"),
+    ];
+    for (text, want) in cases {
+        let got = config_error(text);
+        assert!(got.contains(want), "{text:?}: got '{got}', want '{want}'");
+    }
+    let dup = std::format!("{base}[vm a]\n");
+    assert!(config_error(&dup).contains("used twice"));
+    let shared = std::format!("{base}[vm b]\ncores = 1,0\nmemory = 2M\nkernel = k\n");
+    assert!(config_error(&shared).contains("core 0 is given to both 'a' and 'b'"));
+    let two_owners = std::format!(
+        "{base}devices = pl011\n[vm b]\ncores = 1\nmemory = 2M\nkernel = k\ndevices = uart\n[vm c]\ncores = 2\nmemory = 2M\nkernel = k\ndevices = pl011\n"
+    );
+    assert!(config_error(&two_owners).contains("passed through to both 'a' and 'c'"));
+    let overlap = "[vm a]\ncores = 0\nmemory = 64M\nmemory-at = 0x10000000\nkernel = k\n\
+                   [vm b]\ncores = 1\nmemory = 64M\nmemory-at = 0x13e00000\nkernel = k\n";
+    assert!(config_error(overlap).contains("memory of 'a' and 'b' overlaps"));
+    let five: String = (0..5)
+        .map(|i| std::format!("[vm v{i}]\ncores = {}\nmemory = 2M\nkernel = k\n", i % 4))
+        .collect();
+    assert!(config_error(&five).contains("more than 4 VMs"));
+}
+
+#[test]
+fn mailbox_policy_serial_and_mac() {
+    use crate::devices::mailbox::policy::{group, Policy};
+    let vms = parse(
+        "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\ndevices = mailbox\n\
+         mailbox = info, gpio-set\nserial = 0x10000000abcdef\nmac = 02:1a:Ff:00:00:01\n\
+         [vm b]\ncores = 1\nmemory = 2M\nkernel = k\ndevices = testdev mailbox\n",
+    )
+    .unwrap();
+    assert_eq!(vms[0].devices, [Device::Mailbox]);
+    assert_eq!(vms[0].mailbox.groups, group::INFO | group::GPIO_SET);
+    assert_eq!(vms[0].serial, Some(0x10_0000_00ab_cdef));
+    assert_eq!(vms[0].mac, Some([2, 0x1a, 0xff, 0, 0, 1]));
+    assert_eq!(vms[1].mailbox, Policy::default());
+    assert_eq!((vms[1].serial, vms[1].mac), (None, None));
+}
+
+#[test]
+fn machine_checks() {
+    let vms = parse(TWO).unwrap();
+    let e = check_fits(&vms, 2, 1 << 30).unwrap_err();
+    assert!(std::format!("{e}").contains("core 2 does not exist"), "{e}");
+    let e = check_fits(&vms, 4, 700 << 20).unwrap_err();
+    assert!(std::format!("{e}").contains("need 768 MiB"), "{e}");
+}
+
+#[test]
+fn sizes_and_numbers() {
+    assert_eq!(parse_size("768M"), Some(768 << 20));
+    assert_eq!(parse_size("1G"), Some(1 << 30));
+    assert_eq!(parse_size("64k"), Some(64 << 10));
+    assert_eq!(parse_size("0x200000"), Some(2 << 20));
+    for bad in ["", "M", "0x", "-1", "1.5G", "1T", "18446744073709551615K"] {
+        assert_eq!(parse_size(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn restart_policy_is_read_and_checked() {
+    use crate::vm::restart::RestartPolicy;
+    let vms = parse(
+        "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\npolicy = restart 3\n\
+         [vm b]\ncores = 1\nmemory = 2M\nkernel = k\npolicy = halt\n\
+         [vm c]\ncores = 2\nmemory = 2M\nkernel = k\n",
+    )
+    .unwrap();
+    assert_eq!(vms[0].policy, RestartPolicy::Restart { max: Some(3) });
+    assert_eq!(vms[1].policy, RestartPolicy::Halt);
+    assert_eq!(vms[2].policy, RestartPolicy::Default);
+    let e = config_error("[vm a]\ncores = 0\nmemory = 2M\nkernel = k\npolicy = reboot\n");
+    assert!(
+        e.contains("line 5") && e.contains("policy: 'reboot'"),
+        "{e}"
+    );
+    let twice = "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\npolicy = halt\npolicy = restart\n";
+    assert!(config_error(twice).contains("given twice"));
+}
