@@ -310,12 +310,13 @@ impl TableAlloc for PoolAlloc<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::boxed::Box;
     use std::vec::Vec;
 
-    fn pool(n: usize) -> Box<[TableMem]> {
+    /// `n` zeroed tables for a [`PoolAlloc`] (every page-table test's).
+    pub(crate) fn pool(n: usize) -> Box<[TableMem]> {
         (0..n)
             .map(|_| TableMem([0; ENTRIES]))
             .collect::<Vec<_>>()

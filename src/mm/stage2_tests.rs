@@ -1,17 +1,11 @@
 //! Stage-2 builder tests: build real tables in host memory and walk them.
 
 use super::*;
-use crate::mm::pagetable::{PoolAlloc, TableMem, ENTRIES};
+use crate::mm::pagetable::PoolAlloc;
 use crate::vm::ram::GuestRam;
-use std::boxed::Box;
 use std::vec::Vec;
 
-fn pool(n: usize) -> Box<[TableMem]> {
-    (0..n)
-        .map(|_| TableMem([0; ENTRIES]))
-        .collect::<Vec<_>>()
-        .into_boxed_slice()
-}
+use crate::mm::pagetable::tests::pool;
 
 type LeafRow = (u64, u64, u64, Option<S2Kind>, u32);
 

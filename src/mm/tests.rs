@@ -1,10 +1,9 @@
 //! Host tests of the memory plan and the EL2 identity map: build the map
 //! for real Pi 4 layouts and walk it.
 
-use super::pagetable::{el2_kind, PoolAlloc, TableMem, ENTRIES};
+use super::pagetable::{el2_kind, PoolAlloc};
 use super::*;
 use crate::dt::host::Reserved;
-use std::boxed::Box;
 use std::vec::Vec;
 
 const GB: u64 = 1 << 30;
@@ -72,12 +71,7 @@ fn nomap() -> Reserved<'static> {
     }
 }
 
-fn pool(n: usize) -> Box<[TableMem]> {
-    (0..n)
-        .map(|_| TableMem([0; ENTRIES]))
-        .collect::<Vec<_>>()
-        .into_boxed_slice()
-}
+use crate::mm::pagetable::tests::pool;
 
 #[test]
 fn qemu_layout_plan() {

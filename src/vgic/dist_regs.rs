@@ -11,19 +11,86 @@
 
 use super::{Dirty, VgicDist, IIDR, PRIORITY_MASK};
 
-/// One register or array of registers.
-struct Reg {
-    /// First offset.
-    start: u32,
-    /// Last offset of its last byte.
-    end: u32,
-    /// Byte-accessible: the handlers take one byte at `off`, and a word
-    /// access is four of them.
-    bytes: bool,
-    /// A read at `off` (a byte or a word, as `bytes` says).
-    read: fn(&VgicDist, usize, u32) -> u32,
-    /// A write at `off`.
-    write: fn(&mut VgicDist, usize, u32, u32) -> Dirty,
+/// The registers: each entry an offset range (first to last byte), its
+/// access (`word`: 32-bit only; `bytes`: byte-accessible, a word being
+/// its four bytes), and what a read and a write at an offset in it do.
+/// The macro turns the table into the two `match`es a hand-written
+/// emulation would have (bytes, then aligned words), so a trapped access
+/// costs the same.
+macro_rules! registers {
+    ($($start:literal ..= $end:literal, $kind:ident { read: $read:expr, write: $write:expr $(,)? })*) => {
+        /// The table's ranges and whether each is byte-accessible.
+        #[cfg(test)]
+        const RANGES: &[(u32, u32, bool)] = &[$(($start, $end, registers!(@bytes $kind))),*];
+
+        fn read_reg(d: &VgicDist, vcpu: usize, off: u32, width: u8) -> u32 {
+            if width == 1 {
+                return match off {
+                    $($start..=$end if registers!(@bytes $kind) => rd($read)(d, vcpu, off),)*
+                    _ => 0,
+                };
+            }
+            if width != 4 || !off.is_multiple_of(4) {
+                return 0;
+            }
+            match off {
+                $($start..=$end => registers!(@word_read $kind, d, vcpu, off, $end, $read),)*
+                _ => 0,
+            }
+        }
+
+        fn write_reg(d: &mut VgicDist, vcpu: usize, off: u32, width: u8, value: u32) -> Dirty {
+            if width == 1 {
+                return match off {
+                    $($start..=$end if registers!(@bytes $kind) => wr($write)(d, vcpu, off, value & 0xff),)*
+                    _ => 0,
+                };
+            }
+            if width != 4 || !off.is_multiple_of(4) {
+                return 0;
+            }
+            match off {
+                $($start..=$end => registers!(@word_write $kind, d, vcpu, off, value, $end, $write),)*
+                _ => 0,
+            }
+        }
+    };
+    (@bytes bytes) => { true };
+    (@bytes word) => { false };
+    // A word of a byte-accessible register: its four bytes, if all four
+    // are in the register.
+    (@word_read bytes, $d:ident, $v:ident, $off:ident, $end:literal, $f:expr) => {
+        if $off + 3 <= $end {
+            (0..4).fold(0, |a, b| a | (rd($f)($d, $v, $off + b) << (8 * b)))
+        } else {
+            0
+        }
+    };
+    (@word_read word, $d:ident, $v:ident, $off:ident, $end:literal, $f:expr) => {
+        rd($f)($d, $v, $off)
+    };
+    (@word_write bytes, $d:ident, $v:ident, $off:ident, $val:ident, $end:literal, $f:expr) => {
+        if $off + 3 <= $end {
+            (0..4).fold(0, |dirty, b| dirty | wr($f)($d, $v, $off + b, ($val >> (8 * b)) & 0xff))
+        } else {
+            0
+        }
+    };
+    (@word_write word, $d:ident, $v:ident, $off:ident, $val:ident, $end:literal, $f:expr) => {
+        wr($f)($d, $v, $off, $val)
+    };
+}
+
+/// A read handler as the table writes it (the signature, for inference).
+#[inline(always)]
+fn rd<F: Fn(&VgicDist, usize, u32) -> u32>(f: F) -> F {
+    f
+}
+
+/// A write handler as the table writes it.
+#[inline(always)]
+fn wr<F: Fn(&mut VgicDist, usize, u32, u32) -> Dirty>(f: F) -> F {
+    f
 }
 
 fn raz(_: &VgicDist, _: usize, _: u32) -> u32 {
@@ -39,40 +106,28 @@ fn word(off: u32) -> u32 {
     (off & 0x7f) / 4
 }
 
-/// Sorted by offset; ranges never overlap.
-const REGS: [Reg; 17] = [
+// Sorted by offset; ranges never overlap (checked below).
+registers! {
     // GICD_CTLR: the enable bits.
-    Reg {
-        start: 0x000,
-        end: 0x003,
-        bytes: false,
+    0x000..=0x003, word {
         read: |d, _, _| d.ctlr,
         write: |d, _, _, v| {
             d.ctlr = v & 0b11;
             d.all()
         },
-    },
+    }
     // GICD_TYPER: lines and CPUs.
-    Reg {
-        start: 0x004,
-        end: 0x007,
-        bytes: false,
+    0x004..=0x007, word {
         read: |d, _, _| (d.lines / 32 - 1) | ((d.vcpus as u32 - 1) << 5),
         write: wi,
-    },
+    }
     // GICD_IIDR: a GIC-400.
-    Reg {
-        start: 0x008,
-        end: 0x00b,
-        bytes: false,
+    0x008..=0x00b, word {
         read: |_, _, _| IIDR,
         write: wi,
-    },
+    }
     // GICD_IGROUPRn.
-    Reg {
-        start: 0x080,
-        end: 0x0ff,
-        bytes: false,
+    0x080..=0x0ff, word {
         read: |d, v, off| d.bits(v, word(off), |i| i.group1),
         write: |d, v, off, val| {
             let n = word(off);
@@ -87,36 +142,24 @@ const REGS: [Reg; 17] = [
             }
             dirty
         },
-    },
+    }
     // GICD_ISENABLERn.
-    Reg {
-        start: 0x100,
-        end: 0x17f,
-        bytes: false,
+    0x100..=0x17f, word {
         read: |d, v, off| d.bits(v, word(off), |i| i.enabled),
         write: |d, v, off, val| d.set_bits(v, word(off), val, |i, _| i.enabled = true),
-    },
+    }
     // GICD_ICENABLERn.
-    Reg {
-        start: 0x180,
-        end: 0x1ff,
-        bytes: false,
+    0x180..=0x1ff, word {
         read: |d, v, off| d.bits(v, word(off), |i| i.enabled),
         write: |d, v, off, val| d.set_bits(v, word(off), val, |i, _| i.enabled = false),
-    },
+    }
     // GICD_ISPENDRn (SGIs are made pending through SPENDSGIR instead).
-    Reg {
-        start: 0x200,
-        end: 0x27f,
-        bytes: false,
+    0x200..=0x27f, word {
         read: |d, v, off| d.bits(v, word(off), |i| i.is_pending()),
         write: |d, v, off, val| d.set_bits(v, word(off), val, |i, id| i.pending |= id >= 16),
-    },
+    }
     // GICD_ICPENDRn.
-    Reg {
-        start: 0x280,
-        end: 0x2ff,
-        bytes: false,
+    0x280..=0x2ff, word {
         read: |d, v, off| d.bits(v, word(off), |i| i.is_pending()),
         write: |d, v, off, val| {
             let n = word(off);
@@ -124,29 +167,20 @@ const REGS: [Reg; 17] = [
                 .filter(|b| val & (1 << b) != 0)
                 .fold(0, |dirty, b| dirty | d.clear_pending(v, n * 32 + b))
         },
-    },
+    }
     // GICD_ISACTIVERn.
-    Reg {
-        start: 0x300,
-        end: 0x37f,
-        bytes: false,
+    0x300..=0x37f, word {
         read: |d, v, off| d.bits(v, word(off), |i| i.active),
         write: |d, v, off, val| d.set_bits(v, word(off), val, |i, _| i.active = true),
-    },
+    }
     // GICD_ICACTIVERn.
-    Reg {
-        start: 0x380,
-        end: 0x3ff,
-        bytes: false,
+    0x380..=0x3ff, word {
         read: |d, v, off| d.bits(v, word(off), |i| i.active),
         write: |d, v, off, val| d.set_bits(v, word(off), val, |i, _| i.active = false),
-    },
+    }
     // GICD_IPRIORITYRn, one byte per interrupt (the last word, 0x7fc,
     // is reserved).
-    Reg {
-        start: 0x400,
-        end: 0x7fb,
-        bytes: true,
+    0x400..=0x7fb, bytes {
         read: |d, v, off| d.irq(v, off - 0x400).map_or(0, |i| i.priority) as u32,
         write: |d, v, off, b| {
             let intid = off - 0x400;
@@ -159,12 +193,9 @@ const REGS: [Reg; 17] = [
                 None => 0,
             }
         },
-    },
+    }
     // GICD_ITARGETSRn, one byte per interrupt; SGIs' and PPIs' read-only.
-    Reg {
-        start: 0x800,
-        end: 0xbfb,
-        bytes: true,
+    0x800..=0xbfb, bytes {
         read: |d, v, off| d.target_byte(v, off - 0x800) as u32,
         write: |d, v, off, b| {
             let intid = off - 0x800;
@@ -181,13 +212,10 @@ const REGS: [Reg; 17] = [
                 None => 0,
             }
         },
-    },
+    }
     // GICD_ICFGRn: two bits per interrupt, bit 1 = edge. SGIs are always
     // edge and read-only; hardware-linked lines keep their trigger.
-    Reg {
-        start: 0xc00,
-        end: 0xcff,
-        bytes: false,
+    0xc00..=0xcff, word {
         read: |d, v, off| {
             let first = (off - 0xc00) * 4; // 16 INTIDs per word
             (0..16).fold(0, |a, k| {
@@ -214,20 +242,14 @@ const REGS: [Reg; 17] = [
             }
             dirty
         },
-    },
+    }
     // GICD_SGIR: write-only.
-    Reg {
-        start: 0xf00,
-        end: 0xf03,
-        bytes: false,
+    0xf00..=0xf03, word {
         read: raz,
         write: |d, v, _, val| d.sgir(v, val),
-    },
+    }
     // GICD_CPENDSGIRn: one byte per SGI, a bit per source.
-    Reg {
-        start: 0xf10,
-        end: 0xf1f,
-        bytes: true,
+    0xf10..=0xf1f, bytes {
         read: |d, v, off| d.sgi_sources(v, off & 0xf) as u32,
         write: |d, v, off, b| {
             let sgi = (off & 0xf) as usize;
@@ -238,12 +260,9 @@ const REGS: [Reg; 17] = [
             }
             1 << v
         },
-    },
+    }
     // GICD_SPENDSGIRn.
-    Reg {
-        start: 0xf20,
-        end: 0xf2f,
-        bytes: true,
+    0xf20..=0xf2f, bytes {
         read: |d, v, off| d.sgi_sources(v, off & 0xf) as u32,
         write: |d, v, off, b| {
             let sgi = (off & 0xf) as usize;
@@ -254,12 +273,9 @@ const REGS: [Reg; 17] = [
             }
             1 << v
         },
-    },
+    }
     // The identification registers (a GIC-400's PIDR/CIDR), read-only.
-    Reg {
-        start: 0xfd0,
-        end: 0xfff,
-        bytes: false,
+    0xfd0..=0xfff, word {
         read: |_, _, off| match off {
             0xfd0 => 0x04,
             0xfe0 => 0x90,
@@ -272,50 +288,22 @@ const REGS: [Reg; 17] = [
             _ => 0,
         },
         write: wi,
-    },
-];
-
-/// The register `off` falls in, if any.
-fn find(off: u32) -> Option<&'static Reg> {
-    let i = REGS.partition_point(|r| r.end < off);
-    REGS.get(i).filter(|r| r.start <= off)
+    }
 }
 
 impl VgicDist {
     /// A guest load of `width` bytes at `offset` from vCPU `vcpu`.
     pub fn read(&self, vcpu: usize, offset: u64, width: u8) -> u32 {
-        let off = offset as u32;
-        let Some(r) = find(off) else {
-            return 0;
-        };
-        match (r.bytes, width) {
-            (true, 1) => (r.read)(self, vcpu, off),
-            (true, 4) if off.is_multiple_of(4) && off + 3 <= r.end => {
-                (0..4).fold(0, |a, b| a | ((r.read)(self, vcpu, off + b) << (8 * b)))
-            }
-            (false, 4) if off.is_multiple_of(4) => (r.read)(self, vcpu, off),
-            _ => 0,
-        }
+        read_reg(self, vcpu, offset as u32, width)
     }
 
     /// A guest store of `width` bytes at `offset` from vCPU `vcpu`;
     /// returns the vCPUs whose deliverable interrupts may have changed.
     pub fn write(&mut self, vcpu: usize, offset: u64, width: u8, value: u32) -> Dirty {
-        let off = offset as u32;
         if vcpu >= self.vcpus {
             return 0;
         }
-        let Some(r) = find(off) else {
-            return 0;
-        };
-        match (r.bytes, width) {
-            (true, 1) => (r.write)(self, vcpu, off, value & 0xff),
-            (true, 4) if off.is_multiple_of(4) && off + 3 <= r.end => (0..4).fold(0, |d, b| {
-                d | (r.write)(self, vcpu, off + b, (value >> (8 * b)) & 0xff)
-            }),
-            (false, 4) if off.is_multiple_of(4) => (r.write)(self, vcpu, off, value),
-            _ => 0,
-        }
+        write_reg(self, vcpu, offset as u32, width, value)
     }
 }
 
@@ -323,19 +311,23 @@ impl VgicDist {
 mod tests {
     use super::*;
 
+    fn find(off: u32) -> Option<(u32, u32, bool)> {
+        RANGES.iter().copied().find(|r| (r.0..=r.1).contains(&off))
+    }
+
     #[test]
     fn the_table_is_sorted_disjoint_and_covers_what_the_spec_lists() {
-        for w in REGS.windows(2) {
-            assert!(
-                w[0].end < w[1].start,
-                "{:#x} overlaps {:#x}",
-                w[0].start,
-                w[1].start
-            );
+        for w in RANGES.windows(2) {
+            assert!(w[0].1 < w[1].0, "{:#x} overlaps {:#x}", w[0].0, w[1].0);
         }
-        for r in &REGS {
-            assert!(r.start <= r.end && r.end < 0x1000);
+        for r in RANGES {
+            assert!(r.0 <= r.1 && r.1 < 0x1000);
         }
+        assert_eq!(
+            RANGES.iter().filter(|r| r.2).count(),
+            4,
+            "four byte-accessible registers"
+        );
         for (off, covered) in [
             (0x000, true),
             (0x00c, false),

@@ -6,7 +6,8 @@
 //! # one section per VM
 //! [vm linux]
 //! cores    = 0-3            # physical cores, one pinned vCPU each
-//! memory   = 768M           # RAM at IPA 0 (a multiple of 2 MiB)
+//! memory   = 768M           # RAM from IPA 0 (a multiple of 2 MiB; past
+//!                           # 0xfc000000 it continues at 4 GiB)
 //! kernel   = Image          # a file in the bundle (arm64 Image format)
 //! initrd   = rootfs.cpio.gz # optional
 //! bootargs = console=ttyAMA0 earlycon

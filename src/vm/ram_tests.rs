@@ -3,18 +3,12 @@
 //! can hold.
 
 use super::*;
-use crate::mm::pagetable::{PageTable, PoolAlloc, TableMem, ENTRIES};
+use crate::mm::pagetable::{PageTable, PoolAlloc};
 use crate::mm::stage2::{build, s2_kind, DeviceMap, S2Kind, BLOCK};
 use crate::vm::layout;
-use std::boxed::Box;
 use std::vec::Vec;
 
-fn pool(n: usize) -> Box<[TableMem]> {
-    (0..n)
-        .map(|_| TableMem([0; ENTRIES]))
-        .collect::<Vec<_>>()
-        .into_boxed_slice()
-}
+use crate::mm::pagetable::tests::pool;
 
 #[test]
 fn guest_ram_lookup() {
