@@ -5,7 +5,7 @@
 //! HPFAR into a plain [`Snapshot`]; everything here is pure and host-tested.
 //! The syndrome fields are [`crate::trap::decode`]'s.
 
-use crate::trap::decode::{Syndrome, ABORT_ISS};
+use crate::trap::decode::{Syndrome, ABORT_ISS, ESR};
 use core::fmt;
 use tock_registers::{interfaces::Readable, registers::InMemoryRegister};
 
@@ -145,10 +145,16 @@ impl Frame {
 
     /// Moves the return address past the trapped instruction (an emulated
     /// access, a trapped WFx or system register, an SMC, which leaves ELR
-    /// at itself). Always 4 bytes: guests run AArch64 only.
+    /// at itself): 4 bytes, or 2 for a 16-bit T32 instruction, as
+    /// ESR_EL2.IL says (an AArch32 EL0 under a guest kernel can trap with
+    /// one; skipping 4 would land in the middle of the next instruction).
     #[inline(always)]
     pub fn skip_instruction(&mut self) {
-        self.elr += 4;
+        self.elr += if self.esr & ESR::IL::SET.value != 0 {
+            4
+        } else {
+            2
+        };
     }
 }
 
@@ -370,5 +376,17 @@ mod tests {
             "{l:?}"
         );
         assert!(l.iter().any(|x| x.contains("x0  0x0000000000000000")));
+    }
+
+    #[test]
+    fn skipping_a_trapped_instruction_follows_its_length() {
+        let mut f = Frame::ZERO;
+        f.elr = 0x1000;
+        f.esr = (0x24 << 26) | (1 << 25); // a 32-bit instruction
+        f.skip_instruction();
+        assert_eq!(f.elr, 0x1004);
+        f.esr = 0x24 << 26; // IL clear: a 16-bit T32 instruction
+        f.skip_instruction();
+        assert_eq!(f.elr, 0x1006);
     }
 }

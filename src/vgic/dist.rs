@@ -292,13 +292,30 @@ impl VgicDist {
         i.cleared = true;
         if i.hw && was && !i.in_lr {
             self.release(vcpu, intid);
+            // This vCPU's next refill deactivates it, even when no vCPU
+            // is a target (an SPI with ITARGETSR 0 reaches nobody).
+            return reach | (1 << vcpu);
         }
         reach
     }
 
     /// Queues physical `intid` for deactivation by [`Self::take_released`].
+    ///
+    /// Bounded whatever the guest does: an interrupt is queued at most
+    /// once (an SPI once for the VM, a PPI once per vCPU), so the queue
+    /// never holds more than the VM's hardware-linked interrupts (a guest
+    /// looping ISPENDR/ICPENDR on its passed-through SPI grew it by one
+    /// entry per pair until the heap ran out).
     pub(super) fn release(&mut self, vcpu: usize, intid: u32) {
-        self.released.push((vcpu as u8, intid));
+        let e = (if intid >= 32 { 0 } else { vcpu as u8 }, intid);
+        if !self.released.contains(&e) {
+            self.released.push(e);
+        }
+    }
+
+    /// How many physical deactivations are queued.
+    pub fn released_len(&self) -> usize {
+        self.released.len()
     }
 
     /// The guest's SGIR write from `vcpu`.

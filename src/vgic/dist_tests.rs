@@ -209,3 +209,21 @@ fn devices_raise_lines_for_their_targets() {
     assert_eq!(d.set_line(1, 27, true), 0b10, "a PPI reaches its own vCPU");
     assert_eq!(d.set_line(0, 3, true), 0, "SGIs only through SGIR");
 }
+
+#[test]
+fn a_pend_clear_loop_on_a_passed_through_spi_stays_bounded_and_drains() {
+    // VM-owned SPI 153, hardware-linked (the passed-through PL011's), its
+    // ITARGETSR left at 0: nobody is a target.
+    let mut d = VgicDist::new(2, &[153]);
+    d.set_hw(153);
+    d.write(0, 0x100 + 4 * (153 / 32), 4, 1 << (153 % 32)); // enabled
+    let bit = 1u32 << (153 % 32);
+    for _ in 0..100_000 {
+        d.write(0, 0x200 + 4 * (153 / 32), 4, bit); // ISPENDR
+        let dirty = d.write(0, 0x280 + 4 * (153 / 32), 4, bit); // ICPENDR
+        assert_ne!(dirty & 1, 0, "the writer's next refill drains it");
+        assert!(d.released_len() <= 1, "one queued deactivation at most");
+    }
+    assert_eq!(d.take_released(0), [153]);
+    assert_eq!(d.released_len(), 0);
+}

@@ -113,6 +113,27 @@ impl fmt::Display for RestartPolicy {
     }
 }
 
+/// A VM's run state, shared by its vCPUs' cores.
+pub mod state {
+    /// Running (some vCPUs may be off).
+    pub const RUNNING: u8 = 0;
+    /// Stopped by SYSTEM_OFF, a crash or its policy.
+    pub const OFF: u8 = 1;
+    /// Being reloaded (SYSTEM_RESET, a restart by its policy).
+    pub const RESETTING: u8 = 2;
+}
+
+/// Moves a running VM's `state` to `to` (OFF or RESETTING) and says
+/// whether this caller won: the first decision to end a VM wins, and a
+/// later one (another vCPU halting while it resets, or resetting while it
+/// halts) is dropped instead of overwriting it.
+pub fn claim_end(state: &core::sync::atomic::AtomicU8, to: u8) -> bool {
+    use core::sync::atomic::Ordering::{AcqRel, Acquire};
+    state
+        .compare_exchange(state::RUNNING, to, AcqRel, Acquire)
+        .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +199,21 @@ mod tests {
         assert_eq!(n.decide(Reset, 1), Restart);
         assert_eq!(n.decide(Crash, 2), Halt);
         assert_eq!(n.decide(PowerOff, 5), Halt);
+    }
+
+    #[test]
+    fn the_first_decision_to_end_a_vm_wins() {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        let s = AtomicU8::new(state::RUNNING);
+        assert!(claim_end(&s, state::RESETTING));
+        assert!(
+            !claim_end(&s, state::OFF),
+            "a halt during a reset is dropped"
+        );
+        assert_eq!(s.load(Ordering::Relaxed), state::RESETTING);
+        s.store(state::RUNNING, Ordering::Relaxed);
+        assert!(claim_end(&s, state::OFF));
+        assert!(!claim_end(&s, state::RESETTING));
+        assert_eq!(s.load(Ordering::Relaxed), state::OFF);
     }
 }

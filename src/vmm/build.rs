@@ -5,7 +5,7 @@
 //! (`start`). All or nothing: if any VM cannot be built, none starts.
 
 use super::irq::new_vgic;
-use super::vm::{publish, state, vm, vms, Vcpu, Vm};
+use super::vm::{publish, vm, vms, Vcpu, Vm};
 use super::{console, conswitch, cores, firmware, irq, watchdog};
 use crate::arch::{cpu, guest};
 use crate::dt::host::HostInfo;
@@ -25,6 +25,7 @@ use crate::vm::image::{self, LoadPlan};
 use crate::vm::layout::{GICC_IPA, GICC_SIZE, UART_INTID, UART_IPA};
 use crate::vm::psci::Power;
 use crate::vm::ram::{GuestRam, MAX_CHUNKS};
+use crate::vm::restart::state;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};

@@ -9,7 +9,7 @@ use super::cores::current;
 use super::fault::unexpected_exception;
 use super::lifecycle::{end_vm, system_off, system_reset};
 use super::vcpu::leave;
-use super::vm::{state, Vm};
+use super::vm::Vm;
 use super::{cores, irq, watchdog};
 use crate::arch::{cpu, guest};
 use crate::devices::bus::BusError;
@@ -21,6 +21,7 @@ use crate::trap::stats::ExitKind;
 use crate::trap::sysreg::{self, SysRegAccess, SysRegResult};
 use crate::vm::layout::{GICD_IPA, GICD_SIZE};
 use crate::vm::psci::{self, Outcome};
+use crate::vm::restart::state;
 use crate::vm::restart::End;
 use core::sync::atomic::Ordering;
 

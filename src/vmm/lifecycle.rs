@@ -3,11 +3,12 @@
 //! state change of a VM goes through.
 
 use super::vcpu::leave;
-use super::vm::{state, Vm};
+use super::vm::Vm;
 use super::{cores, irq};
 use crate::arch::{cpu, guest};
 use crate::vm::psci::Power;
-use crate::vm::restart::{Action, End, RestartPolicy};
+use crate::vm::restart::state;
+use crate::vm::restart::{claim_end, Action, End, RestartPolicy};
 use core::sync::atomic::Ordering;
 use log::{info, warn};
 
@@ -55,7 +56,7 @@ pub(super) fn end_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::A
 fn halt_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::Arguments<'_>) -> ! {
     {
         let mut power = vm.power.lock();
-        if vm.state.swap(state::OFF, Ordering::AcqRel) == state::RUNNING {
+        if claim_end(&vm.state, state::OFF) {
             power.iter_mut().for_each(|p| *p = Power::Off);
             if end == End::PowerOff && vm.policy == RestartPolicy::Default {
                 info!("VM '{}': {why}: stopped; its cores are idle", vm.name);
@@ -87,14 +88,7 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
     // Under the power lock, so no vCPU can start between this and the wait.
     let won = {
         let _power = vm.power.lock();
-        vm.state
-            .compare_exchange(
-                state::RUNNING,
-                state::RESETTING,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
+        claim_end(&vm.state, state::RESETTING)
     };
     cores::set_in_guest(core, false);
     if !won {

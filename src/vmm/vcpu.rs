@@ -3,12 +3,13 @@
 
 use super::cores::{self, current};
 use super::irq;
-use super::vm::{state, vtcr, Vm};
+use super::vm::{vtcr, Vm};
 use crate::arch::{boot, cpu, guest};
 use crate::exception::Frame;
 use crate::platform::MAX_CORES;
 use crate::trap::inject::PSTATE_EL1H_MASKED;
 use crate::vm::psci::{self, Power};
+use crate::vm::restart::state;
 use core::cell::UnsafeCell;
 use core::sync::atomic::Ordering;
 

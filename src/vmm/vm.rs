@@ -22,16 +22,6 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use log::{error, warn};
 
-/// VM states.
-pub mod state {
-    /// Running (some vCPUs may be off).
-    pub const RUNNING: u8 = 0;
-    /// Stopped by SYSTEM_OFF or a fatal error.
-    pub const OFF: u8 = 1;
-    /// Being reloaded by SYSTEM_RESET.
-    pub const RESETTING: u8 = 2;
-}
-
 /// One vCPU.
 pub struct Vcpu {
     /// The physical core it is pinned to.

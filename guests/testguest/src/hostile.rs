@@ -138,11 +138,40 @@ pub fn hostile(ram: u64, vcpus: usize) -> ! {
     psci_cpu_on(&mut r, ram, vcpus);
     set_way(&mut r);
     wfx_storm(&mut r);
+    pend_clear_flood(&mut r);
     uart_storm(&mut r);
     println!("HOSTILE done attacks={} failed={}", r.attacks, r.failed);
     gic::sleep_until(1000, || false);
     psci(SYSTEM_OFF, 0, 0, 0);
     halt()
+}
+
+/// ISPENDR then ICPENDR on the passed-through SPI (153, hardware-linked)
+/// with its ITARGETSR at 0, many times: each pair once queued a physical
+/// deactivation that no vCPU drained, until the hypervisor's heap ran out
+/// and it panicked holding this VM's distributor lock. The hypervisor
+/// must still answer afterwards.
+fn pend_clear_flood(r: &mut Run) {
+    const D: u64 = 0xff84_1000;
+    const SPI: u64 = 153;
+    const PAIRS: u64 = 600_000;
+    let (word, bit) = (4 * (SPI / 32), 1u32 << (SPI % 32));
+    let targets = gic::r32(D + 0x800 + (SPI & !3));
+    gic::w8(D + 0x800 + SPI, 0);
+    for _ in 0..PAIRS {
+        gic::w32(D + 0x200 + word, bit);
+        gic::w32(D + 0x280 + word, bit);
+    }
+    gic::w32(D + 0x800 + (SPI & !3), targets);
+    let iidr = gic::r32(D + 0x8);
+    let alive = iidr == 0x0200_143b;
+    r.report(
+        "pend-clear-flood",
+        PAIRS,
+        if alive { PAIRS } else { 0 },
+        alive,
+        format_args!("GICD_IIDR reads {iidr:#x} after the flood"),
+    );
 }
 
 /// Loads (every 2 MiB) and stores (every 16 MiB) over the whole IPA space

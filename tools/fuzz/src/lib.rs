@@ -167,8 +167,21 @@ pub fn vgic(data: &[u8]) {
         .map(|_| u32::from(input.u16()) % 1100)
         .collect();
     let mut d = VgicDist::new(vcpus, &owned);
+    // Hardware-linked as in a VM: the timers, and a passed-through SPI.
+    d.set_hw(27);
+    d.set_hw(30);
+    if let Some(&spi) = owned.first() {
+        d.set_hw(spi);
+    }
+    // What the hypervisor may hold for this VM, whatever the guest does.
+    let bound = vcpus * 32 + owned.len();
     let mut lrs = vec![[0u32; 4]; vcpus];
     while !input.done() {
+        assert!(
+            d.released_len() <= bound,
+            "{} queued deactivations",
+            d.released_len()
+        );
         let kind = input.u8();
         let v = (input.u8() as usize) % (vcpus + 1); // one past: a bad vCPU
         let off = u64::from(input.u16() & 0xfff);

@@ -252,7 +252,7 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
     let log = &o.aux;
     o.reject_aux(r"ERROR|FAULT|PANIC|parked|panicked|TEST .* FAIL");
     // Every attack in the catalogue ran and was refused.
-    const ATTACKS: [&str; 12] = [
+    const ATTACKS: [&str; 13] = [
         "ipa-sweep",
         "peripheral-window",
         "ram-edges",
@@ -264,6 +264,7 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
         "psci-cpu-on",
         "set-way",
         "wfx-storm",
+        "pend-clear-flood",
         "uart-storm",
     ];
     for a in ATTACKS {
@@ -272,7 +273,7 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
         ));
     }
     o.reject_aux(r"result=FAIL")
-        .expect_aux(r"\[hostile\] HOSTILE done attacks=12 failed=0")
+        .expect_aux(r"\[hostile\] HOSTILE done attacks=13 failed=0")
         .expect_aux(r"VM 'hostile': SYSTEM_OFF from vCPU 0");
     // The victim: pattern intact and its device answering every time,
     // and alive while the attacks ran.
