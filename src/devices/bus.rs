@@ -34,6 +34,10 @@ pub trait MmioDevice: Send {
     fn read(&mut self, offset: u64, width: u8) -> Result<u64, MmioError>;
     /// A store of `width` bytes at `offset`.
     fn write(&mut self, offset: u64, width: u8, value: u64) -> Result<(), MmioError>;
+    /// Back to the state at power-on (the VM restarts): FIFOs, registers
+    /// and the interrupt line's level, without signalling the line (the
+    /// VM's distributor is reset with it).
+    fn reset(&mut self) {}
 }
 
 /// Why an access could not be dispatched.
@@ -129,6 +133,13 @@ impl MmioBus {
         }
         self.slots.push(Slot { base, size, dev });
         Ok(())
+    }
+
+    /// Resets every device (the VM restarts).
+    pub fn reset_all(&mut self) {
+        for s in &mut self.slots {
+            s.dev.reset();
+        }
     }
 
     /// The name of the device at `ipa`, if any.

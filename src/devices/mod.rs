@@ -26,4 +26,7 @@ impl<T: MmioDevice> MmioDevice for Shared<T> {
     fn write(&mut self, offset: u64, width: u8, value: u64) -> Result<(), MmioError> {
         self.0.lock().write(offset, width, value)
     }
+    fn reset(&mut self) {
+        self.0.lock().reset()
+    }
 }

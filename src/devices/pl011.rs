@@ -232,6 +232,12 @@ impl Pl011 {
 }
 
 impl MmioDevice for Pl011 {
+    fn reset(&mut self) {
+        let tx = core::mem::replace(&mut self.tx, Box::new(|_| {}));
+        let line = core::mem::replace(&mut self.line, Box::new(|_| {}));
+        *self = Self::new(tx, line);
+    }
+
     fn name(&self) -> &str {
         "pl011"
     }

@@ -208,3 +208,28 @@ fn hostile_accesses() {
     r.u.write(0x03c, 4, 0x7ff).unwrap();
     assert_eq!(rd(&mut r.u, 0x03c), 0);
 }
+
+#[test]
+fn reset_forgets_input_registers_and_the_line() {
+    let mut r = rig();
+    r.u.write(0x038, 4, u64::from(int::RX)).unwrap(); // IMSC: RX
+    for b in b"old shell input" {
+        r.u.receive(*b);
+    }
+    assert!(*r.line.lock().unwrap().last().unwrap(), "line high");
+    r.u.write(0x02c, 4, 0x60).unwrap(); // LCR_H: FIFOs off
+    MmioDevice::reset(&mut r.u);
+    assert_eq!(rd(&mut r.u, 0x038), 0, "IMSC back to 0");
+    assert_eq!(rd(&mut r.u, 0x02c), 0x70, "LCR_H as the firmware leaves it");
+    assert_ne!(rd(&mut r.u, 0x18) & fr::RXFE, 0, "nothing left to read");
+    // The line is low again inside the model: the next rise is signalled.
+    r.line.lock().unwrap().clear();
+    r.u.write(0x038, 4, u64::from(int::RX)).unwrap();
+    for b in b"12345678" {
+        r.u.receive(*b); // to the RX trigger level
+    }
+    assert_eq!(*r.line.lock().unwrap(), vec![true]);
+    // Output still goes where it went.
+    r.u.write(0x000, 4, u64::from(b'!')).unwrap();
+    assert_eq!(r.out.lock().unwrap().last(), Some(&b'!'));
+}

@@ -134,6 +134,10 @@ impl Sp805 {
 }
 
 impl MmioDevice for Sp805 {
+    fn reset(&mut self) {
+        Sp805::reset(self);
+    }
+
     fn name(&self) -> &str {
         "sp805"
     }

@@ -113,6 +113,13 @@ fn aligned(offset: u64, width: u8) -> bool {
 }
 
 impl MmioDevice for TestDev {
+    fn reset(&mut self) {
+        self.scratch = 0;
+        self.scratch64 = 0;
+        self.line.clear();
+        self.levels = 0;
+    }
+
     fn name(&self) -> &str {
         "pivisor-test"
     }
@@ -268,5 +275,29 @@ mod tests {
         assert_eq!(d.write(0xffc, 4, 0), Err(MmioError::BadOffset));
         assert_eq!(d.read(0, 3), Err(MmioError::BadWidth));
         assert_eq!(d.read(0x4, 4), Ok(0), "state unchanged by refusals");
+    }
+
+    #[test]
+    fn reset_clears_scratch_lines_and_a_half_written_line() {
+        let (mut d, lines, irqs) = dev_irqs();
+        d.write(0x04, 4, 0xdead_beef).unwrap();
+        d.write(0x10, 8, 0x1234).unwrap();
+        d.write(0x18, 4, 0b101).unwrap();
+        d.write(0x08, 1, u64::from(b'x')).unwrap(); // a line not yet ended
+        MmioDevice::reset(&mut d);
+        assert_eq!((d.read(0x04, 4), d.read(0x10, 8)), (Ok(0), Ok(0)));
+        assert_eq!(d.read(0x18, 4), Ok(0));
+        irqs.lock().unwrap().clear();
+        d.write(0x18, 4, 0b1).unwrap();
+        assert_eq!(
+            *irqs.lock().unwrap(),
+            [(104, true)],
+            "a rise after reset is seen"
+        );
+        d.write(0x08, 1, u64::from(b'\n')).unwrap();
+        assert!(
+            lines.lock().unwrap().iter().all(|l| !l.contains('x')),
+            "the old half line is gone"
+        );
     }
 }

@@ -172,7 +172,9 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             PASSTHROUGH.store(index, Ordering::Relaxed);
         }
         let kernel = p.cfg.kernel;
-        let vm = new_vm(index, name, p, table, dtb, dev);
+        let pl011_pa = host.uart.filter(|_| dev.pl011_passthrough);
+        let mut vm = new_vm(index, name, p, table, dtb, dev);
+        vm.pl011_pa = pl011_pa;
         vm.zero_ram();
         vm.load();
         log_vm(&vm, kernel);
@@ -269,6 +271,7 @@ fn new_vm(
         bootargs: p.cfg.bootargs.to_string(),
         uart: dev.uart,
         watchdog: dev.watchdog,
+        pl011_pa: None,
         name,
     }
 }

@@ -122,10 +122,18 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
     guest::publish_memory();
     // This core still has the VM's VTTBR loaded.
     guest::flush_vmid_everywhere();
-    irq::reset_vgic(vm);
-    if let Some(w) = &vm.watchdog {
-        w.lock().reset();
+    // Every device back to its power-on state (mailbox FIFO and CNF, the
+    // UART's FIFOs, registers and line, the test device, the watchdog),
+    // then a fresh distributor, so no line is left high.
+    vm.bus.lock().reset_all();
+    if let Some(pa) = vm.pl011_pa {
+        // SAFETY: the VM's own passed-through PL011 (its page in the EL2
+        // map as Device); every vCPU of the VM is stopped, so nothing
+        // else touches it until the VM runs again.
+        let mut u = unsafe { crate::board::rpi4::pl011::Pl011::new(pa as usize) };
+        u.init(crate::platform::UART_CLOCK_HZ, crate::platform::BAUD);
     }
+    irq::reset_vgic(vm);
     vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
     {
         let mut power = vm.power.lock();

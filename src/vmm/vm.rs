@@ -84,6 +84,9 @@ pub struct Vm {
     pub(super) bootargs: String,
     /// The emulated UART, if the VM has one (the console feeds it input).
     pub uart: Option<Arc<Mutex<Pl011>>>,
+    /// The real PL011's address, if the VM owns it (passed through): a
+    /// restart puts it back as the firmware left it.
+    pub pl011_pa: Option<u64>,
     /// The emulated SP805 watchdog, if the VM has one.
     pub watchdog: Option<Arc<Mutex<Sp805>>>,
 }

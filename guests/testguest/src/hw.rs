@@ -269,3 +269,59 @@ fn aarch64_wfi() {
     // SAFETY: waits for an interrupt.
     unsafe { asm!("wfi", options(nomem, nostack)) };
 }
+
+/// Lets EL1 and EL0 use FP/SIMD (CPACR_EL1.FPEN = 0b11; a reset leaves
+/// it 0, which traps them).
+fn fp_enable() {
+    // SAFETY: an EL1 control register of this guest's own.
+    unsafe {
+        asm!(
+            "mrs {t}, cpacr_el1",
+            "orr {t}, {t}, #0x300000",
+            "msr cpacr_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
+/// Leaves a pattern in the FP/SIMD state (d0, the top half of v31,
+/// FPCR) for a restart to clear.
+pub fn fp_leave_state() {
+    fp_enable();
+    // SAFETY: only FP/SIMD registers change; the code is soft-float.
+    unsafe {
+        asm!(
+            ".arch_extension fp",
+            ".arch_extension simd",
+            "fmov d0, {p}",
+            "mov v31.d[1], {p}",
+            "msr fpcr, {f}",
+            p = in(reg) 0x5a5a_5a5a_5a5a_5a5au64,
+            f = in(reg) 0x0300_0000u64,
+            options(nostack)
+        )
+    };
+}
+
+/// The FP/SIMD state now: (d0, the top half of v31, FPCR).
+pub fn fp_state() -> (u64, u64, u64) {
+    fp_enable();
+    let (d0, hi, fpcr): (u64, u64, u64);
+    // SAFETY: reads of FP/SIMD registers.
+    unsafe {
+        asm!(
+            ".arch_extension fp",
+            ".arch_extension simd",
+            "fmov {d0}, d0",
+            "mov {hi}, v31.d[1]",
+            "mrs {fpcr}, fpcr",
+            d0 = out(reg) d0,
+            hi = out(reg) hi,
+            fpcr = out(reg) fpcr,
+            options(nostack)
+        )
+    };
+    (d0, hi, fpcr)
+}

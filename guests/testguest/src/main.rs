@@ -103,6 +103,31 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             v == 0x10001 && ram > 0,
             format_args!("PSCI_VERSION {v:#x} after reset"),
         );
+        let has = |path: &str| fdt.as_ref().and_then(|f| f.find_node(path)).is_some();
+        let scratch = testdev_read32(0x04);
+        let (mbox_reset, sta, cnf) = if has("/soc/mailbox@7e00b880") {
+            mbox::is_reset()
+        } else {
+            (true, 0, 0)
+        };
+        let imsc = if has("/soc/serial@7e201000") {
+            uart::imsc()
+        } else {
+            0
+        };
+        t.check(
+            "reset-devices",
+            scratch == 0 && mbox_reset && imsc == 0,
+            format_args!(
+                "SCRATCH {scratch:#x}, MAIL0_STA {sta:#x} MAIL0_CNF {cnf:#x}, UART IMSC {imsc:#x} after reset"
+            ),
+        );
+        let (d0, hi, fpcr) = hw::fp_state();
+        t.check(
+            "reset-fp",
+            d0 == 0 && hi == 0 && fpcr == 0,
+            format_args!("d0 {d0:#x}, v31 high {hi:#x}, FPCR {fpcr:#x} after reset"),
+        );
         for i in 1..vcpus {
             let s = psci(AFFINITY_INFO, i as u64, 0, 0);
             t.check(
@@ -170,6 +195,20 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         fill > 0 && bad == 0,
         format_args!("{bad} of {fill} words changed"),
     );
+    // State a restart must clear: the test device's scratch, a waiting
+    // mailbox answer and its interrupt enable, the UART's interrupt mask
+    // (its transmit line high), FP/SIMD registers. Interrupts masked so
+    // none of it is taken before the reset.
+    // SAFETY: masks interrupts at EL1.
+    unsafe { core::arch::asm!("msr daifset, #3", options(nomem, nostack)) };
+    testdev_write32(0x04, 0xdead_beef);
+    if mailbox {
+        mbox::leave_state();
+    }
+    if uart {
+        uart::leave_state();
+    }
+    hw::fp_leave_state();
     finish(&t, "SYSTEM_RESET");
     psci(SYSTEM_RESET, 0, 0, 0);
     println!("TEST system-reset FAIL: SYSTEM_RESET returned");

@@ -195,3 +195,17 @@ pub fn run(t: &mut Tally, ram: u64) {
         ),
     );
 }
+
+/// Leaves state behind for a restart to clear: the data interrupt enabled
+/// and an answer waiting unread.
+pub fn leave_state() {
+    put(&[8 * 4, 0, 0x0000_0001, 4, 0, 0, 0, 0]); // firmware revision
+    w32(MAIL0_CNF, 1);
+    w32(MAIL1_WRT, BUS | BUF as u32 | 8);
+}
+
+/// Whether the mailbox is as at power-on: nothing waiting, CNF 0.
+pub fn is_reset() -> (bool, u32, u32) {
+    let (sta, cnf) = (r32(MAIL0_STA), r32(MAIL0_CNF));
+    (sta & EMPTY != 0 && cnf == 0, sta, cnf)
+}

@@ -131,3 +131,14 @@ pub fn run(t: &mut Tally, vm: u32) {
         println!("UART no input");
     }
 }
+
+/// Leaves state behind for a restart to clear: every interrupt unmasked
+/// (the transmit interrupt raises the line at once).
+pub fn leave_state() {
+    crate::gic::w32(IMSC, 0x7ff);
+}
+
+/// IMSC as at power-on (0).
+pub fn imsc() -> u32 {
+    crate::gic::r32(IMSC)
+}

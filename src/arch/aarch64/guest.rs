@@ -96,7 +96,8 @@ pub fn configure_vcpu(vtcr: u64, vttbr: u64, vmpidr: u64, cntvoff: u64) {
 /// Loads the EL1 state booting.rst asks for at kernel entry: MMU and
 /// caches off (SCTLR_EL1 RES1 bits only, little-endian), no translation,
 /// vectors at 0, FP traps as at reset, timers off, EL0 counter access
-/// off; every other register zeroed so nothing leaks from a previous run.
+/// off; every other register zeroed so nothing leaks from a previous run,
+/// FP/SIMD included.
 pub fn reset_el1() {
     const SCTLR_EL1_RES1: u64 =
         (1 << 29) | (1 << 28) | (1 << 23) | (1 << 22) | (1 << 20) | (1 << 11);
@@ -134,6 +135,57 @@ pub fn reset_el1() {
             "isb",
             sctlr = in(reg) SCTLR_EL1_RES1,
             options(nostack)
+        );
+    }
+    reset_fp_simd();
+}
+
+/// Zeroes the FP/SIMD registers, FPCR and FPSR: the hypervisor never
+/// touches them (soft-float), so without this a restarted VM would start
+/// with its previous life's vector registers. CPTR_EL2.TFP is clear, so
+/// EL2 may.
+fn reset_fp_simd() {
+    // SAFETY: only the guest's FP/SIMD state changes, while no guest runs
+    // on this core.
+    unsafe {
+        asm!(
+            ".arch_extension fp",
+            ".arch_extension simd",
+            "movi v0.2d, #0",
+            "movi v1.2d, #0",
+            "movi v2.2d, #0",
+            "movi v3.2d, #0",
+            "movi v4.2d, #0",
+            "movi v5.2d, #0",
+            "movi v6.2d, #0",
+            "movi v7.2d, #0",
+            "movi v8.2d, #0",
+            "movi v9.2d, #0",
+            "movi v10.2d, #0",
+            "movi v11.2d, #0",
+            "movi v12.2d, #0",
+            "movi v13.2d, #0",
+            "movi v14.2d, #0",
+            "movi v15.2d, #0",
+            "movi v16.2d, #0",
+            "movi v17.2d, #0",
+            "movi v18.2d, #0",
+            "movi v19.2d, #0",
+            "movi v20.2d, #0",
+            "movi v21.2d, #0",
+            "movi v22.2d, #0",
+            "movi v23.2d, #0",
+            "movi v24.2d, #0",
+            "movi v25.2d, #0",
+            "movi v26.2d, #0",
+            "movi v27.2d, #0",
+            "movi v28.2d, #0",
+            "movi v29.2d, #0",
+            "movi v30.2d, #0",
+            "movi v31.2d, #0",
+            "msr fpcr, xzr",
+            "msr fpsr, xzr",
+            options(nomem, nostack)
         );
     }
 }

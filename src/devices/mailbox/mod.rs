@@ -90,6 +90,13 @@ impl Mailbox {
 }
 
 impl MmioDevice for Mailbox {
+    fn reset(&mut self) {
+        self.fifo.clear();
+        self.cnf0 = 0;
+        self.cnf1 = 0;
+        self.level = false;
+    }
+
     fn name(&self) -> &str {
         "mailbox"
     }

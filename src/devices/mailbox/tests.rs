@@ -95,3 +95,23 @@ fn fifo_depth_and_hostile_accesses() {
     );
     assert_eq!(r.dev.write(0x30, 4, 5), Ok(()));
 }
+
+#[test]
+fn reset_drops_waiting_answers_and_the_configuration() {
+    let mut r = rig();
+    r.dev.write(0x1c, 4, u64::from(CNF_DATA_IRQ)).unwrap(); // MAIL0_CNF
+    r.dev.write(0x20, 4, 0xc000_1008).unwrap(); // a request, answered
+    assert_eq!(
+        r.dev.read(0x18, 4).unwrap() as u32 & EMPTY,
+        0,
+        "an answer waits"
+    );
+    MmioDevice::reset(&mut r.dev);
+    assert_ne!(
+        r.dev.read(0x18, 4).unwrap() as u32 & EMPTY,
+        0,
+        "no stale answer"
+    );
+    assert_eq!(r.dev.read(0x1c, 4).unwrap(), 0, "MAIL0_CNF back to 0");
+    assert_eq!(r.dev.read(0x00, 4).unwrap(), 0, "nothing to pop");
+}

@@ -88,7 +88,9 @@ fn guest_passed(o: &Output, vm: &str, vcpus: usize) {
         .expect(&format!(r"\[{vm}\] TEST reset-scrubbed ok"))
         .expect(&format!(r"\[{vm}\] TEST reset-gic ok"))
         .expect(&format!(r"\[{vm}\] TEST reset ok"))
-        .expect(&format!(r"\[{vm}\] RESULT pass {}; SYSTEM_OFF", vcpus + 2))
+        .expect(&format!(r"\[{vm}\] TEST reset-devices ok"))
+        .expect(&format!(r"\[{vm}\] TEST reset-fp ok"))
+        .expect(&format!(r"\[{vm}\] RESULT pass {}; SYSTEM_OFF", vcpus + 4))
         .expect(&format!(
             r"VM '{vm}': SYSTEM_OFF from vCPU 0: stopped; its cores are idle"
         ))
