@@ -246,6 +246,7 @@ fn new_vm(
                 core,
                 sysregs: Mutex::new(SysRegState::reset()),
                 exits: ExitStats::default(),
+                foreign_irqs: AtomicU64::new(0),
             })
             .collect(),
         ram: p.ram,
@@ -272,6 +273,7 @@ fn new_vm(
         uart: dev.uart,
         watchdog: dev.watchdog,
         pl011_pa: None,
+        counters: p.cfg.devices.contains(&Device::Counters),
         name,
     }
 }

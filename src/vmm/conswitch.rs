@@ -74,8 +74,10 @@ pub fn is_input(intid: u32) -> bool {
 }
 
 /// The console's receive interrupt: typed bytes to the focused VM (or to
-/// the switch's commands).
-pub fn input() {
+/// the switch's commands). Returns the VMs that got bytes (bit per VM
+/// index).
+pub fn input() -> u64 {
+    let mut to = 0u64;
     let mut bytes = [0u8; 64];
     let mut n = 0;
     with_console(|s| {
@@ -101,7 +103,9 @@ pub fn input() {
         if let Input::ToVm(vm_index, b) = r {
             if let Some(u) = vm(vm_index).and_then(|v| v.uart.as_ref()) {
                 u.lock().receive(b);
+                to |= 1 << (vm_index % 64);
             }
         }
     }
+    to
 }

@@ -90,8 +90,15 @@ fn handle_exit(frame: &mut Frame, slot: u64) {
     match slot % 4 {
         0 => sync_exit(vm, v, core, frame),
         1 | 2 => {
-            vm.vcpus[v].exits.record(ExitKind::Irq);
-            irq::handle_irqs(core)
+            // Only the VM's own interrupts are its exits; the others
+            // (console input, another VM's line) are counted apart, or
+            // the VM could time keystrokes typed into another VM.
+            if irq::handle_irqs(core) {
+                vm.vcpus[v].exits.record(ExitKind::Irq);
+            } else {
+                let c = &vm.vcpus[v].foreign_irqs;
+                c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
         }
         _ => {
             vm.vcpus[v].exits.record(ExitKind::SError);
@@ -315,6 +322,13 @@ fn hypercall(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
         }
         Outcome::SystemOff => system_off(vm, v, core),
         Outcome::SystemReset => system_reset(vm, v, core),
+        Outcome::ExitCount(_) if !vm.counters => {
+            frame.regs[0] = psci::ret::NOT_SUPPORTED as u64;
+            guest_log!(
+                vm,
+                "vCPU {v}: the exit-count call needs `devices = counters`; returned NOT_SUPPORTED"
+            );
+        }
         Outcome::ExitCount(which) => {
             let counts = vm.vcpus[v].exits.snapshot();
             frame.regs[0] = counts

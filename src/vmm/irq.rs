@@ -136,12 +136,16 @@ pub fn start_vcpu(vm: &Vm, v: usize) {
     flush_lrs(vm, v);
 }
 
-/// Handles every pending physical interrupt on this core.
-pub fn handle_irqs(core: usize) {
+/// Handles every pending physical interrupt on this core. Returns false
+/// when every one it took belonged to the hypervisor or another VM
+/// (console input, another VM's passed-through line): an exit the VM on
+/// this core must not see counted as its own.
+pub fn handle_irqs(core: usize) -> bool {
     let Some(gic) = GIC.get() else {
-        return;
+        return true;
     };
     let cur = current(core);
+    let (mut own, mut foreign) = (false, false);
     while let Some(iar) = gic.ack() {
         let intid = iar & 0x3ff;
         if intid >= 32 {
@@ -152,6 +156,11 @@ pub fn handle_irqs(core: usize) {
                 gic.priority_drop(iar);
                 let d = vm.vgic.lock().hw_fired(0, intid);
                 mark(vm, d);
+                if cur.is_some_and(|(c, _)| core::ptr::eq(c, vm)) {
+                    own = true;
+                } else {
+                    foreign = true;
+                }
                 continue;
             }
         }
@@ -162,22 +171,39 @@ pub fn handle_irqs(core: usize) {
                 gic.priority_drop(iar);
                 let d = vm.vgic.lock().hw_fired(v, intid);
                 mark(vm, d);
+                own = true;
             }
             (MAINTENANCE, Some((vm, v))) => {
                 flush_lrs(vm, v);
                 gic.complete(iar);
+                own = true;
             }
             (i, _) if super::conswitch::is_input(i) => {
-                super::conswitch::input();
+                let to = super::conswitch::input();
                 gic.complete(iar);
+                // Keys for the VM on this core are its own; keys for
+                // another VM it must not see.
+                if cur.is_some_and(|(vm, _)| to & (1 << (vm.index % 64)) != 0) {
+                    own = true;
+                } else {
+                    foreign = true;
+                }
             }
             (EL2_TIMER, _) => {
+                // This core's VM's watchdog deadline, or a wait of the
+                // hypervisor's own outside any guest.
                 cpu::el2_timer_stop();
                 gic.complete(iar);
+                own = true;
             }
-            _ => gic.complete(iar),
+            // SGIs: kicks for this core's vCPU.
+            _ => {
+                gic.complete(iar);
+                own = true;
+            }
         }
     }
+    own || !foreign
 }
 
 /// A guest access to its GICD page (`a.ipa` inside it): emulated by the

@@ -30,6 +30,10 @@ pub struct Vcpu {
     pub sysregs: Mutex<SysRegState>,
     /// Its exits since the VM (re)started, by kind.
     pub exits: ExitStats,
+    /// Interrupts its core took for the hypervisor or another VM while
+    /// it ran (console input, another VM's passed-through line): counted
+    /// apart, never among its exits, so the VM cannot time them.
+    pub foreign_irqs: AtomicU64,
 }
 
 /// One virtual machine.
@@ -84,6 +88,9 @@ pub struct Vm {
     pub(super) bootargs: String,
     /// The emulated UART, if the VM has one (the console feeds it input).
     pub uart: Option<Arc<Mutex<Pl011>>>,
+    /// Whether the VM may read its exit counts (`devices = counters`: the
+    /// page and the exit-count call).
+    pub counters: bool,
     /// The real PL011's address, if the VM owns it (passed through): a
     /// restart puts it back as the firmware left it.
     pub pl011_pa: Option<u64>,
@@ -135,8 +142,13 @@ impl Vm {
         let per: Vec<String> = (0..self.vcpus.len())
             .map(|v| self.exit_counts(Some(v)).total().to_string())
             .collect();
+        let foreign: u64 = self
+            .vcpus
+            .iter()
+            .map(|c| c.foreign_irqs.load(Ordering::Relaxed))
+            .sum();
         alloc::format!(
-            "{}; per vCPU {}; refused {} guest requests",
+            "{}; per vCPU {}; refused {} guest requests; {foreign} interrupts for others",
             self.exit_counts(None),
             per.join(", "),
             self.refusals.load(Ordering::Relaxed)
