@@ -24,7 +24,7 @@ BENCH_ELF := $(BENCH_DIR)/target/$(TARGET)/release/bench
 BENCH_IMG := $(BUILD)/guests/bench.img
 MKBUNDLE := cargo run --release -q -p pivisor-mkbundle --
 BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.img $(BUILD)/guests-toobig.img $(BUILD)/guests-bench.img \
-            $(BUILD)/guests-hostile.img $(BUILD)/guests-crash.img
+            $(BUILD)/guests-hostile.img $(BUILD)/guests-crash.img $(BUILD)/guests-resetloop.img
 LINUX_DIR := $(BUILD)/linux
 # The bundle `make run` boots: linux (Linux, four vCPUs, the default),
 # linux-debian (the same with Debian's own kernel), linux-two (two Linux
@@ -99,6 +99,8 @@ $(BUILD)/guests-pt.img: guests/testguest-pt.conf $(GUEST_IMG)
 $(BUILD)/guests-hostile.img: guests/hostile.conf $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
 $(BUILD)/guests-crash.img: guests/crash.conf $(GUEST_IMG)
+	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
+$(BUILD)/guests-resetloop.img: guests/resetloop.conf $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
 # Linux guests: Debian's kernel and busybox (fetched, checksummed, cached),
 # a busybox initramfs.
@@ -198,6 +200,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_PT=$(abspath $(BUILD)/guests-pt.img) \
   PIVISOR_BUNDLE_HOSTILE=$(abspath $(BUILD)/guests-hostile.img) \
   PIVISOR_BUNDLE_CRASH=$(abspath $(BUILD)/guests-crash.img) \
+  PIVISOR_BUNDLE_RESETLOOP=$(abspath $(BUILD)/guests-resetloop.img) \
   PIVISOR_BUNDLE_BENCH=$(abspath $(BUILD)/guests-bench.img) \
   PIVISOR_BENCH_IMAGE=$(abspath $(BENCH_IMG)) \
   PIVISOR_BUNDLE_LINUX=$(abspath $(BUILD)/guests-linux.img) \

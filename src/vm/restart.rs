@@ -134,6 +134,54 @@ pub fn claim_end(state: &core::sync::atomic::AtomicU8, to: u8) -> bool {
         .is_ok()
 }
 
+/// Restart-loop detection: a VM that keeps ending soon after it starts
+/// (SYSTEM_RESET as its first instruction restarted about 40 times a
+/// second, a log line pair each) waits before each further start, the
+/// wait doubling up to a cap; a VM that lives long enough starts over.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Backoff {
+    /// Counter time of the VM's last start.
+    started: u64,
+    /// Restarts in a row that came within [`Backoff::SHORT_LIFE_MS`] of
+    /// their start.
+    quick: u32,
+}
+
+impl Backoff {
+    /// A life shorter than this counts toward a loop.
+    pub const SHORT_LIFE_MS: u64 = 1000;
+    /// Quick restarts allowed before the waits begin.
+    pub const FREE: u32 = 3;
+    /// The first wait.
+    pub const FIRST_MS: u64 = 100;
+    /// The longest wait.
+    pub const MAX_MS: u64 = 10_000;
+
+    /// The VM (re)started at counter time `now`.
+    pub fn started(&mut self, now: u64) {
+        self.started = now;
+    }
+
+    /// The VM ends at `now` (counter frequency `freq`) and restarts: how
+    /// many milliseconds to wait before it starts again (0: at once), and
+    /// how many quick restarts in a row this makes.
+    pub fn restart(&mut self, now: u64, freq: u64) -> (u64, u32) {
+        let life_ms = now.saturating_sub(self.started).saturating_mul(1000) / freq.max(1);
+        if life_ms >= Self::SHORT_LIFE_MS {
+            self.quick = 0;
+        }
+        self.quick = self.quick.saturating_add(1);
+        let wait = match self.quick.checked_sub(Self::FREE + 1) {
+            None => 0,
+            Some(k) => Self::FIRST_MS
+                .checked_shl(k.min(32))
+                .unwrap_or(Self::MAX_MS)
+                .min(Self::MAX_MS),
+        };
+        (wait, self.quick)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +263,35 @@ mod tests {
         assert!(claim_end(&s, state::OFF));
         assert!(!claim_end(&s, state::RESETTING));
         assert_eq!(s.load(Ordering::Relaxed), state::OFF);
+    }
+
+    #[test]
+    fn a_restart_loop_waits_longer_each_time_and_a_long_life_starts_over() {
+        let f = 1000; // counter ticks per second: 1 tick = 1 ms
+        let mut b = Backoff::default();
+        let mut t = 0;
+        let mut waits = std::vec::Vec::new();
+        for _ in 0..12 {
+            b.started(t);
+            t += 20; // ends 20 ms after it started
+            let (w, _) = b.restart(t, f);
+            waits.push(w);
+            t += w;
+        }
+        assert_eq!(
+            waits,
+            [0, 0, 0, 100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+        );
+        // A life past SHORT_LIFE_MS: no wait, and the count starts over.
+        b.started(t);
+        t += 5000;
+        assert_eq!(b.restart(t, f), (0, 1));
+        // Hostile clocks and frequencies stay sane.
+        let mut h = Backoff::default();
+        h.started(u64::MAX);
+        for _ in 0..100 {
+            let (w, _) = h.restart(0, 0);
+            assert!(w <= Backoff::MAX_MS);
+        }
     }
 }

@@ -261,6 +261,8 @@ fn new_vm(
         resets: AtomicU32::new(0),
         refusals: AtomicU64::new(0),
         log: Mutex::new(RateLimit::new()),
+        life_log: Mutex::new(RateLimit::new()),
+        backoff: Mutex::new(Default::default()),
         vgic: Mutex::new(new_vgic(vcpus, &dev.spis, &dev.hw_spis)),
         spis: dev.spis,
         hw_spis: dev.hw_spis,
@@ -407,6 +409,7 @@ pub fn start(online: u32) -> Result<(), String> {
         }
         irq::reset_vgic(vm); // now that the GIC model is known
         vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
+        vm.backoff.lock().started(cpu::counter());
         vm.power.lock()[0] = vm.boot_power();
     }
     Ok(())

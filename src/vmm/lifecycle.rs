@@ -8,9 +8,9 @@ use super::{cores, irq};
 use crate::arch::{cpu, guest};
 use crate::vm::psci::Power;
 use crate::vm::restart::state;
-use crate::vm::restart::{claim_end, Action, End, RestartPolicy};
+use crate::vm::restart::{claim_end, Action, Backoff, End, RestartPolicy};
 use core::sync::atomic::Ordering;
-use log::{info, warn};
+use log::warn;
 
 /// How long SYSTEM_RESET waits for the other vCPUs to leave the guest.
 const STOP_TIMEOUT_MS: u64 = 1000;
@@ -59,16 +59,15 @@ fn halt_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::Arguments<'
         if claim_end(&vm.state, state::OFF) {
             power.iter_mut().for_each(|p| *p = Power::Off);
             if end == End::PowerOff && vm.policy == RestartPolicy::Default {
-                info!("VM '{}': {why}: stopped; its cores are idle", vm.name);
+                vm.note(format_args!("{why}: stopped; its cores are idle"));
             } else {
-                info!(
-                    "VM '{}': {why}: stopped after {} restarts (policy {}); its cores are idle",
-                    vm.name,
+                vm.note(format_args!(
+                    "{why}: stopped after {} restarts (policy {}); its cores are idle",
                     vm.resets.load(Ordering::Relaxed),
                     vm.policy
-                );
+                ));
             }
-            info!("VM '{}': exits since start: {}", vm.name, vm.exit_report());
+            vm.note(format_args!("exits since start: {}", vm.exit_report()));
         }
     }
     kick_siblings(vm, v);
@@ -105,14 +104,18 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
     }
     let n = vm.resets.fetch_add(1, Ordering::Relaxed) + 1;
     if vm.policy == RestartPolicy::Default {
-        info!("VM '{}': {why}: reloading (reset {n})", vm.name);
+        vm.note(format_args!("{why}: reloading (reset {n})"));
     } else {
-        info!(
-            "VM '{}': {why}: reloading (reset {n}; policy {})",
-            vm.name, vm.policy
-        );
+        vm.note(format_args!(
+            "{why}: reloading (reset {n}; policy {})",
+            vm.policy
+        ));
     }
-    info!("VM '{}': exits since start: {}", vm.name, vm.exit_report());
+    vm.note(format_args!("exits since start: {}", vm.exit_report()));
+    let (wait_ms, quick) = vm
+        .backoff
+        .lock()
+        .restart(cpu::counter(), cpu::counter_freq());
     for c in &vm.vcpus {
         c.exits.reset();
     }
@@ -134,7 +137,18 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
         u.init(crate::platform::UART_CLOCK_HZ, crate::platform::BAUD);
     }
     irq::reset_vgic(vm);
+    if wait_ms > 0 {
+        // A restart loop: this core (the VM's own) waits, handling
+        // interrupts; the other VMs run on.
+        warn!(
+            "VM '{}': restart loop ({quick} restarts in a row, each within {} ms of its start): next start in {wait_ms} ms",
+            vm.name,
+            Backoff::SHORT_LIFE_MS
+        );
+        irq::wait_until(wait_ms, || false);
+    }
     vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
+    vm.backoff.lock().started(cpu::counter());
     {
         let mut power = vm.power.lock();
         power.iter_mut().for_each(|p| *p = Power::Off);

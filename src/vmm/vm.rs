@@ -20,7 +20,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use log::{error, warn};
+use log::{error, info, warn};
 
 /// One vCPU.
 pub struct Vcpu {
@@ -68,6 +68,10 @@ pub struct Vm {
     pub refusals: AtomicU64,
     /// Guest-caused log lines.
     pub log: Mutex<RateLimit>,
+    /// Its life-cycle lines (restarts, halts), which a guest causes too.
+    pub life_log: Mutex<RateLimit>,
+    /// Restart-loop detection.
+    pub backoff: Mutex<crate::vm::restart::Backoff>,
     /// The virtual distributor (and what each vCPU's list registers hold).
     pub vgic: Mutex<VgicDist>,
     /// The SPIs the VM owns (emulated device lines, passed-through ones).
@@ -165,6 +169,25 @@ impl Vm {
                 warn!("VM '{}': {} similar messages suppressed", self.name, n);
             }
             warn!("VM '{}': {}", self.name, msg);
+        }
+    }
+
+    /// Logs a life-cycle line (a restart, a halt, its exit counts),
+    /// rate-limited per VM apart from the refusals: a VM restarting in a
+    /// loop must not overwrite the log ring with them.
+    pub fn note(&self, msg: core::fmt::Arguments<'_>) {
+        let allowed = self
+            .life_log
+            .lock()
+            .allow(cpu::counter(), cpu::counter_freq());
+        if let Some(n) = allowed {
+            if n > 0 {
+                info!(
+                    "VM '{}': {} similar life-cycle lines suppressed",
+                    self.name, n
+                );
+            }
+            info!("VM '{}': {}", self.name, msg);
         }
     }
 

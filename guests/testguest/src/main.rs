@@ -77,6 +77,13 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         Some("victim") => hostile::victim(ram, dtb),
         Some("hostile") => hostile::hostile(ram, vcpus),
         Some("crasher") => hostile::crasher(ram, dtb),
+        Some("resetloop") => {
+            // A VM that restarts as soon as it starts, for ever (its
+            // policy restarts it): the hypervisor must back off.
+            println!("RESETLOOP boot {}", testdev_read32(0x20));
+            psci(SYSTEM_RESET, 0, 0, 0);
+            halt()
+        }
         _ => {}
     }
     let mut t = Tally { pass: 0, fail: 0 };

@@ -369,3 +369,43 @@ fn crashing_vm_is_restarted_by_its_policy_and_the_other_never_notices() {
         "victim damaged"
     );
 }
+
+/// A restart loop (guests/resetloop.conf): 'looper' asks for SYSTEM_RESET
+/// as soon as it starts, for ever. The hypervisor backs off (after three
+/// quick restarts each start waits, from 100 ms, doubling), its life-cycle
+/// lines are rate-limited, and the victim beside it carries on.
+#[test]
+fn a_restart_loop_is_backed_off_and_rate_limited() {
+    let o = boot("PIVISOR_BUNDLE_RESETLOOP")
+        .timeout(Duration::from_secs(90))
+        .run_until(|s| s.matches("VICTIM alive").count() >= 40);
+    hypervisor_clean(&o);
+    o.expect(r"VM 'looper': restart loop \(4 restarts in a row, each within 1000 ms of its start\): next start in 100 ms")
+        .expect(r"VM 'looper': restart loop \(5 restarts in a row, [^)]*\): next start in 200 ms")
+        .expect(r"VM 'looper': restart loop \(6 restarts in a row, [^)]*\): next start in 400 ms");
+    // About 4 s of the victim's life: without the backoff the looper
+    // restarted about 40 times a second.
+    let boots = o.count(r"\[looper\] RESETLOOP boot");
+    assert!(
+        (5..30).contains(&boots),
+        "{boots} boots of the looper in about 4 s"
+    );
+    let reloads = o.count(r"VM 'looper': SYSTEM_RESET from vCPU 0: reloading");
+    assert!(
+        reloads <= boots,
+        "{reloads} restart lines for {boots} boots"
+    );
+    let beats: Vec<&str> = o
+        .serial
+        .lines()
+        .filter(|l| l.contains("VICTIM alive"))
+        .collect();
+    assert!(beats.len() >= 40);
+    for b in &beats {
+        assert!(b.contains("bad=0 device=ok"), "victim damaged: {b}");
+    }
+    eprintln!(
+        "RESETLOOP {boots} boots, {reloads} restart lines, {} victim heartbeats",
+        beats.len()
+    );
+}
