@@ -277,6 +277,12 @@ pub fn process(
         let mut at = 8;
         for t in &fwd {
             fb[at..at + t.padded_len()].copy_from_slice(&buf[t.at..t.at + t.padded_len()]);
+            // GET_THROTTLED's request word says which sticky bits to
+            // clear (Linux's hwmon sends 0xffff): that history is the
+            // board's, not the VM's, so it is only ever read.
+            if t.id == tag::THROTTLED && t.size >= 4 {
+                wr(&mut fb, at + 12, 0);
+            }
             at += t.padded_len();
         }
         let ok = fw.call(&mut fb).is_ok() && rd(&fb, 4) == CODE_SUCCESS;

@@ -387,3 +387,22 @@ fn buffers_must_lie_in_the_vms_ram() {
     assert_eq!(w.buffer_ipa(0xffff_fff0, 16, 2 << 30), Some(0x3fff_fff0));
     assert_eq!(w.buffer_ipa(0xffff_fff0, 32, 2 << 30), None);
 }
+
+#[test]
+fn get_throttled_never_clears_the_boards_sticky_bits() {
+    // Linux's hwmon asks with 0xffff: clear every sticky bit.
+    let mut b = buffer(&[(tag::THROTTLED, 4, 4, &[0xffff])]);
+    let mut fw = FakeFw::default();
+    let o = process(&mut b, &Policy::default(), &VIEW, &mut fw).unwrap();
+    assert_eq!(o.forwarded, 1, "still answered by the firmware");
+    assert_eq!(
+        word(&fw.seen[0], 5),
+        0,
+        "forwarded with the value 0: read only"
+    );
+    assert_eq!(
+        word(&b, 5),
+        tag::THROTTLED + 1,
+        "the answer reaches the guest"
+    );
+}
