@@ -22,6 +22,8 @@
 //!                           # devices::mailbox::policy::GROUPS)
 //! serial   = 0x1234abcd     # board serial the VM sees (default: the real one)
 //! mac      = 02:00:00:00:00:01  # MAC address the VM sees (default: the real one)
+//! gpio-pins = 128 130       # expander pins `gpio-set` may drive (default:
+//!                           # none; 131, 132 and 134 never)
 //! policy   = restart 3      # on power-off, reset or crash: halt, restart,
 //!                           # or restart up to N times (default: a reset
 //!                           # restarts, power-off and crashes halt; see

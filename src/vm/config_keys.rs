@@ -2,6 +2,7 @@
 //! as it is read, and the section checked whole when it ends.
 
 use super::*;
+use crate::devices::mailbox::policy::{EXPANDER_BASE, FORBIDDEN_PINS};
 
 fn parse_cores(s: &str, line: usize) -> Result<Vec<usize>, ConfigError> {
     let mut v = Vec::new();
@@ -53,6 +54,7 @@ pub(super) struct Partial<'a> {
     bootargs: Option<&'a str>,
     devices: Option<Vec<Device>>,
     mailbox: Option<(Policy, usize)>,
+    gpio_pins: Option<(u8, usize)>,
     serial: Option<(u64, usize)>,
     mac: Option<([u8; 6], usize)>,
     policy: Option<RestartPolicy>,
@@ -79,6 +81,7 @@ impl<'a> Partial<'a> {
         let devices = self.devices.unwrap_or_default();
         for (what, line) in [
             ("mailbox", self.mailbox.map(|m| m.1)),
+            ("gpio-pins", self.gpio_pins.map(|m| m.1)),
             ("serial", self.serial.map(|m| m.1)),
             ("mac", self.mac.map(|m| m.1)),
         ] {
@@ -104,7 +107,10 @@ impl<'a> Partial<'a> {
             dtb_extra: self.dtb_extra,
             bootargs: self.bootargs.unwrap_or(""),
             devices,
-            mailbox: self.mailbox.map_or_else(Policy::default, |m| m.0),
+            mailbox: Policy {
+                gpio_pins: self.gpio_pins.map_or(0, |p| p.0),
+                ..self.mailbox.map_or_else(Policy::default, |m| m.0)
+            },
             serial: self.serial.map(|s| s.0),
             mac: self.mac.map(|m| m.0),
             policy: self.policy.unwrap_or_default(),
@@ -203,6 +209,30 @@ impl<'a> Partial<'a> {
                     )
                 })?;
                 once(&mut self.mailbox, (p, line), key, line)
+            }
+            "gpio-pins" => {
+                let mut pins = 0u8;
+                for w in val.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+                    let k = parse_u64(w)
+                        .and_then(|p| p.checked_sub(u64::from(EXPANDER_BASE)))
+                        .filter(|&k| k < 8)
+                        .ok_or_else(|| {
+                            err(
+                                line,
+                                alloc::format!("gpio-pins: '{w}' is not an expander pin (128-135)"),
+                            )
+                        })?;
+                    if FORBIDDEN_PINS & (1 << k) != 0 {
+                        return Err(err(
+                            line,
+                            alloc::format!(
+                                "gpio-pins: {w} drives the board's reset or the SD card's supply (131, 132 and 134 are never a VM's)"
+                            ),
+                        ));
+                    }
+                    pins |= 1 << k;
+                }
+                once(&mut self.gpio_pins, (pins, line), key, line)
             }
             "serial" => {
                 let v = parse_u64(val)

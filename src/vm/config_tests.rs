@@ -178,3 +178,25 @@ fn restart_policy_is_read_and_checked() {
     let twice = "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\npolicy = halt\npolicy = restart\n";
     assert!(config_error(twice).contains("given twice"));
 }
+
+#[test]
+fn gpio_pins_are_listed_per_vm_and_never_the_boards_supply() {
+    let base =
+        "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\ndevices = mailbox\nmailbox = gpio-set\n";
+    let text = format!("{base}gpio-pins = 128, 130 133\n");
+    let vms = parse(&text).unwrap();
+    assert_eq!(vms[0].mailbox.gpio_pins, 0b10_0101);
+    assert!(vms[0].mailbox.may_set_pin(130) && !vms[0].mailbox.may_set_pin(129));
+    for bad in ["131", "132", "134"] {
+        let e = config_error(&format!("{base}gpio-pins = 128 {bad}\n"));
+        assert!(e.contains("never a VM's"), "{bad}: {e}");
+    }
+    for bad in ["127", "136", "x", "0x80000000"] {
+        let e = config_error(&format!("{base}gpio-pins = {bad}\n"));
+        assert!(e.contains("is not an expander pin"), "{bad}: {e}");
+    }
+    let e = config_error("[vm a]\ncores = 0\nmemory = 2M\nkernel = k\ngpio-pins = 128\n");
+    assert!(e.contains("has no 'mailbox' device"), "{e}");
+    // Without the key, no pin.
+    assert_eq!(parse(base).unwrap()[0].mailbox.gpio_pins, 0);
+}

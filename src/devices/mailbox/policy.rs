@@ -106,17 +106,29 @@ pub fn group_of(id: u32) -> Option<u32> {
     })
 }
 
+/// The firmware GPIO expander's first pin number in the SET_GPIO tags.
+pub const EXPANDER_BASE: u32 = 128;
+/// Expander pins no VM may ever drive (bits: pin - 128): on a Pi 4B
+/// 131 is the board's GLOBAL_RESET, 132 VDD_SD_IO_SEL (1.8 V on the SD
+/// card) and 134 SD_PWR_ON (the card's power), under the hypervisor's
+/// own use of the card.
+pub const FORBIDDEN_PINS: u8 = 1 << 3 | 1 << 4 | 1 << 6;
+
 /// Which tags one VM may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// Allowed [`group`]s.
     pub groups: u32,
+    /// The expander pins `gpio-set` may drive (bit k: pin 128 + k; never
+    /// [`FORBIDDEN_PINS`]). None unless the configuration lists them.
+    pub gpio_pins: u8,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             groups: DEFAULT_GROUPS,
+            gpio_pins: 0,
         }
     }
 }
@@ -136,11 +148,22 @@ impl Policy {
                 .map(|(_, g)| *g)
                 .ok_or(w)?;
         }
-        Ok(Policy { groups })
+        Ok(Policy {
+            groups,
+            gpio_pins: 0,
+        })
     }
 
     /// Whether tag `id` may be used.
     pub fn allows(&self, id: u32) -> bool {
         group_of(id).is_some_and(|g| self.groups & g != 0)
+    }
+
+    /// Whether a SET_GPIO tag may drive `pin`: one the VM lists, never a
+    /// forbidden one.
+    pub fn may_set_pin(&self, pin: u32) -> bool {
+        pin.checked_sub(EXPANDER_BASE)
+            .filter(|&k| k < 8)
+            .is_some_and(|k| self.gpio_pins & !FORBIDDEN_PINS & (1 << k) != 0)
     }
 }

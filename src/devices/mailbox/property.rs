@@ -257,7 +257,10 @@ pub fn process(
         // NOTIFY_REBOOT is answered by the hypervisor for every VM: Linux
         // sends it on each poweroff and reboot, and it must never reach
         // the real firmware (it would prepare the board for a reboot).
-        let allowed = t.id == tag::NOTIFY_REBOOT || policy.allows(t.id);
+        let allowed = t.id == tag::NOTIFY_REBOOT
+            || (policy.allows(t.id)
+                && (!matches!(t.id, tag::SET_GPIO_STATE | tag::SET_GPIO_CONFIG)
+                    || (t.size >= 4 && policy.may_set_pin(rd(buf, t.value().start)))));
         if !allowed {
             out.refused.push(t.id);
         } else if local(t.id, view, &mut data) {

@@ -406,3 +406,37 @@ fn get_throttled_never_clears_the_boards_sticky_bits() {
         "the answer reaches the guest"
     );
 }
+
+#[test]
+fn gpio_set_drives_only_the_pins_a_vm_lists_and_never_the_boards_supply() {
+    let groups = Policy::parse("gpio-set").unwrap().groups;
+    // Pins 130 listed, and (by hand, past the configuration's check) 134.
+    let p = Policy {
+        groups,
+        gpio_pins: 1 << 2 | 1 << 6,
+    };
+    for (pin, ok) in [
+        (130u32, true),
+        (129, false),
+        (134, false),
+        (131, false),
+        (0, false),
+    ] {
+        let mut b = buffer(&[(tag::SET_GPIO_STATE, 8, 8, &[pin, 1])]);
+        let mut fw = FakeFw::default();
+        let o = process(&mut b, &p, &VIEW, &mut fw).unwrap();
+        assert_eq!(o.forwarded == 1, ok, "pin {pin}");
+        assert_eq!(o.refused.is_empty(), ok, "pin {pin}");
+        assert_eq!(fw.seen.is_empty(), !ok, "pin {pin} reached the firmware");
+    }
+    // Without gpio-set no pin at all.
+    let none = Policy {
+        gpio_pins: 0xff,
+        ..Policy::default()
+    };
+    let mut b = buffer(&[(tag::SET_GPIO_CONFIG, 8, 8, &[130, 1])]);
+    assert!(!process(&mut b, &none, &VIEW, &mut FakeFw::default())
+        .unwrap()
+        .refused
+        .is_empty());
+}

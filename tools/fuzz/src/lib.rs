@@ -239,7 +239,10 @@ impl Firmware for EchoFirmware {
 /// operations.
 pub fn mailbox(data: &[u8]) {
     let groups = u32::from(data.first().copied().unwrap_or(0));
-    let policy = Policy { groups };
+    let policy = Policy {
+        groups,
+        gpio_pins: groups as u8,
+    };
     let view = View {
         ram: 64 << 20,
         serial: Some(0x1234),
