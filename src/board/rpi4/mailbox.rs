@@ -47,6 +47,23 @@ register_structs! {
     }
 }
 
+/// Reads answers until `word` (sets `got`) or too many others; whether to
+/// stop waiting.
+fn take(regs: &MailboxRegs, word: u32, got: &mut bool) -> bool {
+    let mut stale = 0;
+    while regs.MAIL0_STA.get() & EMPTY == 0 {
+        if regs.MAIL0_RD.get() == word {
+            *got = true;
+            return true;
+        }
+        stale += 1;
+        if stale > MAX_STALE {
+            return true;
+        }
+    }
+    false
+}
+
 /// What the driver needs from the CPU and the scheduler around it.
 pub trait Platform {
     /// Cleans and invalidates `[pa, pa+len)` to the point of coherency.
@@ -62,6 +79,12 @@ pub struct HostMailbox {
     bounce: &'static mut [u8],
     /// The bounce buffer's VideoCore bus address.
     bus: u32,
+    /// A request timed out: its answer may still come, and the firmware
+    /// may still write the bounce buffer. Every answer carries the same
+    /// word (one buffer, one channel), so that late answer must be taken
+    /// before another request, or the next caller (in any VM) reads it
+    /// as its own.
+    late: bool,
 }
 
 // SAFETY: the registers and the buffer are only used by whoever owns the
@@ -86,7 +109,12 @@ impl HostMailbox {
             }
             let _ = regs.MAIL0_RD.get();
         }
-        Self { regs, bounce, bus }
+        Self {
+            regs,
+            bounce,
+            bus,
+            late: false,
+        }
     }
 
     /// The bounce buffer's bus address.
@@ -100,33 +128,127 @@ impl HostMailbox {
         if len > self.bounce.len() || !len.is_multiple_of(4) {
             return Err("buffer too large");
         }
+        let word = self.bus | PROPERTY_CHANNEL;
+        let regs = &self.regs;
+        if self.late {
+            let mut got = false;
+            p.wait(&mut || take(regs, word, &mut got));
+            if !got {
+                return Err("the firmware still owes an earlier answer");
+            }
+            self.late = false;
+        }
         let pa = self.bounce.as_ptr() as u64;
         self.bounce[..len].copy_from_slice(buf);
         p.clean_inval(pa, len as u64);
-        let regs = &self.regs;
         if !p.wait(&mut || regs.MAIL1_STA.get() & FULL == 0) {
             return Err("mailbox full");
         }
-        let word = self.bus | PROPERTY_CHANNEL;
         regs.MAIL1_WRT.set(word);
-        let mut stale = 0;
         let mut got = false;
-        p.wait(&mut || {
-            while regs.MAIL0_STA.get() & EMPTY == 0 {
-                if regs.MAIL0_RD.get() == word {
-                    got = true;
-                    return true;
-                }
-                stale += 1;
-            }
-            stale > MAX_STALE
-        });
+        p.wait(&mut || take(regs, word, &mut got));
         if !got {
+            self.late = true;
             return Err("no answer from the firmware");
         }
         // Drop whatever the cache fetched meanwhile, then read the answer.
         p.clean_inval(pa, len as u64);
         buf.copy_from_slice(&self.bounce[..len]);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::boxed::Box;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// What the fake firmware does at each wait.
+    enum Step {
+        /// MAIL1 has room.
+        Room,
+        /// Nothing happens (the wait times out).
+        Silence,
+        /// An answer: these bytes land in the bounce buffer (at the
+        /// VideoCore's pace), then the word is in MAIL0.
+        Answer(Vec<u8>),
+    }
+
+    /// A register block in host memory and a scripted firmware.
+    struct Fake {
+        regs: *mut u32,
+        bounce: *mut u8,
+        steps: RefCell<VecDeque<Step>>,
+    }
+
+    const STA: usize = 0x18 / 4;
+    const RD: usize = 0;
+
+    impl Platform for Fake {
+        fn clean_inval(&self, _: u64, _: u64) {}
+        fn wait(&self, done: &mut dyn FnMut() -> bool) -> bool {
+            let step = self.steps.borrow_mut().pop_front();
+            // SAFETY: the test's own memory, alive for the whole test.
+            unsafe {
+                match step {
+                    Some(Step::Answer(bytes)) => {
+                        core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.bounce, bytes.len());
+                        *self.regs.add(RD) = 0x1000 | PROPERTY_CHANNEL;
+                        *self.regs.add(STA) = 0;
+                        let r = done();
+                        *self.regs.add(STA) = EMPTY; // popped
+                        r
+                    }
+                    Some(Step::Room) => done(),
+                    Some(Step::Silence) | None => {
+                        *self.regs.add(STA) = EMPTY;
+                        done()
+                    }
+                }
+            }
+        }
+    }
+
+    fn buf(tag: u8) -> Vec<u8> {
+        vec![tag; 16]
+    }
+
+    #[test]
+    fn a_late_answer_is_never_taken_for_the_next_request() {
+        let regs: &'static mut [u32; 16] = Box::leak(Box::new([0; 16]));
+        regs[STA] = EMPTY;
+        let bounce: &'static mut [u8] = Box::leak(vec![0u8; 64].into_boxed_slice());
+        let fake = Fake {
+            regs: regs.as_mut_ptr(),
+            bounce: bounce.as_mut_ptr(),
+            steps: RefCell::new(VecDeque::new()),
+        };
+        // SAFETY: a register block and a bounce buffer in test memory.
+        let mut mb = unsafe { HostMailbox::new(regs.as_mut_ptr() as usize, bounce, 0x1000) };
+        // Request A times out.
+        fake.steps.borrow_mut().extend([Step::Room, Step::Silence]);
+        let mut a = buf(0xa0);
+        assert!(mb.call(&mut a, &fake).is_err());
+        // A's answer arrives late, then B's: B must get B's.
+        fake.steps.borrow_mut().extend([
+            Step::Answer(buf(0xaa)),
+            Step::Room,
+            Step::Answer(buf(0xbb)),
+        ]);
+        let mut b = buf(0xb0);
+        mb.call(&mut b, &fake).unwrap();
+        assert_eq!(b, buf(0xbb), "B read A's late answer");
+        // A late answer that never comes: refused, nothing sent.
+        fake.steps.borrow_mut().extend([Step::Room, Step::Silence]);
+        assert!(mb.call(&mut buf(0xc0), &fake).is_err());
+        fake.steps.borrow_mut().push_back(Step::Silence);
+        assert_eq!(
+            mb.call(&mut buf(0xd0), &fake),
+            Err("the firmware still owes an earlier answer")
+        );
     }
 }
