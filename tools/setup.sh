@@ -55,6 +55,8 @@ command -v cpio >/dev/null 2>&1 || need_pkgs+=(cpio)    # the Linux guests' init
 # The small guest kernel (tools/build-linux.sh): a cross compiler and what
 # the kernel's build needs on the host.
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_pkgs+=(gcc-aarch64-linux-gnu)
+# The disassembly checks of make test (tools/harness/tests/artifacts.rs).
+command -v aarch64-linux-gnu-objdump >/dev/null 2>&1 || need_pkgs+=(binutils-aarch64-linux-gnu)
 command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)
 command -v flex >/dev/null 2>&1 || need_pkgs+=(flex)
