@@ -2,13 +2,14 @@
 //! guests.
 //!
 //! The hypervisor's own mailbox is [`HostMailbox`] (board/rpi4/mailbox.rs)
-//! under a lock, waiting in the EL2 timer's 10 us steps. A guest's request
+//! under a lock, waiting in the EL2 timer's 10 us steps without handling
+//! interrupts (no VM's lock under the mailbox's). A guest's request
 //! ([`guest_request`]) is served by the pure [`request::serve`] over the
 //! VM's RAM: guest buffers are non-cacheable in the guest (Linux allocates
 //! them coherent) while the hypervisor's map is cacheable, so every copy
 //! cleans and invalidates ([`Vm::read_ram`], [`Vm::write_ram`]).
 
-use super::irq::wait_ticks;
+use super::irq::wait_ticks_quiet;
 use super::vm::{vm, Vm};
 use crate::arch::cpu;
 use crate::board::rpi4::mailbox::{HostMailbox, Platform};
@@ -60,7 +61,9 @@ impl Platform for El2 {
     }
     fn wait(&self, done: &mut dyn FnMut() -> bool) -> bool {
         let f = cpu::counter_freq();
-        wait_ticks(f * TIMEOUT_MS / 1000, (f / 100_000).max(1), done)
+        // Under HOST's lock: no interrupt handling (no VM's lock) while
+        // the firmware answers.
+        wait_ticks_quiet(f * TIMEOUT_MS / 1000, (f / 100_000).max(1), done)
     }
 }
 

@@ -233,6 +233,33 @@ pub fn wait_until(timeout_ms: u64, done: impl FnMut() -> bool) -> bool {
     wait_ticks(f * timeout_ms / 1000, f / 1000, done)
 }
 
+/// [`wait_ticks`] without handling any interrupt: for a wait made while
+/// holding a lock (the hypervisor's mailbox), which must never take a
+/// lock a guest's interrupt path holds (a VM's distributor: a core that
+/// panicked holding it would then wedge every VM's firmware requests).
+/// Interrupts stay pending until the caller is done; `wfi` returns at
+/// once while one is, so the wait may poll rather than sleep, for at most
+/// `timeout`.
+pub fn wait_ticks_quiet(timeout: u64, poll: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = cpu::counter() + timeout;
+    let poll = poll.max(1);
+    loop {
+        if done() {
+            cpu::el2_timer_stop();
+            return true;
+        }
+        let now = cpu::counter();
+        if now > deadline {
+            cpu::el2_timer_stop();
+            return false;
+        }
+        cpu::el2_timer_arm(deadline.min(now + poll));
+        aarch64_cpu::asm::wfi();
+        // The EL2 timer's line drops when it is stopped; nothing acked.
+        cpu::el2_timer_stop();
+    }
+}
+
 /// [`wait_until`] in counter ticks: gives up after `timeout`, looks at
 /// `done` at least every `poll` ticks.
 pub fn wait_ticks(timeout: u64, poll: u64, mut done: impl FnMut() -> bool) -> bool {
