@@ -240,29 +240,20 @@ pub fn wait_until(timeout_ms: u64, done: impl FnMut() -> bool) -> bool {
 /// Interrupts stay pending until the caller is done; `wfi` returns at
 /// once while one is, so the wait may poll rather than sleep, for at most
 /// `timeout`.
-pub fn wait_ticks_quiet(timeout: u64, poll: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = cpu::counter() + timeout;
-    let poll = poll.max(1);
-    loop {
-        if done() {
-            cpu::el2_timer_stop();
-            return true;
-        }
-        let now = cpu::counter();
-        if now > deadline {
-            cpu::el2_timer_stop();
-            return false;
-        }
-        cpu::el2_timer_arm(deadline.min(now + poll));
-        aarch64_cpu::asm::wfi();
-        // The EL2 timer's line drops when it is stopped; nothing acked.
-        cpu::el2_timer_stop();
-    }
+pub fn wait_ticks_quiet(timeout: u64, poll: u64, done: impl FnMut() -> bool) -> bool {
+    wait(timeout, poll, done, false)
 }
 
 /// [`wait_until`] in counter ticks: gives up after `timeout`, looks at
 /// `done` at least every `poll` ticks.
-pub fn wait_ticks(timeout: u64, poll: u64, mut done: impl FnMut() -> bool) -> bool {
+pub fn wait_ticks(timeout: u64, poll: u64, done: impl FnMut() -> bool) -> bool {
+    wait(timeout, poll, done, true)
+}
+
+/// The wait both share: `handle` says whether interrupts are handled
+/// between looks, or left pending (the EL2 timer's line dropped by
+/// stopping it, nothing acknowledged).
+fn wait(timeout: u64, poll: u64, mut done: impl FnMut() -> bool, handle: bool) -> bool {
     let core = cpu::core_index();
     let deadline = cpu::counter() + timeout;
     let poll = poll.max(1);
@@ -278,7 +269,11 @@ pub fn wait_ticks(timeout: u64, poll: u64, mut done: impl FnMut() -> bool) -> bo
         }
         cpu::el2_timer_arm(deadline.min(now + poll));
         aarch64_cpu::asm::wfi();
-        handle_irqs(core);
+        if handle {
+            handle_irqs(core);
+        } else {
+            cpu::el2_timer_stop();
+        }
     }
 }
 
