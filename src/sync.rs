@@ -10,22 +10,16 @@
 //! counts as guest time: it made a four-vCPU Linux boot 1.7x slower than
 //! native. On the host (unit tests) the relax step is `spin`'s own.
 
-/// The relax step on the bare-metal target: YIELD. On silicon a hint that
-/// frees pipeline resources; under QEMU's round-robin TCG it hands the
-/// emulator to the next core, so the lock's holder gets to run instead of
-/// the waiter burning its time slice.
+#[path = "arch/hints.rs"]
+pub mod hints;
+
+/// The relax step on the bare-metal target: YIELD ([`hints::yield_now`]).
 pub struct Yield;
 
 impl spin::RelaxStrategy for Yield {
     #[inline(always)]
     fn relax() {
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: YIELD is a hint with no architectural effect.
-        unsafe {
-            core::arch::asm!("yield", options(nomem, nostack, preserves_flags))
-        };
-        #[cfg(not(target_arch = "aarch64"))]
-        core::hint::spin_loop();
+        hints::yield_now();
     }
 }
 

@@ -16,7 +16,8 @@
 //! firmware's armstub makes every interrupt Non-secure Group 1 before the
 //! hypervisor starts. Enabling both groups covers both.
 
-use super::mmio::{barrier, Mmio};
+use super::mmio::Mmio;
+use crate::sync::hints as barrier;
 use tock_registers::{
     interfaces::{Readable, Writeable},
     register_structs,

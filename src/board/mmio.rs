@@ -37,33 +37,3 @@ impl<T> Deref for Mmio<T> {
     }
 }
 
-/// Barriers between normal-memory accesses and device-register accesses.
-/// On the host (unit tests) they are compiler fences.
-pub mod barrier {
-    /// `dmb ishst`: stores to normal memory before this are observed by
-    /// every core before a later device write (GICD_SGIR: the receiver of
-    /// an SGI must see what the sender wrote before it).
-    #[inline(always)]
-    pub fn stores_before_device_write() {
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: a barrier has no effect but ordering.
-        unsafe {
-            core::arch::asm!("dmb ishst", options(nostack, preserves_flags))
-        };
-        #[cfg(not(target_arch = "aarch64"))]
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-    }
-
-    /// `dmb ish`: a device read before this (GICC_IAR acknowledging an SGI)
-    /// is ordered before later normal-memory reads (what the sender wrote).
-    #[inline(always)]
-    pub fn device_read_before_loads() {
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: a barrier has no effect but ordering.
-        unsafe {
-            core::arch::asm!("dmb ish", options(nostack, preserves_flags))
-        };
-        #[cfg(not(target_arch = "aarch64"))]
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
-    }
-}
