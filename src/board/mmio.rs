@@ -36,4 +36,3 @@ impl<T> Deref for Mmio<T> {
         unsafe { &*(self.base as *const T) }
     }
 }
-

@@ -145,7 +145,8 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
     for (index, p) in prepared.into_iter().enumerate() {
         let name = p.cfg.name.to_string();
         let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{name}': {e}");
-        let table = stage2_tables(&p, gicv, host).map_err(|e| what(&e))?;
+        let pl011 = passed_pl011(&p, host).map_err(|e| what(&e))?;
+        let table = stage2_tables(&p, gicv, pl011).map_err(|e| what(&e))?;
         let dtb = fdt::build(&VmTree {
             index,
             name: &name,
@@ -168,13 +169,11 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             VmHost { index },
         )
         .map_err(|e| what(&e))?;
-        if dev.pl011_passthrough {
+        if pl011.is_some() {
             PASSTHROUGH.store(index, Ordering::Relaxed);
         }
         let kernel = p.cfg.kernel;
-        let pl011_pa = host.uart.filter(|_| dev.pl011_passthrough);
-        let mut vm = new_vm(index, name, p, table, dtb, dev);
-        vm.pl011_pa = pl011_pa;
+        let vm = new_vm(index, name, p, table, dtb, dev, pl011);
         vm.zero_ram();
         vm.load();
         log_vm(&vm, kernel);
@@ -187,15 +186,35 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
     Ok(())
 }
 
+/// The real PL011's address if the VM owns it (`devices = pl011`),
+/// checked against the host's tree: a whole page, and the INTID the VM's
+/// tree gives it.
+fn passed_pl011(p: &Prepared, host: &HostInfo<'_>) -> Result<Option<u64>, String> {
+    if !p.cfg.devices.contains(&Device::Pl011) {
+        return Ok(None);
+    }
+    let pa = host
+        .uart
+        .filter(|a| a % PAGE_SIZE == 0)
+        .ok_or("pl011: the device tree has no page-aligned PL011 to pass through")?;
+    if host.uart_intid != Some(UART_INTID) {
+        return Err(alloc::format!(
+            "pl011: its interrupt is {:?} in the device tree, expected INTID {UART_INTID} (GIC_SPI 0x79)",
+            host.uart_intid
+        ));
+    }
+    Ok(Some(pa))
+}
+
 /// A VM's stage-2 tables: its RAM, the GICV frame as its GICC (both
 /// pages: GICV_DIR is in the second; acknowledge, EOI and deactivate never
-/// exit), and the real PL011's page if it owns it (UART2-5 share the page
-/// and go with it; reads, writes and its hardware-linked interrupt never
-/// exit). Everything else, the GICD page included, traps.
+/// exit), and the real PL011's page (`pl011`) if it owns it (UART2-5 share
+/// the page and go with it; reads, writes and its hardware-linked
+/// interrupt never exit). Everything else, the GICD page included, traps.
 fn stage2_tables(
     p: &Prepared,
     gicv: u64,
-    host: &HostInfo<'_>,
+    pl011: Option<u64>,
 ) -> Result<PageTable<FrameTables>, String> {
     let mut table = PageTable::new(FrameTables).map_err(|e| alloc::format!("{e}"))?;
     let mut devices = alloc::vec![DeviceMap {
@@ -203,17 +222,7 @@ fn stage2_tables(
         pa: gicv,
         size: GICC_SIZE,
     }];
-    if p.cfg.devices.contains(&Device::Pl011) {
-        let pa = host
-            .uart
-            .filter(|a| a % PAGE_SIZE == 0)
-            .ok_or("pl011: the device tree has no page-aligned PL011 to pass through")?;
-        if host.uart_intid != Some(UART_INTID) {
-            return Err(alloc::format!(
-                "pl011: its interrupt is {:?} in the device tree, expected INTID {UART_INTID} (GIC_SPI 0x79)",
-                host.uart_intid
-            ));
-        }
+    if let Some(pa) = pl011 {
         devices.push(DeviceMap {
             ipa: UART_IPA,
             pa,
@@ -232,6 +241,7 @@ fn new_vm(
     table: PageTable<FrameTables>,
     dtb: Vec<u8>,
     dev: Devices,
+    pl011_pa: Option<u64>,
 ) -> Vm {
     let vmid = index as u8 + 1;
     let vcpus = p.cfg.cores.len();
@@ -274,7 +284,7 @@ fn new_vm(
         bootargs: p.cfg.bootargs.to_string(),
         uart: dev.uart,
         watchdog: dev.watchdog,
-        pl011_pa: None,
+        pl011_pa,
         counters: p.cfg.devices.contains(&Device::Counters),
         name,
     }

@@ -20,7 +20,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use log::{error, info, warn};
+use log::error;
 
 /// One vCPU.
 pub struct Vcpu {
@@ -163,31 +163,35 @@ impl Vm {
     /// drown the console).
     pub fn warn(&self, msg: core::fmt::Arguments<'_>) {
         self.refusals.fetch_add(1, Ordering::Relaxed);
-        let allowed = self.log.lock().allow(cpu::counter(), cpu::counter_freq());
-        if let Some(n) = allowed {
-            if n > 0 {
-                warn!("VM '{}': {} similar messages suppressed", self.name, n);
-            }
-            warn!("VM '{}': {}", self.name, msg);
-        }
+        self.limited(&self.log, log::Level::Warn, msg);
     }
 
     /// Logs a life-cycle line (a restart, a halt, its exit counts),
     /// rate-limited per VM apart from the refusals: a VM restarting in a
     /// loop must not overwrite the log ring with them.
     pub fn note(&self, msg: core::fmt::Arguments<'_>) {
-        let allowed = self
-            .life_log
-            .lock()
-            .allow(cpu::counter(), cpu::counter_freq());
+        self.limited(&self.life_log, log::Level::Info, msg);
+    }
+
+    /// A line through `limiter`: logged at `level` with the VM's name, or
+    /// counted and later reported as suppressed.
+    fn limited(
+        &self,
+        limiter: &Mutex<RateLimit>,
+        level: log::Level,
+        msg: core::fmt::Arguments<'_>,
+    ) {
+        let allowed = limiter.lock().allow(cpu::counter(), cpu::counter_freq());
         if let Some(n) = allowed {
             if n > 0 {
-                info!(
-                    "VM '{}': {} similar life-cycle lines suppressed",
-                    self.name, n
+                log::log!(
+                    level,
+                    "VM '{}': {} similar messages suppressed",
+                    self.name,
+                    n
                 );
             }
-            info!("VM '{}': {}", self.name, msg);
+            log::log!(level, "VM '{}': {}", self.name, msg);
         }
     }
 
