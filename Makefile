@@ -24,7 +24,8 @@ BENCH_ELF := $(BENCH_DIR)/target/$(TARGET)/release/bench
 BENCH_IMG := $(BUILD)/guests/bench.img
 MKBUNDLE := cargo run --release -q -p pivisor-mkbundle --
 BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.img $(BUILD)/guests-toobig.img $(BUILD)/guests-bench.img \
-            $(BUILD)/guests-hostile.img $(BUILD)/guests-crash.img $(BUILD)/guests-resetloop.img
+            $(BUILD)/guests-hostile.img $(BUILD)/guests-crash.img $(BUILD)/guests-resetloop.img \
+            $(BUILD)/guests-panic.img
 LINUX_DIR := $(BUILD)/linux
 # The bundle `make run` boots: linux (Linux, four vCPUs, the default),
 # linux-debian (the same with Debian's own kernel), linux-two (two Linux
@@ -101,6 +102,8 @@ $(BUILD)/guests-hostile.img: guests/hostile.conf $(GUEST_IMG)
 $(BUILD)/guests-crash.img: guests/crash.conf $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
 $(BUILD)/guests-resetloop.img: guests/resetloop.conf $(GUEST_IMG)
+	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
+$(BUILD)/guests-panic.img: guests/panic.conf $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
 # Linux guests: Debian's kernel and busybox (fetched, checksummed, cached),
 # a busybox initramfs.
@@ -201,6 +204,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_HOSTILE=$(abspath $(BUILD)/guests-hostile.img) \
   PIVISOR_BUNDLE_CRASH=$(abspath $(BUILD)/guests-crash.img) \
   PIVISOR_BUNDLE_RESETLOOP=$(abspath $(BUILD)/guests-resetloop.img) \
+  PIVISOR_BUNDLE_PANIC=$(abspath $(BUILD)/guests-panic.img) \
   PIVISOR_BUNDLE_BENCH=$(abspath $(BUILD)/guests-bench.img) \
   PIVISOR_BENCH_IMAGE=$(abspath $(BENCH_IMG)) \
   PIVISOR_BUNDLE_LINUX=$(abspath $(BUILD)/guests-linux.img) \

@@ -208,6 +208,11 @@ impl Logger {
         }
     }
 
+    /// Whether the logger is still in early mode (MMU off: no exclusives).
+    pub fn is_early(&self) -> bool {
+        self.early.load(Ordering::Acquire)
+    }
+
     /// Leaves early mode: from now on lines are written under the lock.
     /// Call once exclusive accesses work (MMU and caches on).
     pub fn enable_locking(&self) {
@@ -259,6 +264,17 @@ impl Logger {
             {
                 Ok(_) => return true,
                 Err(o) if o == me => return false,
+                // A core that died holding the line lock never gives it
+                // back: take it over (its line stays cut).
+                Err(o)
+                    if crate::sync::is_dead(o - 1)
+                        && self
+                            .owner
+                            .compare_exchange(o, me, Ordering::Acquire, Ordering::Relaxed)
+                            .is_ok() =>
+                {
+                    return true
+                }
                 Err(_) => crate::sync::relax(),
             }
         }

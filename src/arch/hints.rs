@@ -1,5 +1,6 @@
 //! The hand-written instructions that code building on the host needs
-//! too: YIELD for the locks' spin step, and the two barriers between
+//! too: YIELD for the locks' spin step, the core number the locks record,
+//! and the two barriers between
 //! normal memory and device registers. They live here, behind the arch
 //! wall with every other instruction written by hand, and build into
 //! `crate::sync` (`sync::hints`) rather than into `arch` (which exists
@@ -47,4 +48,17 @@ pub fn device_read_before_loads() {
     };
     #[cfg(not(target_arch = "aarch64"))]
     core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+}
+
+/// The logical core number boot put into TPIDR_EL2 (the locks record
+/// their holder with it). Only on the target.
+#[cfg(target_os = "none")]
+#[inline(always)]
+pub fn core_index() -> usize {
+    let v: u64;
+    // SAFETY: reading TPIDR_EL2 has no side effect.
+    unsafe {
+        core::arch::asm!("mrs {}, tpidr_el2", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
+    v as usize
 }

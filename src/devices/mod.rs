@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod exitctr;
+pub mod faultinj;
 pub mod mailbox;
 pub mod pl011;
 pub mod sp805;

@@ -12,11 +12,12 @@
 
 use super::config::Device;
 use super::layout::{
-    testdev_irq_base, EXITCTR_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA, TESTDEV_SIZE,
+    testdev_irq_base, EXITCTR_IPA, FAULTINJ_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA, TESTDEV_SIZE,
     UART_INTID, UART_IPA, WATCHDOG_IPA,
 };
 use crate::devices::bus::{MmioBus, RegisterError};
 use crate::devices::exitctr::{self, ExitCounters};
+use crate::devices::faultinj::{self, FaultInjection};
 use crate::devices::mailbox::{self, Mailbox};
 use crate::devices::pl011::{self, Pl011};
 use crate::devices::sp805::{self, Sp805};
@@ -45,6 +46,11 @@ pub trait Host: Clone + Send + 'static {
     fn test_line(&self, line: &str);
     /// How many times the VM has booted (1 at first).
     fn boots(&self) -> u32;
+    /// The fault-injection page's PANIC: the hypervisor panics on this
+    /// core holding the locks other VMs need. Runners that have no such
+    /// fault to show (pv-vmm, a process under KVM) refuse the device at
+    /// build time instead.
+    fn inject_fault(&self);
 }
 
 /// What the real PL011 (`devices = pl011`) becomes.
@@ -118,6 +124,11 @@ pub fn attach<H: Host>(
                 )?;
                 d.watchdog = Some(w);
             }
+            Device::FaultInjection => {
+                let h = host.clone();
+                let f = FaultInjection::new(Box::new(move || h.inject_fault()));
+                d.bus.register(FAULTINJ_IPA, faultinj::SIZE, Box::new(f))?;
+            }
             Device::Counters => {
                 let h = host.clone();
                 let c = ExitCounters::new(
@@ -190,6 +201,9 @@ mod tests {
         fn boots(&self) -> u32 {
             1
         }
+        fn inject_fault(&self) {
+            self.0.lock().unwrap().push("fault".into());
+        }
     }
 
     #[test]
@@ -200,14 +214,17 @@ mod tests {
             Device::Counters,
             Device::Mailbox,
             Device::Uart,
+            Device::FaultInjection,
         ];
-        let mut d = attach(&all, 1, 2, RealUart::PassThrough, Rec::default()).unwrap();
+        let h = Rec::default();
+        let mut d = attach(&all, 1, 2, RealUart::PassThrough, h.clone()).unwrap();
         for (ipa, name) in [
             (TESTDEV_IPA, "pivisor-test"),
             (WATCHDOG_IPA, "sp805"),
             (EXITCTR_IPA, "exit counters"),
             (MAILBOX_IPA, "mailbox"),
             (UART_IPA, "pl011"),
+            (FAULTINJ_IPA, "fault injection"),
         ] {
             assert_eq!(d.bus.device_name(ipa), Some(name), "{ipa:#x}");
         }
@@ -220,6 +237,13 @@ mod tests {
         // The counter page asks the host.
         assert_eq!(d.bus.dispatch(EXITCTR_IPA + 0x108, 8, None), Ok(101));
         assert_eq!(d.bus.dispatch(EXITCTR_IPA + 0x280 + 0x10, 8, None), Ok(3));
+        // The fault page asks the host only with its key.
+        assert!(d.bus.dispatch(FAULTINJ_IPA + 4, 4, Some(1)).is_err());
+        assert!(!h.0.lock().unwrap().iter().any(|l| l == "fault"));
+        d.bus
+            .dispatch(FAULTINJ_IPA + 4, 4, Some(faultinj::PANIC_KEY.into()))
+            .unwrap();
+        assert!(h.0.lock().unwrap().iter().any(|l| l == "fault"));
     }
 
     #[test]

@@ -68,17 +68,21 @@ pub enum Device {
     /// An emulated SP805 watchdog: if the guest stops feeding it, the VM
     /// is handled as crashed (its restart policy decides).
     Watchdog,
+    /// The fault-injection page (test bundles only: the VM can make the
+    /// hypervisor panic on its core).
+    FaultInjection,
 }
 
 impl Device {
     /// Every device, with its configuration name.
-    pub const ALL: [(&'static str, Device); 6] = [
+    pub const ALL: [(&'static str, Device); 7] = [
         ("testdev", Device::TestDev),
         ("mailbox", Device::Mailbox),
         ("uart", Device::Uart),
         ("pl011", Device::Pl011),
         ("counters", Device::Counters),
         ("watchdog", Device::Watchdog),
+        ("fault-injection", Device::FaultInjection),
     ];
 
     /// The configuration name.

@@ -318,7 +318,9 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
     }
     for d in t.devices {
         match d {
-            Device::Mailbox | Device::Uart | Device::Pl011 => {}
+            // The fault-injection page has no node: only the test guest
+            // uses it, at its fixed address.
+            Device::Mailbox | Device::Uart | Device::Pl011 | Device::FaultInjection => {}
             Device::Watchdog => {
                 use crate::devices::sp805;
                 w.begin_node("clk-watchdog")?;

@@ -66,6 +66,8 @@ pub const TESTDEV_SIZE: u64 = 0x1000;
 pub const EXITCTR_IPA: u64 = 0xfc00_1000;
 /// The SP805 watchdog's IPA (its size: devices::sp805::SIZE).
 pub const WATCHDOG_IPA: u64 = 0xfc00_2000;
+/// The fault-injection page's IPA (its size: devices::faultinj::SIZE).
+pub const FAULTINJ_IPA: u64 = 0xfc00_3000;
 
 /// The first INTID of VM `index`'s test device lines: SPI 64 onwards,
 /// [`crate::devices::testdev::LINES`] per VM, so that no two VMs use

@@ -351,6 +351,10 @@ impl Host for VmHost {
     fn boots(&self) -> u32 {
         vm(self.index).map_or(1, |vm| vm.resets.load(Ordering::Relaxed) + 1)
     }
+    fn inject_fault(&self) {
+        let name = vm(self.index).map_or("?", |vm| vm.name.as_str());
+        super::fault::inject(name)
+    }
 }
 
 /// The VM the PL011 is passed through to (usize::MAX: none).

@@ -111,6 +111,12 @@ pub fn ensure() {
     }
 }
 
+/// Whether exclusives work yet (the logger has left early mode, which
+/// boot does once the MMU and caches are on).
+pub fn exclusives_ok() -> bool {
+    !LOGGER.is_early()
+}
+
 /// Lines are written under the line lock from now on. Call once
 /// exclusive accesses work (MMU and caches on).
 pub fn enable_locking() {

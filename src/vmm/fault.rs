@@ -1,9 +1,13 @@
 //! Faults of the hypervisor itself: an exception nothing handles, or a
 //! panic, is reported on the console and parks the core (the other cores
-//! and their VMs carry on). Also runs with the MMU off (a fault during
-//! early boot): no exclusives on this path (checked with the boot path).
+//! and their VMs carry on). The core is marked dead first, so every lock
+//! it holds (a VM's device, the console switch, the heap, the mailbox)
+//! goes to the next core that asks ([`crate::sync::Mutex`]): a panic is
+//! never a deadlock for the other cores. Also runs with the MMU off (a
+//! fault during early boot): no exclusives on this path (checked with the
+//! boot path).
 
-use super::console;
+use super::{console, firmware};
 use crate::arch::cpu;
 use crate::exception::{self, Snapshot};
 use log::error;
@@ -13,6 +17,7 @@ use log::error;
 /// path either (checked with the boot path).
 #[inline(never)]
 pub fn unexpected_exception(s: &Snapshot) -> ! {
+    die(s.core);
     console::ensure();
     exception::report(s, &mut |line| error!("{line}"));
     error!("core {} parked", s.core);
@@ -21,8 +26,32 @@ pub fn unexpected_exception(s: &Snapshot) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    die(cpu::core_index());
     console::ensure();
     error!("PANIC on core {}: {info}", cpu::core_index());
     error!("core {} parked", cpu::core_index());
+    cpu::park()
+}
+
+/// Marks this core dead so the locks it holds are taken over.
+fn die(core: usize) {
+    if console::exclusives_ok() {
+        crate::sync::mark_dead(core);
+    } else {
+        crate::sync::mark_dead_early(core);
+    }
+}
+
+/// The fault-injection page's PANIC (`devices = fault-injection`, test
+/// bundles only): panics this core while it holds the console's line lock
+/// and the firmware mailbox's lock, the two every VM's exits can need.
+pub fn inject(vm: &str) -> ! {
+    firmware::holding_lock(|| {
+        console::with_console(|_| {
+            panic!(
+                "fault injected by VM '{vm}' (devices = fault-injection), holding the console's line lock and the firmware mailbox's lock"
+            )
+        })
+    });
     cpu::park()
 }

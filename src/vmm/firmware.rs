@@ -67,6 +67,13 @@ impl Platform for El2 {
     }
 }
 
+/// Runs `f` holding the host mailbox's lock (the fault-injection page:
+/// a panic inside must not keep other VMs from the firmware).
+pub fn holding_lock<R>(f: impl FnOnce() -> R) -> R {
+    let _g = HOST.get().map(|h| h.lock());
+    f()
+}
+
 /// The real firmware, through the hypervisor's mailbox.
 pub struct HostFirmware;
 

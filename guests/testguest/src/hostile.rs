@@ -10,6 +10,9 @@
 //!   off. "refused" counts the probes the hypervisor answered as it must
 //!   (an abort, an error code, an invisible register).
 //!
+//! - `panicker`: asks the hypervisor, through the fault-injection page,
+//!   to panic on its core while holding the console's and the mailbox's
+//!   locks (guests/panic.conf); the victim beside it must carry on.
 //! - `crasher`: says which boot this is (the test device's BOOTS) and
 //!   whether RAM still holds what it wrote in its previous life (a
 //!   restart must have scrubbed it), fills its RAM, then crashes: on its
@@ -43,8 +46,20 @@ fn pattern(a: u64, seed: u64) -> u64 {
     (a ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// The victim: fill, then check and report forever.
-pub fn victim(ram: u64, dtb: u64) -> ! {
+/// The firmware's revision through the mailbox (a property request in
+/// this VM's RAM), if the hypervisor answers.
+fn firmware_revision() -> Option<u32> {
+    const BUS: u32 = 0xc000_0000;
+    for (i, w) in [28u32, 0, 0x1, 4, 0, 0, 0].iter().enumerate() {
+        gic::w32(MBOX_BUF + 4 * i as u64, *w);
+    }
+    mbox_call(BUS + MBOX_BUF as u32, 8)?;
+    (gic::r32(MBOX_BUF + 4) == 0x8000_0000).then(|| gic::r32(MBOX_BUF + 20))
+}
+
+/// The victim: fill, then check and report forever. With `mbox` (the
+/// bundle gives it the mailbox) each report also asks the firmware.
+pub fn victim(ram: u64, dtb: u64, mbox: bool) -> ! {
     gic::w32(0xff84_1000, 1);
     gic::cpu_init();
     let end = dtb.min(ram) & !0xfff;
@@ -69,8 +84,13 @@ pub fn victim(ram: u64, dtb: u64) -> ! {
         }
         // The hypervisor still emulates its device.
         let id_ok = testdev_read32(0) == 0x7076_7464;
+        let fw = match (mbox, mbox.then(firmware_revision).flatten()) {
+            (false, _) => "",
+            (true, Some(_)) => " mbox=ok",
+            (true, None) => " mbox=FAIL",
+        };
         println!(
-            "VICTIM alive n={n} bad={bad} device={}",
+            "VICTIM alive n={n} bad={bad} device={}{fw}",
             if id_ok { "ok" } else { "BAD" }
         );
         n += 1;
@@ -694,4 +714,17 @@ fn hang_under_watchdog() -> ! {
     loop {
         core::hint::spin_loop();
     }
+}
+
+/// The fault-injection page (guests/panic.conf: `devices =
+/// fault-injection`).
+const FAULTS: u64 = 0xfc00_3000;
+
+/// The panicker: say so, then make the hypervisor panic on this core.
+pub fn panicker() -> ! {
+    let id = gic::r32(FAULTS);
+    println!("PANICKER fault page {id:#x}; panicking the hypervisor on this core");
+    gic::w32(FAULTS + 4, 0x5041_4e43);
+    println!("PANICKER still running: FAIL");
+    halt()
 }

@@ -74,7 +74,14 @@ extern "C" fn guest_main(dtb: u64) -> ! {
                 .find_map(|w| w.strip_prefix("pivisor.role="))
         });
     match role {
-        Some("victim") => hostile::victim(ram, dtb),
+        Some("victim") => {
+            let mbox = fdt
+                .as_ref()
+                .and_then(|f| f.chosen().bootargs())
+                .is_some_and(|b| b.split_whitespace().any(|w| w == "pivisor.victim-mbox"));
+            hostile::victim(ram, dtb, mbox)
+        }
+        Some("panicker") => hostile::panicker(),
         Some("hostile") => hostile::hostile(ram, vcpus),
         Some("crasher") => hostile::crasher(ram, dtb),
         Some("resetloop") => {

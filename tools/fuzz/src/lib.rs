@@ -102,6 +102,8 @@ impl pivisor::vm::attach::Host for NullHost {
     fn boots(&self) -> u32 {
         1
     }
+    // The fuzzed bus has no fault-injection page.
+    fn inject_fault(&self) {}
 }
 
 /// A device bus as a VM with every device has it, wired by the

@@ -88,10 +88,12 @@ fn disassembly() -> Disasm {
 /// Functions only ever entered with the MMU on, though a direct branch
 /// from the MMU-off code reaches them: the second half of the boot, and
 /// the log's line lock (taken only once the logger leaves early mode,
-/// which `boot_mmu_on` does).
-const MMU_ON_ONLY: [&str; 2] = [
+/// which `boot_mmu_on` does), and the fault path's atomic dead-core mark
+/// (only once the logger has left early mode; before, a plain store).
+const MMU_ON_ONLY: [&str; 3] = [
     "pivisor::boot::boot_mmu_on",
     "pivisor::console::Logger::acquire",
+    "pivisor::sync::mark_dead",
 ];
 
 /// What runs while the MMU is off: the boot path up to the EL2 MMU and the

@@ -409,3 +409,27 @@ fn a_restart_loop_is_backed_off_and_rate_limited() {
         beats.len()
     );
 }
+
+/// A hypervisor panic is never a deadlock for the other VMs
+/// (guests/panic.conf): 'panicker' makes the hypervisor panic on core 0
+/// while it holds the console's line lock and the firmware mailbox's
+/// lock. The core is parked; the victim on cores 2-3 keeps printing
+/// through the console (the line lock is taken over from the dead core)
+/// and its firmware requests keep being answered (so is the mailbox's).
+#[test]
+fn a_hypervisor_panic_is_not_a_deadlock_for_other_vms() {
+    let o = boot("PIVISOR_BUNDLE_PANIC")
+        .timeout(Duration::from_secs(60))
+        .run_until_match(r"(?s)PANIC on core 0.*core 0 parked(.*VICTIM alive n=\d+){5}");
+    o.expect(r"\[panicker\] PANICKER fault page 0x70766669; panicking")
+        .expect(r"ERROR PANIC on core 0: panicked at [^\n]*\nfault injected by VM 'panicker' \(devices = fault-injection\), holding the console's line lock and the firmware mailbox's lock");
+    o.reject(r"PANICKER still running|mbox=FAIL|bad=[1-9]|device=BAD");
+    let after = o.serial.split("core 0 parked").nth(1).unwrap_or("");
+    let beats = after.matches("VICTIM alive").count();
+    assert!(
+        beats >= 5 && after.matches("mbox=ok").count() == beats,
+        "victim after the panic: {beats} heartbeats\n{}",
+        o.serial
+    );
+    eprintln!("PANIC the victim beat {beats} times after core 0 died, mailbox answered each time");
+}

@@ -384,6 +384,9 @@ impl Host for KvmHost {
     fn boots(&self) -> u32 {
         1
     }
+    fn inject_fault(&self) {
+        unreachable!("machine::load refuses devices = fault-injection")
+    }
 }
 
 fn sum(st: &[VcpuStats]) -> ExitCounts {

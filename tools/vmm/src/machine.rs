@@ -65,6 +65,11 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
             &"devices = testdev is pivisor's own test device; pv-vmm has no model of it",
         ));
     }
+    if cfg.devices.contains(&Device::FaultInjection) {
+        return Err(what(
+            &"devices = fault-injection panics pivisor's own core; pv-vmm has no such fault",
+        ));
+    }
     if cfg.memory > pivisor::vm::layout::LOW_RAM_END {
         // pivisor puts RAM past the peripheral window at 4 GiB; this VMM's
         // RAM is one flat slot from IPA 0, so it cannot give the same map.
