@@ -22,6 +22,37 @@ pub trait ConsoleSink: Send {
     }
     /// Starts signalling input with an interrupt (if it can).
     fn enable_input(&mut self) {}
+    /// Puts one byte if the transmitter has room now; false if not (a
+    /// plain sink waits and always takes it).
+    fn try_put(&mut self, b: u8) -> bool {
+        self.write_bytes(&[b]);
+        true
+    }
+    /// Arms (or disarms) the transmitter's interrupt (if it has one).
+    fn set_tx_interrupt(&mut self, _on: bool) {}
+    /// Writes bytes on behalf of `source` (a VM's index, or
+    /// `conout::HYP`); false when they were dropped (a queued
+    /// sink whose source had no room; a plain sink takes everything).
+    fn write_from(&mut self, _source: usize, bytes: &[u8]) -> bool {
+        self.write_bytes(bytes);
+        true
+    }
+    /// Whether `source` may write `n` more bytes now without any being
+    /// dropped (a queued sink remembers to wake it when not).
+    fn room(&mut self, _source: usize, _n: usize) -> bool {
+        true
+    }
+    /// The transmitter's interrupt: moves queued bytes on; returns the
+    /// sources to wake (bit per source).
+    fn service(&mut self) -> u16 {
+        0
+    }
+    /// Sources to wake that drains found since last asked.
+    fn take_woken(&mut self) -> u16 {
+        0
+    }
+    /// Writes out everything queued, waiting (the fault path).
+    fn flush(&mut self) {}
 }
 
 /// Called with the sink just before each log line is written (the
@@ -161,6 +192,23 @@ impl<const N: usize> ConsoleSink for RingTee<N> {
         self.ring.push(bytes);
         if let Some(o) = self.out.as_deref_mut() {
             o.write_bytes(bytes);
+        }
+    }
+
+    /// Into the ring once the UART (if any) took it.
+    fn try_put(&mut self, b: u8) -> bool {
+        if let Some(o) = self.out.as_deref_mut() {
+            if !o.try_put(b) {
+                return false;
+            }
+        }
+        self.ring.push(&[b]);
+        true
+    }
+
+    fn set_tx_interrupt(&mut self, on: bool) {
+        if let Some(o) = self.out.as_deref_mut() {
+            o.set_tx_interrupt(on);
         }
     }
 }

@@ -13,6 +13,7 @@ extern crate alloc;
 pub mod board;
 pub mod bootargs;
 pub mod conmux;
+pub mod conout;
 pub mod console;
 pub mod devices;
 pub mod dt;

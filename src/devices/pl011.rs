@@ -7,8 +7,9 @@
 //! | 0x000       | DR       | write: one byte out (UART and TX enabled);    |
 //! |             |          | read: the oldest received byte, 0 when empty  |
 //! | 0x004       | RSR/ECR  | reads 0 (no line errors); writes ignored      |
-//! | 0x018       | FR       | TXFE always (bytes leave at once), RXFE/RXFF  |
-//! |             |          | from the receive FIFO, CTS/DSR/DCD set        |
+//! | 0x018       | FR       | TXFF while the console has no room for this   |
+//! |             |          | VM, else TXFE; RXFE/RXFF from the receive     |
+//! |             |          | FIFO; CTS/DSR/DCD set                         |
 //! | 0x020-0x030 | ILPR,    | read-write, kept (baud rate and framing have  |
 //! |             | IBRD,    | no meaning here)                              |
 //! |             | FBRD,    |                                               |
@@ -22,8 +23,13 @@
 //!
 //! Interrupts (one line, level): RX when the receive FIFO reaches its
 //! trigger level (1 byte with FIFOs off), receive timeout while bytes wait
-//! below it, TX each time a written byte has gone (the FIFO drains at once,
-//! so it always passes the trigger level; cleared by ICR). Input that
+//! below it, TX each time a written byte has gone while the console still
+//! has room, or when room comes back after TXFF ([`Pl011::tx_room_returned`]:
+//! the FIFO's level falling through its trigger level; cleared by ICR).
+//! The console (the hypervisor's output queue) says whether it has room:
+//! a guest that writes only while TXFF is clear, as Linux does, loses
+//! nothing and never makes its core wait; bytes written while TXFF is
+//! set are the console's to drop. Input that
 //! finds the FIFO full waits in a backlog (up to [`BACKLOG`] bytes, as the
 //! line would pace it) and moves in as the guest reads; overrun only when
 //! that is full too. The line follows RIS & IMSC.
@@ -94,6 +100,8 @@ pub const ID: [u32; 8] = [0x11, 0x10, 0x34, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 pub type TxSink = Box<dyn FnMut(u8) + Send>;
 /// Drives the interrupt line.
 pub type Line = Box<dyn FnMut(bool) + Send>;
+/// Whether the console has room for another byte now.
+pub type Room = Box<dyn FnMut() -> bool + Send>;
 
 /// The emulated UART.
 pub struct Pl011 {
@@ -110,6 +118,7 @@ pub struct Pl011 {
     dmacr: u32,
     tx: TxSink,
     line: Line,
+    room: Room,
     level: bool,
     /// Bytes dropped because the receive FIFO was full.
     pub overruns: u64,
@@ -133,9 +142,25 @@ impl Pl011 {
             dmacr: 0,
             tx,
             line,
+            room: Box::new(|| true),
             level: false,
             overruns: 0,
         }
+    }
+
+    /// Asks `room` whether the console takes another byte (default:
+    /// always).
+    pub fn with_room(mut self, room: Room) -> Self {
+        self.room = room;
+        self
+    }
+
+    /// The console has room again after this UART read TXFF: the
+    /// transmit interrupt asserts, as when a real FIFO drains through
+    /// its trigger level.
+    pub fn tx_room_returned(&mut self) {
+        self.ris |= int::TX;
+        self.update();
     }
 
     fn fifo_on(&self) -> bool {
@@ -235,7 +260,8 @@ impl MmioDevice for Pl011 {
     fn reset(&mut self) {
         let tx = core::mem::replace(&mut self.tx, Box::new(|_| {}));
         let line = core::mem::replace(&mut self.line, Box::new(|_| {}));
-        *self = Self::new(tx, line);
+        let room = core::mem::replace(&mut self.room, Box::new(|| true));
+        *self = Self::new(tx, line).with_room(room);
     }
 
     fn name(&self) -> &str {
@@ -259,7 +285,8 @@ impl MmioDevice for Pl011 {
             }
             0x004 => 0,
             0x018 => {
-                let mut f = fr::TXFE | fr::CTS | fr::DSR | fr::DCD;
+                let mut f = fr::CTS | fr::DSR | fr::DCD;
+                f |= if (self.room)() { fr::TXFE } else { fr::TXFF };
                 if self.rx.is_empty() {
                     f |= fr::RXFE;
                 }
@@ -300,7 +327,11 @@ impl MmioDevice for Pl011 {
             0x000 => {
                 if self.cr & (cr::UARTEN | cr::TXE) == (cr::UARTEN | cr::TXE) {
                     (self.tx)(v as u8);
-                    self.ris |= int::TX;
+                    if (self.room)() {
+                        self.ris |= int::TX;
+                    } else {
+                        self.ris &= !int::TX;
+                    }
                 }
             }
             0x004 => {}

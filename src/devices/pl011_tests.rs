@@ -189,6 +189,55 @@ fn transmit_interrupt_like_linux_start_tx() {
 }
 
 #[test]
+fn a_full_console_shows_as_txff_and_its_return_as_the_tx_interrupt() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut r = rig();
+    let room = Arc::new(AtomicBool::new(true));
+    let r2 = room.clone();
+    let (o, l, full) = (r.out.clone(), r.line.clone(), room.clone());
+    r.u = Pl011::new(
+        Box::new(move |b| {
+            let mut o = o.lock().unwrap();
+            o.push(b);
+            // The console fills up with the tenth byte.
+            if o.len() == 10 {
+                full.store(false, Ordering::Relaxed);
+            }
+        }),
+        Box::new(move |v| l.lock().unwrap().push(v)),
+    )
+    .with_room(Box::new(move || r2.load(Ordering::Relaxed)));
+    // Linux's pl011_tx_chars: write while TXFF is clear, then unmask TX.
+    r.u.write(0x038, 4, u64::from(int::TX)).unwrap();
+    r.u.write(0x044, 4, u64::from(int::TX)).unwrap();
+    let mut sent = 0;
+    for i in 0..100u8 {
+        if rd(&mut r.u, 0x18) & fr::TXFF != 0 {
+            break;
+        }
+        r.u.write(0x000, 4, u64::from(i)).unwrap();
+        sent += 1;
+    }
+    assert_eq!(sent, 10);
+    let f = rd(&mut r.u, 0x18);
+    assert_eq!(f & (fr::TXFF | fr::TXFE), fr::TXFF);
+    // The last byte left no room: no TX interrupt yet.
+    assert_eq!(rd(&mut r.u, 0x03c) & int::TX, 0);
+    assert!(!r.u.level());
+    // The console drained: the interrupt asserts, FR shows room.
+    room.store(true, Ordering::Relaxed);
+    r.u.tx_room_returned();
+    assert!(r.u.level());
+    assert_eq!(r.line.lock().unwrap().last(), Some(&true));
+    assert_eq!(rd(&mut r.u, 0x18) & (fr::TXFF | fr::TXFE), fr::TXFE);
+    assert_eq!(r.out.lock().unwrap().len(), 10);
+    // A reset keeps asking the same console.
+    r.u.reset();
+    room.store(false, Ordering::Relaxed);
+    assert_eq!(rd(&mut r.u, 0x18) & fr::TXFF, fr::TXFF);
+}
+
+#[test]
 fn hostile_accesses() {
     let mut r = rig();
     for w in [1u8, 8] {

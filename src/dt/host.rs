@@ -92,6 +92,8 @@ pub struct HostInfo<'a> {
     pub mailbox_intid: Option<u32>,
     /// CPU physical address of the mini UART (the aux block's UART1).
     pub mini_uart: Option<u64>,
+    /// The aux block's interrupt (GIC INTID): the mini UART's.
+    pub mini_uart_intid: Option<u32>,
     /// /soc `dma-ranges`' first window: how the VideoCore (DMA masters)
     /// sees RAM. `bus` is the VideoCore's address of CPU address `cpu`.
     pub dma: Option<Window>,
@@ -394,6 +396,7 @@ impl<'a> HostInfo<'a> {
             }
             if info.mini_uart.is_none() && compatible_with(&child, &["brcm,bcm2835-aux-uart"]) {
                 info.mini_uart = info.translate(bus);
+                info.mini_uart_intid = spi_intid(&child);
             }
             if info.gpio.is_none()
                 && compatible_with(&child, &["brcm,bcm2711-gpio", "brcm,bcm2835-gpio"])

@@ -170,7 +170,7 @@ fn build(f: &Fixture) -> Vec<u8> {
     w.property_string("compatible", "brcm,bcm2835-aux-uart")
         .unwrap();
     w.property_cells("reg", &[0x7e21_5040, 0x40]).unwrap();
-    w.property_cells("interrupts", &[1, 0x5d, 4]).unwrap();
+    w.property_cells("interrupts", &[0, 0x5d, 4]).unwrap();
     w.end_node().unwrap();
     w.begin_node("interrupt-controller@40041000").unwrap();
     w.property_string("compatible", "arm,gic-400").unwrap();
@@ -272,6 +272,7 @@ fn reads_everything_the_hypervisor_needs() {
         assert_eq!(i.uart_intid, Some(153));
         assert_eq!((i.mailbox, i.mailbox_intid), (Some(0xfe00_b880), Some(65)));
         assert_eq!(i.mini_uart, Some(0xfe21_5040));
+        assert_eq!(i.mini_uart_intid, Some(32 + 93), "GIC_SPI 93");
         assert_eq!(
             i.dma,
             Some(Window {

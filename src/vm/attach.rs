@@ -12,8 +12,8 @@
 
 use super::config::Device;
 use super::layout::{
-    testdev_irq_base, EXITCTR_IPA, FAULTINJ_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA, TESTDEV_SIZE,
-    UART_INTID, UART_IPA, WATCHDOG_IPA,
+    testdev_irq_base, EXITCTR_IPA, FAULTINJ_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA,
+    TESTDEV_SIZE, UART_INTID, UART_IPA, WATCHDOG_IPA,
 };
 use crate::devices::bus::{MmioBus, RegisterError};
 use crate::devices::exitctr::{self, ExitCounters};
@@ -35,6 +35,9 @@ pub trait Host: Clone + Send + 'static {
     fn set_line(&self, intid: u32, level: bool);
     /// A byte the VM's emulated UART transmits.
     fn uart_tx(&self, byte: u8);
+    /// Whether the console has room for another byte of the VM's
+    /// emulated UART now (its FR.TXFF).
+    fn uart_room(&self) -> bool;
     /// A mailbox request word (MAIL1_WRT): the answer word, if any.
     fn firmware(&self, word: u32) -> Option<u32>;
     /// The exit-counter page's value: vCPU `vcpu`'s (None: all) count
@@ -153,11 +156,14 @@ pub fn attach<H: Host>(
             }
             Device::Uart | Device::Pl011 => {
                 d.spis.push(UART_INTID);
-                let (h1, h2) = (host.clone(), host.clone());
-                let u = Arc::new(Mutex::new(Pl011::new(
-                    Box::new(move |b| h1.uart_tx(b)),
-                    Box::new(move |level| h2.set_line(UART_INTID, level)),
-                )));
+                let (h1, h2, h3) = (host.clone(), host.clone(), host.clone());
+                let u = Arc::new(Mutex::new(
+                    Pl011::new(
+                        Box::new(move |b| h1.uart_tx(b)),
+                        Box::new(move |level| h2.set_line(UART_INTID, level)),
+                    )
+                    .with_room(Box::new(move || h3.uart_room())),
+                ));
                 d.bus
                     .register(UART_IPA, pl011::SIZE, Box::new(Shared(u.clone(), "pl011")))?;
                 d.uart = Some(u);
@@ -184,6 +190,9 @@ mod tests {
         }
         fn uart_tx(&self, byte: u8) {
             self.0.lock().unwrap().push(format!("tx {byte}"));
+        }
+        fn uart_room(&self) -> bool {
+            true
         }
         fn firmware(&self, word: u32) -> Option<u32> {
             self.0.lock().unwrap().push(format!("fw {word:#x}"));

@@ -183,6 +183,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
     publish(vms, stage2::vtcr_value(parange));
     HOST_UART_INTID.store(host.uart_intid.unwrap_or(0), Ordering::Relaxed);
     HOST_MINI_UART.store(host.mini_uart.unwrap_or(0), Ordering::Relaxed);
+    HOST_MINI_UART_INTID.store(host.mini_uart_intid.unwrap_or(0), Ordering::Relaxed);
     Ok(())
 }
 
@@ -331,6 +332,9 @@ impl Host for VmHost {
     fn uart_tx(&self, byte: u8) {
         conswitch::guest_byte(self.index, byte);
     }
+    fn uart_room(&self) -> bool {
+        conswitch::room(self.index)
+    }
     fn firmware(&self, word: u32) -> Option<u32> {
         firmware::guest_request(self.index, word)
     }
@@ -366,6 +370,10 @@ static HOST_MINI_UART: AtomicU64 = AtomicU64::new(0);
 /// The host PL011's INTID (0: unknown), for the console's input.
 static HOST_UART_INTID: AtomicU32 = AtomicU32::new(0);
 
+/// The aux block's INTID (0: unknown), for the mini UART's transmit
+/// interrupt once it is the console.
+static HOST_MINI_UART_INTID: AtomicU32 = AtomicU32::new(0);
+
 /// Starts the VMs if every core they need is online (`online` bitmask).
 pub fn start(online: u32) -> Result<(), String> {
     let vms = vms();
@@ -391,7 +399,15 @@ pub fn start(online: u32) -> Result<(), String> {
             vm.name,
             if mini != 0 { " (QEMU: the second -serial)" } else { " (none in the device tree)" }
         );
-        console::to_mini_uart((mini != 0).then_some(mini));
+        // Its transmit interrupt drains the console's output queue (on
+        // core 0, like the PL011's in the mux layout).
+        let aux = HOST_MINI_UART_INTID.load(Ordering::Relaxed);
+        let irq = mini != 0 && aux != 0;
+        if irq {
+            irq::route_console_input(aux);
+            conswitch::console_interrupt(aux);
+        }
+        console::to_mini_uart((mini != 0).then_some(mini), irq);
         info!(
             "console: hypervisor log on the mini UART; the PL011 is VM '{}''s (passthrough, INTID {UART_INTID} hardware-linked)",
             vm.name

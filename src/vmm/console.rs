@@ -5,6 +5,7 @@
 
 use crate::arch::cpu;
 use crate::board::rpi4::{self, gpio::Gpio, miniuart::MiniUart, pl011::Pl011};
+use crate::conout::QueuedSink;
 use crate::console::{ConsoleSink, Hooks, LineHook, LogRing, Logger, RingTee};
 use crate::sync::BootCell;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -31,10 +32,11 @@ static HYP_LOG: BootCell<RingTee<{ 64 * 1024 }>> = BootCell::new(RingTee {
 static MINI_UART: BootCell<Option<MiniUart>> = BootCell::new(None);
 
 /// Moves the hypervisor's log off the PL011 (which a VM is about to own)
-/// to the log ring and the mini UART at `mini`. From here on the
-/// hypervisor never touches the PL011. Primary core, before the other
-/// cores are released.
-pub fn to_mini_uart(mini: Option<u64>) {
+/// to the log ring and the mini UART at `mini`, behind the output queue
+/// when the caller handles the mini UART's interrupt (`irq`). From here
+/// on the hypervisor never touches the PL011. Primary core, before the
+/// other cores are released.
+pub fn to_mini_uart(mini: Option<u64>, irq: bool) {
     // SAFETY: primary core, before the secondaries leave boot (BootCell).
     let (m, log) = unsafe { (&mut *MINI_UART.0.get(), &mut *HYP_LOG.0.get()) };
     if let Some(a) = mini {
@@ -44,8 +46,39 @@ pub fn to_mini_uart(mini: Option<u64>) {
         u.init(crate::platform::BAUD);
         *m = Some(u);
     }
+    let have = m.is_some();
     log.out = m.as_mut().map(|u| u as &mut dyn ConsoleSink);
-    LOGGER.switch_sink(log);
+    if irq && have {
+        // SAFETY: as above (BootCell).
+        let q = unsafe { &mut *QUEUED.0.get() };
+        q.attach(log, true);
+        LOGGER.switch_sink(q);
+    } else {
+        LOGGER.switch_sink(log);
+    }
+}
+
+/// The output queue in front of the console's UART: the PL011 (the mux
+/// layout) or the mini UART and the log ring (a VM owns the PL011).
+static QUEUED: BootCell<QueuedSink<'static>> = BootCell::new(QueuedSink::new());
+
+/// Puts the output queue in front of the PL011 (the mux layout, with the
+/// PL011's interrupt routed to this hypervisor: `irq`), so no core waits
+/// on the UART for anyone else's output. Primary core, before the other
+/// cores are released.
+pub fn queue_output(irq: bool) {
+    // SAFETY: primary core, before the secondaries leave boot (BootCell);
+    // the PL011 is the console's and stays so (the mux layout).
+    let (q, c) = unsafe { (&mut *QUEUED.0.get(), &mut *CONSOLE.0.get()) };
+    if let Some(u) = c.as_mut() {
+        q.attach(u, irq);
+        LOGGER.switch_sink(q);
+    }
+}
+
+/// Writes out whatever the console has queued, waiting (the fault path).
+pub fn flush() {
+    with_console(|s| s.flush());
 }
 
 /// Runs `f` with the console under the line lock (whole lines and

@@ -2,29 +2,46 @@
 //! an emulated UART (`devices = uart`) writes through the console switch
 //! ([`crate::conmux`]) and the focused VM gets what is typed.
 //!
-//! Output: a VM's byte leaves its emulated UART, takes the console's line
-//! lock (the same one log lines take) and goes through the switch, so VM
-//! output and hypervisor lines never share a line. Input: the PL011's
-//! receive interrupt goes to core 0 (hypervisor priority, completed with
-//! EOIR and DIR); the bytes go through the switch to the focused VM's
-//! emulated UART, whose interrupt line then rises in the VM's vGIC.
+//! Output: a VM's byte leaves its emulated UART and goes through the
+//! switch (under the console's line lock, the one log lines take, so VM
+//! output and hypervisor lines never share a line) into the output queue
+//! ([`crate::conout`]), which the PL011 drains as fast as it sends: the
+//! next writer moves on what the FIFO takes, the PL011's transmit
+//! interrupt (core 0) the rest. No core waits on the UART for another
+//! VM's output. A VM's emulated UART reads TXFF while its share of the
+//! queue has no room, and its transmit interrupt comes once the share is
+//! half free ([`wake_pending`]). Input: the PL011's receive interrupt goes
+//! to core 0 (hypervisor priority, completed with EOIR and DIR); the bytes
+//! go through the switch to the focused VM's emulated UART, whose
+//! interrupt line then rises in the VM's vGIC.
+//!
+//! When a VM owns the PL011 the switch writes to the hypervisor's log (the
+//! log ring and the mini UART), through the same queue, drained by the
+//! mini UART's transmit interrupt (the aux block's, on core 0); it takes
+//! no input there.
 
-use super::console::{set_line_hook, with_console};
+use super::console::{queue_output, set_line_hook, with_console};
 use super::vm::vm;
 use crate::conmux::{Input, Mux};
 use crate::console::ConsoleSink;
 use crate::sync::Mutex;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use log::info;
 
 /// The switch and a scratch buffer for what it writes (reused: a VM's
 /// console output is one exit per byte, no allocation each time).
 static MUX: Mutex<Option<(Mux, Vec<u8>)>> = Mutex::new(None);
 
-/// The host PL011's INTID when its input is taken (0: not).
-static INPUT_INTID: AtomicU32 = AtomicU32::new(0);
+/// The interrupt of the hypervisor's console UART when it is handled
+/// (0: not): the PL011's in the mux layout (input and output), the aux
+/// block's when a VM owns the PL011 (the mini UART's output).
+static CONSOLE_INTID: AtomicU32 = AtomicU32::new(0);
+
+/// VMs whose emulated UART is to be told the console has room again
+/// (bit per VM index), collected where that UART's lock may be held.
+static PENDING_WAKE: AtomicU64 = AtomicU64::new(0);
 
 /// Sets the switch up for VMs `names`, focused on `focus`; takes the
 /// PL011's input on INTID `intid` (the caller routes it to core 0).
@@ -35,8 +52,9 @@ pub fn init(names: Vec<String>, focus: usize, intid: Option<u32>) {
     *MUX.lock() = Some((m, Vec::with_capacity(crate::conmux::LINE_MAX + 64)));
     set_line_hook(line_hook);
     if let Some(i) = intid {
+        queue_output(true);
         with_console(|s| s.enable_input());
-        INPUT_INTID.store(i, Ordering::Release);
+        CONSOLE_INTID.store(i, Ordering::Release);
     }
     info!(
         "console: mux layout, focus on VM {focus}; type Ctrl-] then a VM number to switch, Ctrl-] l to list"
@@ -57,30 +75,87 @@ fn line_hook(sink: &mut dyn ConsoleSink) {
     }
 }
 
-/// A byte VM `vm` wrote to its emulated UART.
-pub fn guest_byte(vm: usize, b: u8) {
+/// A byte VM `vm` wrote to its emulated UART (under that UART's lock).
+pub fn guest_byte(index: usize, b: u8) {
+    let (mut kept, mut woken) = (true, 0);
     with_console(|s| {
         if let Some((m, out)) = MUX.lock().as_mut() {
             out.clear();
-            m.output(vm, b, out);
-            s.write_bytes(out);
+            m.output(index, b, out);
+            if !out.is_empty() {
+                kept = s.write_from(index, out);
+            }
+            woken = s.take_woken();
         }
     });
+    // Other VMs' UARTs are not touched here (their locks come after this
+    // one's on another core): whoever runs next outside a UART lock
+    // tells them.
+    if woken != 0 {
+        PENDING_WAKE.fetch_or(woken.into(), Ordering::AcqRel);
+    }
+    if !kept {
+        if let Some(vm) = vm(index) {
+            vm.warn(format_args!(
+                "console: output dropped: it wrote while its UART said TXFF (the console's share for it is full)"
+            ));
+        }
+    }
 }
 
-/// Whether `intid` is the console's input interrupt.
+/// Whether VM `index`'s emulated UART may take another byte (its FR.TXFF
+/// clear): the console has room for the most that byte can write.
+pub fn room(index: usize) -> bool {
+    let mut ok = true;
+    with_console(|s| {
+        if let Some((m, _)) = MUX.lock().as_ref() {
+            ok = s.room(index, m.worst_next(index));
+        }
+    });
+    ok
+}
+
+/// Tells the VMs the console has room for again (their UARTs' transmit
+/// interrupt). Called where no UART lock is held: after an emulated
+/// access, and from the console's interrupt.
+#[inline]
+pub fn wake_pending() {
+    if PENDING_WAKE.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let w = PENDING_WAKE.swap(0, Ordering::AcqRel);
+    for i in 0..64 {
+        if w & (1 << i) != 0 {
+            if let Some(u) = vm(i).and_then(|v| v.uart.as_ref()) {
+                u.lock().tx_room_returned();
+            }
+        }
+    }
+}
+
+/// Handles the console UART's interrupt `intid` (routed to core 0 by
+/// the caller) from now on: the mini UART's, once it is the console.
+pub fn console_interrupt(intid: u32) {
+    CONSOLE_INTID.store(intid, Ordering::Release);
+}
+
+/// Whether `intid` is the console's interrupt.
 pub fn is_input(intid: u32) -> bool {
-    intid != 0 && INPUT_INTID.load(Ordering::Relaxed) == intid
+    intid != 0 && CONSOLE_INTID.load(Ordering::Relaxed) == intid
 }
 
-/// The console's receive interrupt: typed bytes to the focused VM (or to
-/// the switch's commands). Returns the VMs that got bytes (bit per VM
-/// index).
-pub fn input() -> u64 {
+/// The console's interrupt: queued output moved on (its transmit half),
+/// typed bytes to the focused VM or to the switch's commands (its receive
+/// half). Returns the VMs that got bytes (bit per VM index).
+pub fn interrupt() -> u64 {
     let mut to = 0u64;
     let mut bytes = [0u8; 64];
     let mut n = 0;
     with_console(|s| {
+        let woken = s.service();
+        if woken != 0 {
+            PENDING_WAKE.fetch_or(woken.into(), Ordering::AcqRel);
+        }
         while n < bytes.len() {
             match s.read_byte() {
                 Some(b) => {
@@ -107,5 +182,6 @@ pub fn input() -> u64 {
             }
         }
     }
+    wake_pending();
     to
 }

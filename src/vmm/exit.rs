@@ -171,6 +171,8 @@ fn gicd(vm: &Vm, v: usize, frame: &mut Frame, a: &Access) {
 fn mmio(vm: &Vm, v: usize, frame: &mut Frame, a: &Access) {
     let store = a.write.then(|| a.store_value(&frame.regs));
     let r = vm.bus.lock().dispatch(a.ipa, a.width, store);
+    // A console write may have made room for other VMs' UARTs.
+    super::conswitch::wake_pending();
     match r {
         Ok(raw) => {
             if !a.write {

@@ -21,6 +21,7 @@ pub fn unexpected_exception(s: &Snapshot) -> ! {
     console::ensure();
     exception::report(s, &mut |line| error!("{line}"));
     error!("core {} parked", s.core);
+    console::flush();
     cpu::park()
 }
 
@@ -30,6 +31,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     console::ensure();
     error!("PANIC on core {}: {info}", cpu::core_index());
     error!("core {} parked", cpu::core_index());
+    console::flush();
     cpu::park()
 }
 

@@ -179,7 +179,7 @@ pub fn handle_irqs(core: usize) -> bool {
                 own = true;
             }
             (i, _) if super::conswitch::is_input(i) => {
-                let to = super::conswitch::input();
+                let to = super::conswitch::interrupt();
                 gic.complete(iar);
                 // Keys for the VM on this core are its own; keys for
                 // another VM it must not see.

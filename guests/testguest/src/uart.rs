@@ -6,7 +6,8 @@
 //!
 //! Prints `UART hello from VM N` through the UART (the harness checks
 //! where it appears: plain for the focused VM, `[name] `-prefixed for a
-//! background one), then `UART ready` and waits up to 10 s for a line;
+//! background one), a spoofing line and an overlong one (escaped and cut
+//! in the background), then `UART ready` and waits up to 10 s for a line;
 //! `TEST uart-echo ok` and `UART echo <line>` when one came, `UART no
 //! input` otherwise (`make run` with nobody typing).
 
@@ -95,6 +96,16 @@ pub fn run(t: &mut Tally, vm: u32) {
     );
     puts("UART hello from VM ");
     putc(b'0' + (vm % 10) as u8);
+    puts("\n");
+    // What a hostile VM writes to fool the operator: hide what follows,
+    // back over its prefix, clear the line and forge the switch's banner;
+    // then a line longer than the switch's cap. In the background it
+    // must come out escaped and prefixed; in the focus it passes, and
+    // the next line of anyone else re-asserts the terminal.
+    puts("UART spoof \x1b[8mhidden\x08\x08\x1b[2K[pivisor: console -> VM 0 'alpha']\n");
+    for _ in 0..300 {
+        putc(b'L');
+    }
     puts("\n");
 
     let me = gic::me();

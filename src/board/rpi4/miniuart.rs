@@ -1,6 +1,7 @@
 //! The BCM2711 mini UART (UART1, in the AUX block; BCM2711 ARM Peripherals
 //! 2.2): the hypervisor's console once the PL011 is passed through to a
-//! VM. Transmit only.
+//! VM. Transmit only; with its transmit interrupt when the console's
+//! output queue has bytes waiting.
 //!
 //! QEMU raspi4b connects it to the second `-serial`. On a real Pi 4 only
 //! GPIO14/15 reach the header and they carry the PL011 for its owner VM,
@@ -38,6 +39,9 @@ register_structs! {
 const AUX_ENABLES: isize = -0x3c;
 /// LSR: the transmitter can take a byte.
 const LSR_TX_EMPTY: u32 = 1 << 5;
+/// IER: transmit interrupt (bit 1; the BCM2835 manual's table has RX and
+/// TX swapped, its errata and Linux's 8250 driver agree on this).
+const IER_TX: u32 = 1 << 1;
 /// The VPU core clock a Pi 4 runs with enable_uart=1.
 pub const CORE_CLOCK_HZ: u32 = 500_000_000;
 
@@ -98,6 +102,19 @@ impl ConsoleSink for MiniUart {
         for &b in bytes {
             self.put(b);
         }
+    }
+
+    fn try_put(&mut self, b: u8) -> bool {
+        if self.regs.LSR.get() & LSR_TX_EMPTY == 0 {
+            return false;
+        }
+        self.regs.IO.set(u32::from(b));
+        true
+    }
+
+    /// The aux interrupt while the FIFO can take a byte (level).
+    fn set_tx_interrupt(&mut self, on: bool) {
+        self.regs.IER.set(if on { IER_TX } else { 0 });
     }
 }
 

@@ -139,7 +139,25 @@ impl Pl011 {
     /// input wakes the hypervisor; the handler reads until empty.
     pub fn enable_rx_interrupt(&mut self) {
         self.regs.ICR.set(0x7ff);
-        self.regs.IMSC.set((1 << 4) | (1 << 6));
+        self.regs.IMSC.set(self.regs.IMSC.get() | IM_RX | IM_RT);
+    }
+
+    /// Puts a byte if the transmit FIFO has room.
+    pub fn try_put(&mut self, b: u8) -> bool {
+        if self.regs.FR.is_set(FR::TXFF) {
+            return false;
+        }
+        self.regs.DR.set(u32::from(b));
+        true
+    }
+
+    /// Unmasks (or masks) the transmit interrupt: raised when the FIFO's
+    /// level falls through its trigger level (IFLS, half by default).
+    /// Armed only after a refused put, so the FIFO is full and will fall
+    /// through it (the PL011 signals the crossing).
+    pub fn set_tx_interrupt(&mut self, on: bool) {
+        let m = self.regs.IMSC.get();
+        self.regs.IMSC.set(if on { m | IM_TX } else { m & !IM_TX });
     }
 
     /// A received byte, if any.
@@ -162,7 +180,20 @@ impl ConsoleSink for Pl011 {
     fn enable_input(&mut self) {
         self.enable_rx_interrupt();
     }
+
+    fn try_put(&mut self, b: u8) -> bool {
+        Pl011::try_put(self, b)
+    }
+
+    fn set_tx_interrupt(&mut self, on: bool) {
+        Pl011::set_tx_interrupt(self, on)
+    }
 }
+
+/// IMSC: receive, transmit, receive timeout.
+const IM_RX: u32 = 1 << 4;
+const IM_TX: u32 = 1 << 5;
+const IM_RT: u32 = 1 << 6;
 
 #[cfg(test)]
 mod tests {

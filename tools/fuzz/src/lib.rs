@@ -23,13 +23,13 @@
 //! test` replays the seed corpus (corpus/<target>/) and a fixed-seed
 //! batch of generated inputs on stable (tests/replay.rs).
 
+use pivisor::devices::bus::{MmioBus, MmioDevice};
 use pivisor::devices::mailbox::policy::Policy;
 use pivisor::devices::mailbox::property::{self, Firmware, View};
 use pivisor::devices::mailbox::Mailbox;
 use pivisor::devices::pl011::Pl011;
-use pivisor::devices::bus::{MmioBus, MmioDevice};
-use pivisor::trap::sysreg::{self, SysRegResult, SysRegState};
 use pivisor::trap::decode::{decode, Exit};
+use pivisor::trap::sysreg::{self, SysRegResult, SysRegState};
 use pivisor::vgic::dist::VgicDist;
 use pivisor::vm::psci::{self, Outcome, Power};
 
@@ -38,7 +38,7 @@ pub type Target = fn(&[u8]);
 
 /// Every target, by name (the corpus directories and `make fuzz
 /// FUZZ_TARGETS=`).
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("mmio_decode", mmio_decode),
     ("vgic", vgic),
     ("mailbox", mailbox),
@@ -47,6 +47,7 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("bundle", bundle),
     ("vm_config", vm_config),
     ("host_dtb", host_dtb),
+    ("console", console),
 ];
 
 /// Reads the input as little-endian fields; past its end, zeroes.
@@ -89,6 +90,9 @@ struct NullHost;
 impl pivisor::vm::attach::Host for NullHost {
     fn set_line(&self, _: u32, _: bool) {}
     fn uart_tx(&self, _: u8) {}
+    fn uart_room(&self) -> bool {
+        true
+    }
     fn firmware(&self, word: u32) -> Option<u32> {
         Some(word)
     }
@@ -277,26 +281,40 @@ pub fn mailbox(data: &[u8]) {
     }
 }
 
-/// The emulated PL011: register reads and writes and received bytes.
+/// The emulated PL011: register reads and writes, received bytes, and
+/// the console's room coming and going.
 pub fn pl011(data: &[u8]) {
-    let mut u = Pl011::new(Box::new(|_| {}), Box::new(|_| {}));
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let room = Arc::new(AtomicBool::new(true));
+    let r = room.clone();
+    let mut u = Pl011::new(Box::new(|_| {}), Box::new(|_| {}))
+        .with_room(Box::new(move || r.load(Ordering::Relaxed)));
     let mut input = Input(data);
     while !input.done() {
         let op = input.u8();
         let off = u64::from(input.u16() & 0xfff);
         let w = width(input.u8());
         let value = u64::from(input.u32());
-        match op % 3 {
+        match op & 3 {
             0 => {
                 let _ = u.read(off, w);
             }
             1 => {
                 let _ = u.write(off, w, value);
             }
-            _ => {
+            2 => {
                 for _ in 0..(op >> 2) {
                     u.receive(value as u8);
                 }
+            }
+            _ => {
+                let had = room.swap(value & 1 != 0, Ordering::Relaxed);
+                if !had && value & 1 != 0 {
+                    u.tx_room_returned();
+                }
+                let fr = u.read(0x18, 4).unwrap_or(0) as u32;
+                assert_eq!(fr & (1 << 5) != 0, value & 1 == 0, "TXFF follows the room");
             }
         }
         // The line follows the registers: RIS & IMSC (MIS) non-zero.
@@ -408,4 +426,85 @@ pub fn host_dtb(data: &[u8]) {
             }
         }
     }
+}
+
+/// The console switch and output queue (a guest controls every byte its
+/// emulated UART writes): bytes from up to four VMs, typed keys and UART
+/// ticks. Background output never carries a control character but its
+/// line end and the re-assertion, nothing a byte writes exceeds the
+/// switch's worst case, and the queue stays within its shares.
+pub fn console(data: &[u8]) {
+    use pivisor::conmux::{Mux, REASSERT};
+    use pivisor::conout::{OutQueue, HYP, HYP_SHARE, QUEUE, VM_SHARE};
+    let mut input = Input(data);
+    let n = (input.u8() % 4) as usize + 1;
+    let mut m = Mux::new((0..n).map(|i| format!("vm{i}")).collect());
+    let mut q = Box::new(OutQueue::new());
+    let mut out = Vec::new();
+    let mut fifo = 0usize;
+    while !input.done() {
+        let op = input.u8();
+        let b = input.u8();
+        out.clear();
+        match op % 8 {
+            // A VM writes (most of the time).
+            0..=4 => {
+                let vm = (op >> 3) as usize % (n + 1); // n: no such VM
+                let focused = vm == m.focus();
+                let worst = if vm < n { m.worst_next(vm) } else { 0 };
+                m.output(vm, b, &mut out);
+                assert!(
+                    out.len() <= worst,
+                    "{} bytes for a worst case of {worst}",
+                    out.len()
+                );
+                if !focused && !out.is_empty() {
+                    let mut body = out.clone();
+                    while let Some(i) = find(&body, REASSERT) {
+                        body.drain(i..i + REASSERT.len());
+                    }
+                    let text = String::from_utf8_lossy(&body).replace("\r\n", "");
+                    assert!(
+                        !text.chars().any(|c| c.is_control() && c != '\t'),
+                        "a control character from a background VM: {text:?}"
+                    );
+                }
+                if vm < n {
+                    q.push(vm, &out);
+                }
+            }
+            5 => {
+                m.input(b, &mut out);
+                q.push(HYP, &out);
+            }
+            6 => {
+                m.break_line(&mut out);
+                out.extend_from_slice(b"[    1.000000] c0 INFO  a log line\r\n");
+                m.wrote_line();
+                q.push(HYP, &out);
+            }
+            _ => {
+                // The UART sends up to b bytes.
+                fifo = b as usize;
+                q.drain(&mut |_| {
+                    if fifo == 0 {
+                        return false;
+                    }
+                    fifo -= 1;
+                    true
+                });
+            }
+        }
+        let mut total = 0;
+        for src in 0..n {
+            assert!(q.used(src) <= VM_SHARE);
+            total += q.used(src);
+        }
+        assert!(q.used(HYP) <= HYP_SHARE);
+        assert!(total + q.used(HYP) <= QUEUE);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -93,11 +93,19 @@ pub fn console_stream(text: &str) -> String {
         .collect()
 }
 
+/// The console switch's terminal re-assertions (src/conmux.rs:
+/// `FOCUS_RESET`, `REASSERT`), which land at line starts.
+pub const SWITCH_SEQUENCES: [&str; 2] = ["\x18\x1b[!p\x1b[0m\x1b(B\x0f", "\x18\x1b[0m\x1b(B\x0f"];
+
 /// What a boot printed.
 #[derive(Debug)]
 pub struct Output {
-    /// Everything read from the first serial port (the PL011).
+    /// What the first serial port (the PL011) showed as text: carriage
+    /// returns and the console switch's terminal re-assertions
+    /// ([`SWITCH_SEQUENCES`], invisible on a terminal) taken out.
     pub serial: String,
+    /// Everything read from the first serial port, as it came.
+    pub raw: String,
     /// Everything written to the second serial port (the mini UART).
     pub aux: String,
     /// QEMU's own stderr.
@@ -369,8 +377,14 @@ impl Boot {
         let stderr = err_thread.join().unwrap_or_default();
         let aux = std::fs::read(&aux_path).unwrap_or_default();
         let _ = std::fs::remove_file(&aux_path);
+        let raw = String::from_utf8_lossy(&bytes).into_owned();
+        let mut serial = raw.replace('\r', "");
+        for seq in SWITCH_SEQUENCES {
+            serial = serial.replace(seq, "");
+        }
         Output {
-            serial: String::from_utf8_lossy(&bytes).replace('\r', ""),
+            serial,
+            raw,
             aux: String::from_utf8_lossy(&aux).replace('\r', ""),
             stderr,
             timed_out,

@@ -156,6 +156,31 @@ fn two_vms_side_by_side_stay_apart() {
     o.expect_stream("UART hello from VM 0")
         .expect(r"(?m)^\[beta\] UART hello from VM 1$")
         .expect_stream("UART echo to-alpha");
+    // A background VM cannot hide text, move the cursor or forge the
+    // banner: its controls come out escaped, its line prefixed, cut at
+    // 256 bytes.
+    o.expect(r"(?m)^\[beta\] UART spoof \^\[\[8mhidden\^H\^H\^\[\[2K\[pivisor: console -> VM 0 'alpha'\]\r?$")
+        .expect(r"(?m)^\[beta\] L{256}\r?$")
+        .expect(r"(?m)^\[beta\] L{44}\r?$");
+    // The focused VM's escapes pass (it is the terminal's); the next line
+    // of anyone else starts by re-asserting the terminal (CAN, attributes
+    // off, ASCII), and the focus change by a soft reset.
+    let spoof = o
+        .raw
+        .find("UART spoof \x1b[8mhidden")
+        .expect("alpha's raw spoof line");
+    assert!(
+        o.raw[spoof..].contains(pivisor_harness::SWITCH_SEQUENCES[1]),
+        "re-assertion after alpha's escapes"
+    );
+    assert!(
+        regex::Regex::new(
+            r"\x18\x1b\[!p\x1b\[0m\x1b\(B\x0f(\r\n)?\[pivisor: console -> VM 1 'beta'"
+        )
+        .unwrap()
+        .is_match(&o.raw),
+        "a soft reset before the banner"
+    );
     let after_switch = o
         .serial
         .split("console -> VM 1 'beta'")
@@ -240,6 +265,7 @@ fn passthrough_pl011_belongs_to_its_vm() {
         .reject_aux(r"ERROR|FAULT|PANIC|parked");
     let aux = Output {
         serial: o.aux.clone(),
+        raw: o.aux.clone(),
         aux: String::new(),
         stderr: o.stderr.clone(),
         timed_out: o.timed_out,

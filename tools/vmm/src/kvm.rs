@@ -358,6 +358,10 @@ impl Host for KvmHost {
         let _ = std::io::stdout().write_all(&[b]);
         let _ = std::io::stdout().flush();
     }
+    // Standard output takes every byte (it blocks this vCPU's thread).
+    fn uart_room(&self) -> bool {
+        true
+    }
     fn firmware(&self, word: u32) -> Option<u32> {
         let (answer, note) = mailbox_request(&self.m, self.ram.slice(), word);
         if let Some(n) = note {

@@ -487,5 +487,49 @@ pub fn all() -> Vec<(&'static str, Seeds)> {
         ("bundle", bundles()),
         ("vm_config", configs()),
         ("host_dtb", host_dtbs()),
+        ("console", console()),
+    ]
+}
+
+/// The console target: a VM count, then (op, byte) pairs.
+fn console() -> Seeds {
+    let write = |vm: u8, s: &[u8]| -> Vec<u8> { s.iter().flat_map(|&b| [vm << 3, b]).collect() };
+    vec![
+        (
+            "two-vms-lines".into(),
+            [
+                vec![1],
+                write(0, b"$ ls\r\n"),
+                write(1, b"background line\n"),
+                vec![7, 16],
+            ]
+            .concat(),
+        ),
+        (
+            "escapes".into(),
+            [
+                vec![1],
+                write(
+                    1,
+                    b"\x1b[8mhidden\x08\x08\x1b[2K[pivisor: console -> VM 0]\x9b\xc2\x9b\n",
+                ),
+                write(0, b"\x1b[1mbold"),
+                vec![6, 0],
+                vec![5, 0x1d, 5, b'1'],
+                write(0, b"now background\x1b(0\n"),
+                vec![7, 255],
+            ]
+            .concat(),
+        ),
+        (
+            "flood".into(),
+            [
+                vec![3],
+                write(2, &[b'x'; 700]),
+                write(3, &[b'\n'; 40]),
+                vec![7, 3],
+            ]
+            .concat(),
+        ),
     ]
 }
