@@ -441,7 +441,6 @@ pub fn console(data: &[u8]) {
     let mut m = Mux::new((0..n).map(|i| format!("vm{i}")).collect());
     let mut q = Box::new(OutQueue::new());
     let mut out = Vec::new();
-    let mut fifo = 0usize;
     while !input.done() {
         let op = input.u8();
         let b = input.u8();
@@ -485,7 +484,7 @@ pub fn console(data: &[u8]) {
             }
             _ => {
                 // The UART sends up to b bytes.
-                fifo = b as usize;
+                let mut fifo = b as usize;
                 q.drain(&mut |_| {
                     if fifo == 0 {
                         return false;
