@@ -1,13 +1,22 @@
 //! Rate-limited logging: a guest that faults in a loop must not drown the
-//! console. At most [`RateLimit::BURST`] lines per second per limiter; the
-//! next allowed line says how many were suppressed. Pure logic.
+//! console. At most [`RateLimit::BURST`] lines per second per limiter (or
+//! the limiter's own budget); the next allowed line says how many were
+//! suppressed. Pure logic.
 
 /// A per-VM line budget.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RateLimit {
     window_start: u64,
     used: u32,
     suppressed: u64,
+    /// Lines per window (at least one).
+    burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RateLimit {
@@ -16,10 +25,16 @@ impl RateLimit {
 
     /// A fresh limiter.
     pub const fn new() -> Self {
+        Self::with_burst(Self::BURST)
+    }
+
+    /// A limiter allowing `burst` lines per second (at least one).
+    pub const fn with_burst(burst: u32) -> Self {
         Self {
             window_start: 0,
             used: 0,
             suppressed: 0,
+            burst: if burst == 0 { 1 } else { burst },
         }
     }
 
@@ -31,7 +46,7 @@ impl RateLimit {
             self.window_start = now;
             self.used = 0;
         }
-        if self.used >= Self::BURST {
+        if self.used >= self.burst.max(1) {
             self.suppressed += 1;
             return None;
         }
@@ -66,6 +81,20 @@ mod tests {
         );
         assert_eq!(r.allow(1101, 1000), Some(0));
         assert_eq!(r.pending(), 0);
+    }
+
+    #[test]
+    fn a_limiter_has_its_own_budget() {
+        let mut r = RateLimit::with_burst(100);
+        assert!((0..100).all(|i| r.allow(i, 1000).is_some()));
+        assert_eq!(r.allow(100, 1000), None);
+        assert_eq!(RateLimit::with_burst(0).allow(0, 1), Some(0), "never zero");
+        // The default budget is BURST.
+        let mut d = RateLimit::default();
+        assert_eq!(
+            (0..50).filter(|&i| d.allow(i, 1000).is_some()).count(),
+            RateLimit::BURST as usize
+        );
     }
 
     #[test]

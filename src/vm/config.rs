@@ -28,6 +28,10 @@
 //!                           # or restart up to N times (default: a reset
 //!                           # restarts, power-off and crashes halt; see
 //!                           # vm::restart)
+//! backoff  = 100ms 10s      # a VM restarting within a second of its start
+//!                           # more than 3 times in a row waits, from the
+//!                           # first wait doubling to the longest (default
+//!                           # 100ms 10s; `off`: never waits)
 //! ```
 //!
 //! `dtb-extra` names a compiled device tree in the bundle whose root's
@@ -39,7 +43,7 @@
 //! physical address (2 MiB-aligned) instead of letting the hypervisor
 //! place it.
 
-use super::restart::RestartPolicy;
+use super::restart::{BackoffConfig, RestartPolicy};
 use crate::devices::mailbox::policy::Policy;
 use alloc::vec::Vec;
 use core::fmt;
@@ -123,6 +127,8 @@ pub struct VmConfig<'a> {
     pub mac: Option<[u8; 6]>,
     /// What happens when it powers off, resets or crashes.
     pub policy: RestartPolicy,
+    /// How a restart loop is slowed down.
+    pub backoff: BackoffConfig,
     /// Line of the `[vm ...]` header (for messages).
     pub line: usize,
 }

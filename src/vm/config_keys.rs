@@ -58,6 +58,7 @@ pub(super) struct Partial<'a> {
     serial: Option<(u64, usize)>,
     mac: Option<([u8; 6], usize)>,
     policy: Option<RestartPolicy>,
+    backoff: Option<BackoffConfig>,
 }
 
 impl<'a> Partial<'a> {
@@ -114,6 +115,7 @@ impl<'a> Partial<'a> {
             serial: self.serial.map(|s| s.0),
             mac: self.mac.map(|m| m.0),
             policy: self.policy.unwrap_or_default(),
+            backoff: self.backoff.unwrap_or_default(),
             line: self.line,
         })
     }
@@ -252,6 +254,11 @@ impl<'a> Partial<'a> {
                 let p = RestartPolicy::parse(val)
                     .map_err(|e| err(line, alloc::format!("policy: '{val}': {e}")))?;
                 once(&mut self.policy, p, key, line)
+            }
+            "backoff" => {
+                let b = BackoffConfig::parse(val)
+                    .map_err(|e| err(line, alloc::format!("backoff: '{val}': {e}")))?;
+                once(&mut self.backoff, b, key, line)
             }
             _ => Err(err(line, alloc::format!("unknown key '{key}'"))),
         }

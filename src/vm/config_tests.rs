@@ -180,6 +180,33 @@ fn restart_policy_is_read_and_checked() {
 }
 
 #[test]
+fn the_restart_backoff_is_configured_per_vm() {
+    use crate::vm::restart::BackoffConfig;
+    let vms = parse(
+        "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\nbackoff = 1s 30s\n\
+         [vm b]\ncores = 1\nmemory = 2M\nkernel = k\nbackoff = off\n\
+         [vm c]\ncores = 2\nmemory = 2M\nkernel = k\n",
+    )
+    .unwrap();
+    assert_eq!(
+        vms[0].backoff,
+        BackoffConfig {
+            first_ms: 1000,
+            max_ms: 30_000
+        }
+    );
+    assert_eq!(vms[1].backoff.first_ms, 0);
+    assert_eq!(vms[2].backoff, BackoffConfig::default());
+    let e = config_error("[vm a]\ncores = 0\nmemory = 2M\nkernel = k\nbackoff = 5s 1s\n");
+    assert!(
+        e.contains("line 5") && e.contains("backoff: '5s 1s'"),
+        "{e}"
+    );
+    let twice = "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\nbackoff = off\nbackoff = off\n";
+    assert!(config_error(twice).contains("given twice"));
+}
+
+#[test]
 fn gpio_pins_are_listed_per_vm_and_never_the_boards_supply() {
     let base =
         "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\ndevices = mailbox\nmailbox = gpio-set\n";

@@ -134,10 +134,77 @@ pub fn claim_end(state: &core::sync::atomic::AtomicU8, to: u8) -> bool {
         .is_ok()
 }
 
+/// How a VM's restart loop is backed off (configuration key `backoff`,
+/// e.g. `backoff = 100ms 10s`, or `backoff = off`): the first wait and
+/// the longest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackoffConfig {
+    /// The first wait in ms (0: never wait).
+    pub first_ms: u64,
+    /// The longest wait in ms.
+    pub max_ms: u64,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            first_ms: 100,
+            max_ms: 10_000,
+        }
+    }
+}
+
+/// The longest wait a configuration may ask for: an hour.
+pub const MAX_BACKOFF_MS: u64 = 3_600_000;
+
+/// Parses a duration: a number with `ms` or `s` (e.g. `250ms`, `10s`).
+fn parse_ms(s: &str) -> Option<u64> {
+    if let Some(n) = s.strip_suffix("ms") {
+        n.parse::<u64>().ok()
+    } else {
+        s.strip_suffix('s')?.parse::<u64>().ok()?.checked_mul(1000)
+    }
+}
+
+impl BackoffConfig {
+    /// Parses `off` or `FIRST MAX` (durations in `ms` or `s`; FIRST at
+    /// least 1 ms, MAX from FIRST to an hour).
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let w: alloc::vec::Vec<&str> = s.split_whitespace().collect();
+        match w[..] {
+            ["off"] => Ok(BackoffConfig {
+                first_ms: 0,
+                max_ms: 0,
+            }),
+            [a, b] => {
+                let (Some(first_ms), Some(max_ms)) = (parse_ms(a), parse_ms(b)) else {
+                    return Err("durations are a number with ms or s, e.g. 100ms 10s");
+                };
+                if first_ms == 0 || first_ms > max_ms || max_ms > MAX_BACKOFF_MS {
+                    return Err("the first wait must be at least 1 ms and at most the longest, the longest at most 3600s");
+                }
+                Ok(BackoffConfig { first_ms, max_ms })
+            }
+            _ => Err("expected off, or the first and the longest wait (e.g. 100ms 10s)"),
+        }
+    }
+}
+
+impl fmt::Display for BackoffConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first_ms == 0 {
+            f.write_str("off")
+        } else {
+            write!(f, "{}ms {}ms", self.first_ms, self.max_ms)
+        }
+    }
+}
+
 /// Restart-loop detection: a VM that keeps ending soon after it starts
 /// (SYSTEM_RESET as its first instruction restarted about 40 times a
 /// second, a log line pair each) waits before each further start, the
-/// wait doubling up to a cap; a VM that lives long enough starts over.
+/// wait doubling from the configured first wait up to its cap; a VM that
+/// lives long enough starts over.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Backoff {
     /// Counter time of the VM's last start.
@@ -145,6 +212,7 @@ pub struct Backoff {
     /// Restarts in a row that came within [`Backoff::SHORT_LIFE_MS`] of
     /// their start.
     quick: u32,
+    cfg: BackoffConfig,
 }
 
 impl Backoff {
@@ -152,10 +220,14 @@ impl Backoff {
     pub const SHORT_LIFE_MS: u64 = 1000;
     /// Quick restarts allowed before the waits begin.
     pub const FREE: u32 = 3;
-    /// The first wait.
-    pub const FIRST_MS: u64 = 100;
-    /// The longest wait.
-    pub const MAX_MS: u64 = 10_000;
+
+    /// A backoff with waits as `cfg` says.
+    pub fn new(cfg: BackoffConfig) -> Self {
+        Backoff {
+            cfg,
+            ..Default::default()
+        }
+    }
 
     /// The VM (re)started at counter time `now`.
     pub fn started(&mut self, now: u64) {
@@ -173,10 +245,13 @@ impl Backoff {
         self.quick = self.quick.saturating_add(1);
         let wait = match self.quick.checked_sub(Self::FREE + 1) {
             None => 0,
-            Some(k) => Self::FIRST_MS
+            Some(k) => self
+                .cfg
+                .first_ms
                 .checked_shl(k.min(32))
-                .unwrap_or(Self::MAX_MS)
-                .min(Self::MAX_MS),
+                .filter(|w| w >> k.min(32) == self.cfg.first_ms)
+                .unwrap_or(self.cfg.max_ms)
+                .min(self.cfg.max_ms),
         };
         (wait, self.quick)
     }
@@ -287,11 +362,55 @@ mod tests {
         t += 5000;
         assert_eq!(b.restart(t, f), (0, 1));
         // Hostile clocks and frequencies stay sane.
-        let mut h = Backoff::default();
+        let mut h = Backoff::new(BackoffConfig::default());
         h.started(u64::MAX);
         for _ in 0..100 {
             let (w, _) = h.restart(0, 0);
-            assert!(w <= Backoff::MAX_MS);
+            assert!(w <= 10_000);
         }
+    }
+
+    #[test]
+    fn the_backoff_is_configured_per_vm() {
+        assert_eq!(
+            BackoffConfig::parse("100ms 10s"),
+            Ok(BackoffConfig::default())
+        );
+        let c = BackoffConfig::parse(" 2s  1m ".replace("1m", "60s").as_str()).unwrap();
+        assert_eq!((c.first_ms, c.max_ms), (2000, 60_000));
+        assert_eq!(BackoffConfig::parse("off").unwrap().first_ms, 0);
+        for bad in [
+            "",
+            "off 1s",
+            "100 10s",
+            "0ms 1s",
+            "2s 1s",
+            "1s 3601s",
+            "1s",
+            "1s 2s 3s",
+            "-1s 2s",
+            "99999999999999999999s 1s",
+            "18446744073709552s 18446744073709552s",
+        ] {
+            assert!(BackoffConfig::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            std::format!("{}", BackoffConfig::default()),
+            "100ms 10000ms"
+        );
+        // Waits from the configured first one, doubling to the cap.
+        let f = 1000;
+        let mut b = Backoff::new(BackoffConfig::parse("1s 5s").unwrap());
+        let waits: std::vec::Vec<u64> = (0..8).map(|_| b.restart(0, f).0).collect();
+        assert_eq!(waits, [0, 0, 0, 1000, 2000, 4000, 5000, 5000]);
+        // Off: never a wait, however quick the loop.
+        let mut b = Backoff::new(BackoffConfig::parse("off").unwrap());
+        assert!((0..50).all(|_| b.restart(0, f).0 == 0));
+        // A huge first wait never overflows past the cap.
+        let mut b = Backoff::new(BackoffConfig {
+            first_ms: MAX_BACKOFF_MS,
+            max_ms: MAX_BACKOFF_MS,
+        });
+        assert!((0..100).all(|_| b.restart(0, f).0 <= MAX_BACKOFF_MS));
     }
 }

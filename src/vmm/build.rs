@@ -273,7 +273,8 @@ fn new_vm(
         refusals: AtomicU64::new(0),
         log: Mutex::new(RateLimit::new()),
         life_log: Mutex::new(RateLimit::new()),
-        backoff: Mutex::new(Default::default()),
+        test_log: Mutex::new(RateLimit::with_burst(super::vm::TEST_LINES_PER_SECOND)),
+        backoff: Mutex::new(crate::vm::restart::Backoff::new(p.cfg.backoff)),
         vgic: Mutex::new(new_vgic(vcpus, &dev.spis, &dev.hw_spis)),
         spis: dev.spis,
         hw_spis: dev.hw_spis,
@@ -347,9 +348,8 @@ impl Host for VmHost {
         watchdog::ticks()
     }
     fn test_line(&self, line: &str) {
-        match vm(self.index) {
-            Some(vm) => info!("[{}] {line}", vm.name),
-            None => info!("[VM {}] {line}", self.index),
+        if let Some(vm) = vm(self.index) {
+            vm.test_line(line);
         }
     }
     fn boots(&self) -> u32 {

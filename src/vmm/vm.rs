@@ -22,6 +22,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use log::error;
 
+/// Test-device lines a VM may print per second.
+pub const TEST_LINES_PER_SECOND: u32 = 100;
+
 /// One vCPU.
 pub struct Vcpu {
     /// The physical core it is pinned to.
@@ -70,6 +73,8 @@ pub struct Vm {
     pub log: Mutex<RateLimit>,
     /// Its life-cycle lines (restarts, halts), which a guest causes too.
     pub life_log: Mutex<RateLimit>,
+    /// The test device's console lines ([`Vm::test_line`]).
+    pub test_log: Mutex<RateLimit>,
     /// Restart-loop detection.
     pub backoff: Mutex<crate::vm::restart::Backoff>,
     /// The virtual distributor (and what each vCPU's list registers hold).
@@ -171,6 +176,22 @@ impl Vm {
     /// loop must not overwrite the log ring with them.
     pub fn note(&self, msg: core::fmt::Arguments<'_>) {
         self.limited(&self.life_log, log::Level::Info, msg);
+    }
+
+    /// A line the VM's test device prints, `[name] line`, rate-limited
+    /// per VM ([`TEST_LINES_PER_SECOND`]: a test guest reports in bursts;
+    /// a flood past that is counted and reported as suppressed).
+    pub fn test_line(&self, line: &str) {
+        let allowed = self
+            .test_log
+            .lock()
+            .allow(cpu::counter(), cpu::counter_freq());
+        if let Some(n) = allowed {
+            if n > 0 {
+                log::info!("VM '{}': {n} test-device lines suppressed", self.name);
+            }
+            log::info!("[{}] {line}", self.name);
+        }
     }
 
     /// A line through `limiter`: logged at `level` with the VM's name, or

@@ -161,6 +161,7 @@ pub fn hostile(ram: u64, vcpus: usize) -> ! {
     wfx_storm(&mut r);
     pend_clear_flood(&mut r);
     uart_storm(&mut r);
+    testdev_flood(&mut r);
     println!("HOSTILE done attacks={} failed={}", r.attacks, r.failed);
     gic::sleep_until(1000, || false);
     psci(SYSTEM_OFF, 0, 0, 0);
@@ -646,6 +647,25 @@ fn uart_storm(r: &mut Run) {
         n,
         n >= 1000,
         format_args!("only {n} interrupts taken"),
+    );
+}
+
+/// 3000 test-device lines as fast as it can print them: the hypervisor
+/// logs at most its per-VM budget a second and counts the rest (the
+/// harness checks the log). Waits out the second before reporting, so
+/// its own report is not among the suppressed.
+fn testdev_flood(r: &mut Run) {
+    const LINES: u64 = 3000;
+    for k in 0..LINES {
+        println!("FLOOD {k}");
+    }
+    gic::sleep_until(1100, || false);
+    r.report(
+        "testdev-flood",
+        LINES,
+        0,
+        true,
+        format_args!("(judged by the harness)"),
     );
 }
 

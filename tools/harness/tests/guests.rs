@@ -290,7 +290,7 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
     let log = &o.aux;
     o.reject_aux(r"ERROR|FAULT|PANIC|parked|panicked|TEST .* FAIL");
     // Every attack in the catalogue ran and was refused.
-    const ATTACKS: [&str; 14] = [
+    const ATTACKS: [&str; 15] = [
         "ipa-sweep",
         "peripheral-window",
         "ram-edges",
@@ -305,6 +305,7 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
         "wfx-storm",
         "pend-clear-flood",
         "uart-storm",
+        "testdev-flood",
     ];
     for a in ATTACKS {
         o.expect_aux(&format!(
@@ -312,8 +313,20 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
         ));
     }
     o.reject_aux(r"result=FAIL")
-        .expect_aux(r"\[hostile\] HOSTILE done attacks=14 failed=0")
+        .expect_aux(r"\[hostile\] HOSTILE done attacks=15 failed=0")
         .expect_aux(r"VM 'hostile': SYSTEM_OFF from vCPU 0");
+    // The test-device flood: at most 100 lines a second logged, the rest
+    // counted and said.
+    let flood = log.matches("[hostile] FLOOD ").count();
+    let suppressed: u64 = regex::Regex::new(r"VM 'hostile': (\d+) test-device lines suppressed")
+        .unwrap()
+        .captures_iter(log)
+        .map(|c| c[1].parse::<u64>().unwrap_or(0))
+        .sum();
+    assert!(
+        (50..=400).contains(&flood) && flood as u64 + suppressed == 3000,
+        "{flood} flood lines logged, {suppressed} said suppressed"
+    );
     // The victim: pattern intact and its device answering every time,
     // and alive while the attacks ran.
     let beats: Vec<&str> = log.lines().filter(|l| l.contains("VICTIM alive")).collect();
@@ -353,7 +366,7 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
         "{warnings} warning lines for {refused} refusals: not rate-limited"
     );
     eprintln!(
-        "HOSTILE {} attacks refused; {refused} refusals counted in {warnings} log lines; victim {} heartbeats ({during} during the attacks)",
+        "HOSTILE {} attacks refused; {refused} refusals counted in {warnings} log lines; victim {} heartbeats ({during} during the attacks); test-device flood: {flood} of 3000 lines logged, {suppressed} counted",
         ATTACKS.len(),
         beats.len()
     );
@@ -398,17 +411,18 @@ fn crashing_vm_is_restarted_by_its_policy_and_the_other_never_notices() {
 
 /// A restart loop (guests/resetloop.conf): 'looper' asks for SYSTEM_RESET
 /// as soon as it starts, for ever. The hypervisor backs off (after three
-/// quick restarts each start waits, from 100 ms, doubling), its life-cycle
-/// lines are rate-limited, and the victim beside it carries on.
+/// quick restarts each start waits, from the configured 50 ms, doubling),
+/// its life-cycle lines are rate-limited, and the victim beside it
+/// carries on.
 #[test]
 fn a_restart_loop_is_backed_off_and_rate_limited() {
     let o = boot("PIVISOR_BUNDLE_RESETLOOP")
         .timeout(Duration::from_secs(90))
         .run_until(|s| s.matches("VICTIM alive").count() >= 40);
     hypervisor_clean(&o);
-    o.expect(r"VM 'looper': restart loop \(4 restarts in a row, each within 1000 ms of its start\): next start in 100 ms")
-        .expect(r"VM 'looper': restart loop \(5 restarts in a row, [^)]*\): next start in 200 ms")
-        .expect(r"VM 'looper': restart loop \(6 restarts in a row, [^)]*\): next start in 400 ms");
+    o.expect(r"VM 'looper': restart loop \(4 restarts in a row, each within 1000 ms of its start\): next start in 50 ms")
+        .expect(r"VM 'looper': restart loop \(5 restarts in a row, [^)]*\): next start in 100 ms")
+        .expect(r"VM 'looper': restart loop \(6 restarts in a row, [^)]*\): next start in 200 ms");
     // About 4 s of the victim's life: without the backoff the looper
     // restarted about 40 times a second.
     let boots = o.count(r"\[looper\] RESETLOOP boot");
