@@ -175,6 +175,7 @@ fn boot_mmu_on(early: EarlyBoot) -> ! {
 
     start_secondaries(&info, &cfg);
     vmm::firmware::init(&info);
+    vmm::firmware::probe_el3(info.psci_method);
     let online = ONLINE.load(Ordering::Acquire);
     let ms = cpu::counter() * 1000 / cpu::counter_freq().max(1);
     info!(

@@ -140,13 +140,46 @@ pub fn uses_power_state(x0: u64) -> bool {
     x0 >> 32 == 0 && (x0 as u32 & !(1 << 30)).wrapping_sub(fid::CPU_OFF) < 3
 }
 
+/// What the firmware below the hypervisor (EL3: Trusted Firmware, when
+/// the board boots with it) offers that guests may use through it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Services {
+    /// SMCCC_ARCH_WORKAROUND_1 (the Cortex-A72's Spectre variant 2
+    /// mitigation: invalidate the branch predictor).
+    pub workaround_1: bool,
+}
+
+impl Services {
+    /// What the firmware's answers to SMCCC_VERSION and to
+    /// SMCCC_ARCH_FEATURES(ARCH_WORKAROUND_1) mean: the call exists from
+    /// SMCCC 1.1 on, and is implemented when the features query returns
+    /// 0 or more (SMCCC 1.1+, ARM DEN 0028).
+    pub fn from_firmware(version: i64, wa1_features: Option<i64>) -> Self {
+        let v11 = version >= SMCCC_VERSION_1_1 as i64;
+        Services {
+            workaround_1: v11 && wa1_features.is_some_and(|f| f >= 0),
+        }
+    }
+}
+
+/// Whether the call in `x0` is one the hypervisor passes on to the
+/// firmware (SMC) for the guest: ARCH_WORKAROUND_1 when EL3 implements
+/// it. The guest gets SUCCESS (0) in x0.
+pub fn forwards(x0: u64, fw: Services) -> bool {
+    fw.workaround_1 && x0 == u64::from(fid::ARCH_WORKAROUND_1)
+}
+
 /// The answer to a call that depends on its arguments alone (versions,
 /// features, migration type), or None for every other call. The exit
 /// path answers these on a short path: no decode, no locks, no VM state.
-pub fn constant_answer(x0: u64, x1: u64) -> Option<u64> {
+/// `fw`: what the firmware offers (SMCCC_ARCH_FEATURES says so).
+pub fn constant_answer(x0: u64, x1: u64, fw: Services) -> Option<u64> {
     use fid::*;
     if x0 >> 32 != 0 {
         return None;
+    }
+    if x0 as u32 == SMCCC_ARCH_FEATURES && x1 as u32 == ARCH_WORKAROUND_1 && fw.workaround_1 {
+        return Some(ret::SUCCESS as u64);
     }
     match x0 as u32 {
         SMCCC_VERSION | SMCCC_ARCH_FEATURES | PSCI_VERSION | PSCI_FEATURES | MIGRATE_INFO_TYPE => {
@@ -205,8 +238,9 @@ pub fn call(regs: [u64; 4], me: usize, power: &mut [Power], ram: impl RamMap) ->
         SMCCC_VERSION => Outcome::Return(SMCCC_VERSION_1_1),
         SMCCC_ARCH_FEATURES => match arg(1) as u32 {
             SMCCC_VERSION | SMCCC_ARCH_FEATURES => r(ret::SUCCESS),
-            // No firmware mitigation exists to call: say so, so that guests
-            // neither rely on it nor pay an HVC per kernel entry for it.
+            // No firmware mitigation exists to call (unless EL3 offers
+            // one: `constant_answer` with `Services`): say so, so that
+            // guests neither rely on it nor pay an HVC per kernel entry.
             _ => r(ret::NOT_SUPPORTED),
         },
         PSCI_VERSION => Outcome::Return(PSCI_VERSION_1_1),
@@ -332,7 +366,11 @@ mod tests {
                 let Outcome::Return(full) = call([f as u64, x1, 0, 0], 0, &mut p, RAM) else {
                     panic!("{f:#x} returns a value");
                 };
-                assert_eq!(constant_answer(f as u64, x1), Some(full), "{f:#x}({x1:#x})");
+                assert_eq!(
+                    constant_answer(f as u64, x1, Services::default()),
+                    Some(full),
+                    "{f:#x}({x1:#x})"
+                );
             }
         }
         // Anything with state or side effects takes the full path.
@@ -345,9 +383,16 @@ mod tests {
             PIVISOR_EXIT_COUNT,
             0x8600_ff01,
         ] {
-            assert_eq!(constant_answer(f as u64, 0), None, "{f:#x}");
+            assert_eq!(
+                constant_answer(f as u64, 0, Services::default()),
+                None,
+                "{f:#x}"
+            );
         }
-        assert_eq!(constant_answer(SMCCC_VERSION as u64 | 1 << 32, 0), None);
+        assert_eq!(
+            constant_answer(SMCCC_VERSION as u64 | 1 << 32, 0, Services::default()),
+            None
+        );
     }
 
     #[test]
@@ -554,5 +599,46 @@ mod tests {
         assert_eq!(target_vcpu(vmpidr(3), 4), Some(3), "bit 31 is not affinity");
         assert_eq!(target_vcpu(1 << 40 | 1, 4), None, "bits 63:40 name no CPU");
         assert_eq!(target_vcpu(1 << 32 | 1, 4), None, "Aff3");
+    }
+
+    #[test]
+    fn workaround_1_is_offered_and_forwarded_only_when_el3_has_it() {
+        let wa1 = u64::from(ARCH_WORKAROUND_1);
+        let feat = u64::from(SMCCC_ARCH_FEATURES);
+        // Decided from the firmware's own answers.
+        let none = Services::default();
+        let yes = Services::from_firmware(0x1_0001, Some(0));
+        assert!(yes.workaround_1);
+        assert_eq!(Services::from_firmware(0x1_0002, Some(1)), yes);
+        for (v, f) in [
+            (0x1_0000, Some(0)), // SMCCC 1.0: no ARCH_FEATURES
+            (-1, Some(0)),       // SMCCC_VERSION unknown
+            (0x1_0001, Some(-1)),
+            (0x1_0001, None),
+        ] {
+            assert_eq!(Services::from_firmware(v, f), none, "{v:#x} {f:?}");
+        }
+        // Without it: NOT_SUPPORTED, and the call is not passed on.
+        assert_eq!(
+            constant_answer(feat, wa1, none),
+            Some(ret::NOT_SUPPORTED as u64)
+        );
+        assert!(!forwards(wa1, none));
+        // With it: SUCCESS, and only the exact 32-bit id is passed on.
+        assert_eq!(constant_answer(feat, wa1, yes), Some(0));
+        assert!(forwards(wa1, yes));
+        for other in [
+            wa1 | 1 << 32,
+            wa1 | 1 << 30,
+            u64::from(ARCH_WORKAROUND_2),
+            0,
+        ] {
+            assert!(!forwards(other, yes), "{other:#x}");
+        }
+        // Other features are unchanged by it.
+        assert_eq!(
+            constant_answer(feat, u64::from(ARCH_WORKAROUND_2), yes),
+            Some(ret::NOT_SUPPORTED as u64)
+        );
     }
 }

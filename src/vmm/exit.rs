@@ -62,8 +62,17 @@ fn fast_exit(frame: &mut Frame, slot: u64) -> bool {
     if slot != 8 || frame.esr >> 26 != ec::HVC64 {
         return false;
     }
-    let Some(x) = psci::constant_answer(frame.regs[0], frame.regs[1]) else {
-        return false;
+    let fw = super::firmware::el3_services();
+    let x = match psci::constant_answer(frame.regs[0], frame.regs[1], fw) {
+        Some(x) => x,
+        None if psci::forwards(frame.regs[0], fw) => {
+            // SMCCC_ARCH_WORKAROUND_1, implemented by EL3: its effect
+            // (the branch predictor invalidated) is on this core, which
+            // is the guest's. It takes no arguments and returns nothing.
+            cpu::psci_call(false, frame.regs[0], 0, 0, 0);
+            0
+        }
+        None => return false,
     };
     let Some((vm, v)) = current(cpu::core_index()) else {
         return false;
@@ -296,6 +305,14 @@ fn inject_fault(frame: &mut Frame, fault: Fault) {
 /// PSCI and SMCCC over HVC or SMC.
 fn hypercall(vm: &Vm, v: usize, core: usize, frame: &mut Frame) {
     let regs = [frame.regs[0], frame.regs[1], frame.regs[2], frame.regs[3]];
+    let fw = super::firmware::el3_services();
+    if psci::forwards(regs[0], fw) {
+        // SMCCC_ARCH_WORKAROUND_1 by SMC (the HVC form takes the fast
+        // path): EL3 implements it.
+        cpu::psci_call(false, regs[0], 0, 0, 0);
+        frame.regs[0] = 0;
+        return;
+    }
     let outcome = if psci::uses_power_state(regs[0]) {
         psci::call(regs, v, &mut vm.power.lock(), &vm.ram)
     } else {

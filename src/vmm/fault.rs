@@ -1,9 +1,11 @@
 //! Faults of the hypervisor itself: an exception nothing handles, or a
 //! panic, is reported on the console and parks the core (the other cores
-//! and their VMs carry on). The core is marked dead first, so every lock
-//! it holds (a VM's device, the console switch, the heap, the mailbox)
-//! goes to the next core that asks ([`crate::sync::Mutex`]): a panic is
-//! never a deadlock for the other cores. Also runs with the MMU off (a
+//! and their VMs carry on). Once its report is out the core is marked
+//! dead, so every lock it still holds (a VM's device or distributor, the
+//! console switch, the heap, the mailbox) goes to the next core that asks
+//! ([`crate::sync::Mutex`]): a panic is never a deadlock for the other
+//! cores. (Not before: the report takes the console's line lock, which
+//! the core may hold already, and others must not write into it.) Also runs with the MMU off (a
 //! fault during early boot): no exclusives on this path (checked with the
 //! boot path).
 
@@ -17,21 +19,21 @@ use log::error;
 /// path either (checked with the boot path).
 #[inline(never)]
 pub fn unexpected_exception(s: &Snapshot) -> ! {
-    die(s.core);
     console::ensure();
     exception::report(s, &mut |line| error!("{line}"));
     error!("core {} parked", s.core);
     console::flush();
+    die(s.core);
     cpu::park()
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    die(cpu::core_index());
     console::ensure();
     error!("PANIC on core {}: {info}", cpu::core_index());
     error!("core {} parked", cpu::core_index());
     console::flush();
+    die(cpu::core_index());
     cpu::park()
 }
 

@@ -8,6 +8,9 @@
 //! VM's RAM: guest buffers are non-cacheable in the guest (Linux allocates
 //! them coherent) while the hypervisor's map is cacheable, so every copy
 //! cleans and invalidates ([`Vm::read_ram`], [`Vm::write_ram`]).
+//!
+//! Also the firmware below EL2: what Trusted Firmware at EL3 offers guests
+//! ([`probe_el3`]).
 
 use super::irq::wait_ticks_quiet;
 use super::vm::{vm, Vm};
@@ -17,6 +20,8 @@ use crate::devices::mailbox::property::{Firmware, View, MAX_BUFFER};
 use crate::devices::mailbox::request::{self, GuestMemory};
 use crate::dt::host::HostInfo;
 use crate::sync::{Mutex, Once};
+use crate::vm::psci;
+use core::sync::atomic::{AtomicBool, Ordering};
 use log::{debug, info, warn};
 
 /// How long the firmware gets to answer.
@@ -27,6 +32,50 @@ const TIMEOUT_MS: u64 = 100;
 struct Bounce([u8; MAX_BUFFER]);
 
 static HOST: Once<Mutex<HostMailbox>> = Once::new();
+
+/// EL3 implements SMCCC_ARCH_WORKAROUND_1 (see [`probe_el3`]).
+static EL3_WA1: AtomicBool = AtomicBool::new(false);
+
+/// What EL3 offers guests through the hypervisor.
+#[inline(always)]
+pub fn el3_services() -> psci::Services {
+    psci::Services {
+        workaround_1: EL3_WA1.load(Ordering::Relaxed),
+    }
+}
+
+/// Asks EL3, if the firmware's tree says PSCI is reached by SMC (Trusted
+/// Firmware as the armstub), whether it implements
+/// SMCCC_ARCH_WORKAROUND_1; guests then get it through the hypervisor.
+/// The stock Pi 4 armstub and QEMU have no /psci (spin tables) and no SMC
+/// service: nothing is asked (an SMC would be UNDEFINED without EL3).
+/// Boot core, before the VMs start.
+pub fn probe_el3(psci_method: Option<&str>) {
+    if psci_method != Some("smc") {
+        info!("firmware: no PSCI over SMC in the device tree: no EL3 service to pass on (SMCCC_ARCH_WORKAROUND_1: guests are told NOT_SUPPORTED)");
+        return;
+    }
+    let version = cpu::psci_call(false, u64::from(psci::fid::SMCCC_VERSION), 0, 0, 0);
+    let features = (version >= psci::SMCCC_VERSION_1_1 as i64).then(|| {
+        cpu::psci_call(
+            false,
+            u64::from(psci::fid::SMCCC_ARCH_FEATURES),
+            u64::from(psci::fid::ARCH_WORKAROUND_1),
+            0,
+            0,
+        )
+    });
+    let s = psci::Services::from_firmware(version, features);
+    EL3_WA1.store(s.workaround_1, Ordering::Relaxed);
+    info!(
+        "firmware: EL3 SMCCC version {version:#x}; SMCCC_ARCH_WORKAROUND_1 {}",
+        if s.workaround_1 {
+            "implemented: guests' calls are passed on"
+        } else {
+            "not implemented: guests are told NOT_SUPPORTED"
+        }
+    );
+}
 static mut BOUNCE: Bounce = Bounce([0; MAX_BUFFER]);
 
 /// Finds the mailbox in the host tree and takes it (boot core, once).
