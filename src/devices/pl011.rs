@@ -254,6 +254,12 @@ impl Pl011 {
     pub fn level(&self) -> bool {
         self.level
     }
+
+    /// Received bytes held: in the FIFO and in the backlog (bounded by
+    /// [`FIFO`] and [`BACKLOG`] whatever the guest and the input do).
+    pub fn held(&self) -> (usize, usize) {
+        (self.rx.len(), self.backlog.len())
+    }
 }
 
 impl MmioDevice for Pl011 {

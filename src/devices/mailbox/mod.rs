@@ -89,6 +89,13 @@ impl Mailbox {
     }
 }
 
+impl Mailbox {
+    /// Answers waiting for the guest (at most [`DEPTH`]).
+    pub fn waiting(&self) -> usize {
+        self.fifo.len()
+    }
+}
+
 impl MmioDevice for Mailbox {
     fn reset(&mut self) {
         self.fifo.clear();

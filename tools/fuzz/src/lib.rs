@@ -278,6 +278,10 @@ pub fn mailbox(data: &[u8]) {
         } else {
             let _ = m.write(off, w, value);
         }
+        assert!(
+            m.waiting() <= pivisor::devices::mailbox::DEPTH,
+            "bounded FIFO"
+        );
     }
 }
 
@@ -317,6 +321,11 @@ pub fn pl011(data: &[u8]) {
                 assert_eq!(fr & (1 << 5) != 0, value & 1 == 0, "TXFF follows the room");
             }
         }
+        let (fifo, backlog) = u.held();
+        assert!(
+            fifo <= pivisor::devices::pl011::FIFO && backlog <= pivisor::devices::pl011::BACKLOG,
+            "bounded input: {fifo} + {backlog}"
+        );
         // The line follows the registers: RIS & IMSC (MIS) non-zero.
         let mis = u.read(0x40, 4).unwrap_or(0);
         assert_eq!(u.level(), mis != 0, "interrupt line against MIS {mis:#x}");
