@@ -27,6 +27,7 @@ pub mod smp;
 pub mod sync;
 pub mod trap;
 pub mod vgic;
+pub mod virtio;
 pub mod vm;
 
 #[cfg(target_os = "none")]

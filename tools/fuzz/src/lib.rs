@@ -38,7 +38,7 @@ pub type Target = fn(&[u8]);
 
 /// Every target, by name (the corpus directories and `make fuzz
 /// FUZZ_TARGETS=`).
-pub const TARGETS: [(&str, Target); 9] = [
+pub const TARGETS: [(&str, Target); 10] = [
     ("mmio_decode", mmio_decode),
     ("vgic", vgic),
     ("mailbox", mailbox),
@@ -48,6 +48,7 @@ pub const TARGETS: [(&str, Target); 9] = [
     ("vm_config", vm_config),
     ("host_dtb", host_dtb),
     ("console", console),
+    ("virtio_blk", virtio_blk),
 ];
 
 /// Reads the input as little-endian fields; past its end, zeroes.
@@ -515,4 +516,138 @@ pub fn console(data: &[u8]) {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A VM's RAM for the virtio target: `mem.len()` bytes at [`VIRTIO_RAM`].
+struct FuzzRam(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+/// Where the virtio target's RAM starts.
+const VIRTIO_RAM: u64 = 0x4000_0000;
+
+impl FuzzRam {
+    fn at(&self, ipa: u64, len: usize) -> Option<usize> {
+        let n = self.0.lock().unwrap().len();
+        let off = usize::try_from(ipa.checked_sub(VIRTIO_RAM)?).ok()?;
+        (off.checked_add(len)? <= n).then_some(off)
+    }
+}
+
+impl pivisor::virtio::GuestRam for FuzzRam {
+    fn contains(&self, ipa: u64, len: u64) -> bool {
+        usize::try_from(len).is_ok_and(|l| self.at(ipa, l).is_some())
+    }
+    fn read(&mut self, ipa: u64, out: &mut [u8]) -> bool {
+        let Some(o) = self.at(ipa, out.len()) else {
+            return false;
+        };
+        out.copy_from_slice(&self.0.lock().unwrap()[o..o + out.len()]);
+        true
+    }
+    fn write(&mut self, ipa: u64, data: &[u8]) -> bool {
+        let Some(o) = self.at(ipa, data.len()) else {
+            return false;
+        };
+        self.0.lock().unwrap()[o..o + data.len()].copy_from_slice(data);
+        true
+    }
+}
+
+/// A disk in memory that checks every access is inside it.
+struct FuzzDisk {
+    bytes: Vec<u8>,
+    read_only: bool,
+}
+
+impl pivisor::virtio::blk::Backend for FuzzDisk {
+    fn sectors(&self) -> u64 {
+        self.bytes.len() as u64 / 512
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), pivisor::virtio::blk::IoError> {
+        let o = (sector * 512) as usize;
+        assert!(o + buf.len() <= self.bytes.len() && buf.len() <= pivisor::virtio::blk::CHUNK);
+        buf.copy_from_slice(&self.bytes[o..o + buf.len()]);
+        Ok(())
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), pivisor::virtio::blk::IoError> {
+        assert!(!self.read_only, "a write reached a read-only disk");
+        let o = (sector * 512) as usize;
+        assert!(o + buf.len() <= self.bytes.len() && buf.len() <= pivisor::virtio::blk::CHUNK);
+        self.bytes[o..o + buf.len()].copy_from_slice(buf);
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), pivisor::virtio::blk::IoError> {
+        Ok(())
+    }
+    fn serial(&self) -> [u8; 20] {
+        [b'f'; 20]
+    }
+}
+
+/// The virtio-blk device behind its virtio-mmio transport: the input is
+/// the guest's RAM (a length, then up to 16 KiB of rings, descriptors and
+/// headers), then the features, the queue's size and rings, and a
+/// sequence of notifications, polls and register writes. Nothing panics, every
+/// disk access is inside the disk (and none reaches a read-only one),
+/// nothing outside the 64 KiB of RAM is touched (the RAM refuses it),
+/// and the transport's work per notification is bounded.
+pub fn virtio_blk(data: &[u8]) {
+    use pivisor::virtio::blk::Blk;
+    use pivisor::virtio::mmio::{Sinks, Transport};
+    let mut input = Input(data);
+    // The first 16 KiB of RAM: a length, then that many bytes.
+    let mut ram = vec![0u8; 64 * 1024];
+    let n = (input.u16() as usize).min(16 * 1024).min(input.0.len());
+    ram[..n].copy_from_slice(&input.0[..n]);
+    input.0 = &input.0[n..];
+    let read_only = input.u8() & 1 != 0;
+    let ram = std::sync::Arc::new(std::sync::Mutex::new(ram));
+    let disk = FuzzDisk {
+        bytes: vec![0x33; 64 * 512],
+        read_only,
+    };
+    let mut t = Transport::new(
+        Blk::new(disk, read_only),
+        Sinks {
+            mem: Box::new(FuzzRam(ram)),
+            line: Box::new(|_| {}),
+            problem: Box::new(|_| {}),
+            more: Box::new(|| {}),
+        },
+    );
+    // Bring it up as Linux does, with fuzzed features and rings.
+    let f = input.u32();
+    for (off, v) in [
+        (0x070, 0),
+        (0x070, 3),
+        (0x024, 1),
+        (0x020, 1),
+        (0x024, 0),
+        (0x020, f),
+        (0x070, 11),
+        (0x030, 0),
+        (0x038, u32::from(input.u8())),
+        (0x080, 0x4000_0000 + u32::from(input.u16())),
+        (0x090, 0x4000_0000 + u32::from(input.u16())),
+        (0x0a0, 0x4000_0000 + u32::from(input.u16())),
+        (0x044, 1),
+        (0x070, 15),
+    ] {
+        let _ = t.write(off, 4, u64::from(v));
+    }
+    let mut steps = 0;
+    while !input.done() && steps < 256 {
+        steps += 1;
+        let op = input.u8();
+        match op % 4 {
+            0 | 1 => {
+                let _ = t.write(0x050, 4, 0);
+            }
+            2 => t.poll(),
+            _ => {
+                let off = u64::from(input.u8()) * 4;
+                let _ = t.write(off, 4, u64::from(input.u32()));
+                let _ = t.read(off, 4);
+            }
+        }
+    }
 }

@@ -488,6 +488,86 @@ pub fn all() -> Vec<(&'static str, Seeds)> {
         ("vm_config", configs()),
         ("host_dtb", host_dtbs()),
         ("console", console()),
+        ("virtio_blk", virtio_blk()),
+    ]
+}
+
+/// The virtio_blk target: a RAM image with a queue of 8 at 0x1000
+/// (descriptors), 0x1080 (available), 0x10a0 (used), requests in it,
+/// then the bring-up values and notifications.
+fn virtio_blk() -> Seeds {
+    let base = 0x4000_0000u64;
+    // A request: type, sector, buffers (address or 0 for its header,
+    // length, flags).
+    type Req<'a> = (u32, u64, &'a [(u64, u32, u16)]);
+    let image = |reqs: &[Req<'_>]| -> Vec<u8> {
+        let mut ram = vec![0u8; 0x3000];
+        let put = |ram: &mut Vec<u8>, at: usize, b: &[u8]| ram[at..at + b.len()].copy_from_slice(b);
+        let mut d = 0u16;
+        for (k, (kind, sector, bufs)) in reqs.iter().enumerate() {
+            let hdr = 0x2000 + 16 * k;
+            put(&mut ram, hdr, &kind.to_le_bytes());
+            put(&mut ram, hdr + 8, &sector.to_le_bytes());
+            let head = d;
+            for (i, (addr, len, flags)) in bufs.iter().enumerate() {
+                let at = 0x1000 + 16 * usize::from(d);
+                let addr = if *addr == 0 { base + hdr as u64 } else { *addr };
+                let next = if i + 1 < bufs.len() { 1 } else { 0 };
+                put(&mut ram, at, &addr.to_le_bytes());
+                put(&mut ram, at + 8, &len.to_le_bytes());
+                put(&mut ram, at + 12, &(flags | next).to_le_bytes());
+                put(&mut ram, at + 14, &(d + 1).to_le_bytes());
+                d += 1;
+            }
+            put(&mut ram, 0x1080 + 4 + 2 * k, &head.to_le_bytes());
+        }
+        put(&mut ram, 0x1082, &(reqs.len() as u16).to_le_bytes());
+        let mut v = (ram.len() as u16).to_le_bytes().to_vec();
+        v.extend_from_slice(&ram);
+        v
+    };
+    let tail = |ro: u8| -> Vec<u8> {
+        let mut v = vec![ro];
+        // Low feature word (VERSION_1, bit 32, is set by the target):
+        // FLUSH and INDIRECT_DESC.
+        v.extend_from_slice(&(1u32 << 9 | 1 << 28).to_le_bytes());
+        v.push(8); // queue size
+        v.extend_from_slice(&0x1000u16.to_le_bytes());
+        v.extend_from_slice(&0x1080u16.to_le_bytes());
+        v.extend_from_slice(&0x10a0u16.to_le_bytes());
+        v.extend_from_slice(&[0, 2, 0, 2]); // notify, poll, notify, poll
+        v
+    };
+    let data = base + 0x8000;
+    vec![
+        (
+            "read-write".into(),
+            [
+                image(&[
+                    (0, 2, &[(0, 16, 0), (data, 1024, 2), (data + 0x1000, 1, 2)]),
+                    (1, 4, &[(0, 16, 0), (data, 512, 0), (data + 0x1001, 1, 2)]),
+                    (4, 0, &[(0, 16, 0), (data + 0x1002, 1, 2)]),
+                ]),
+                tail(0),
+            ]
+            .concat(),
+        ),
+        (
+            "read-only-write".into(),
+            [
+                image(&[(1, 0, &[(0, 16, 0), (data, 512, 0), (data + 0x1000, 1, 2)])]),
+                tail(1),
+            ]
+            .concat(),
+        ),
+        (
+            "past-the-end".into(),
+            [
+                image(&[(0, 63, &[(0, 16, 0), (data, 4096, 2), (data + 0x2000, 1, 2)])]),
+                tail(0),
+            ]
+            .concat(),
+        ),
     ]
 }
 
