@@ -114,7 +114,7 @@ pub struct GicAddrs {
 }
 
 /// Reads a big-endian number of `cells` 32-bit cells (1 or 2).
-fn cells(bytes: &[u8], at: usize, n: usize) -> Option<u64> {
+pub(super) fn cells(bytes: &[u8], at: usize, n: usize) -> Option<u64> {
     let mut v = 0u64;
     for i in 0..n {
         let s = bytes.get(at + i * 4..at + i * 4 + 4)?;
@@ -124,7 +124,7 @@ fn cells(bytes: &[u8], at: usize, n: usize) -> Option<u64> {
 }
 
 /// `#address-cells` / `#size-cells` of `node` (defaults 2 and 1).
-fn cell_sizes(node: &FdtNode<'_, '_>) -> Result<(usize, usize), DtError> {
+pub(super) fn cell_sizes(node: &FdtNode<'_, '_>) -> Result<(usize, usize), DtError> {
     let get = |name, default| match node.property(name) {
         Some(p) => cells(p.value, 0, 1)
             .map(|v| v as usize)
@@ -161,7 +161,7 @@ fn pairs<'v>(
 
 /// The INTID of a node's first interrupt when it is a GIC SPI
 /// (`interrupts = <0 n flags>`: INTID n + 32).
-fn spi_intid(node: &FdtNode<'_, '_>) -> Option<u32> {
+pub(super) fn spi_intid(node: &FdtNode<'_, '_>) -> Option<u32> {
     let p = node.property("interrupts")?;
     if p.value.len() < 12 || cells(p.value, 0, 1)? != 0 {
         return None;
@@ -172,7 +172,7 @@ fn spi_intid(node: &FdtNode<'_, '_>) -> Option<u32> {
     (n < 988).then(|| n as u32 + 32)
 }
 
-fn enabled(node: &FdtNode<'_, '_>) -> bool {
+pub(super) fn enabled(node: &FdtNode<'_, '_>) -> bool {
     node.property("status")
         .and_then(|p| p.as_str())
         .is_none_or(|s| s == "okay" || s == "ok")

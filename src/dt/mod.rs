@@ -1,10 +1,12 @@
 //! Flattened device trees: the strict reader that stands in front of the
 //! `fdt` crate ([`blob`]), the platform facts the hypervisor takes from the
-//! firmware's tree ([`host`]), and a writer ([`writer`]).
+//! firmware's tree ([`host`]), nodes by path with their addresses
+//! translated through every bus ([`bus`]), and a writer ([`writer`]).
 //!
 //! Format: Devicetree Specification v0.4, chapter 5 (flattened format).
 
 pub mod blob;
+pub mod bus;
 pub mod host;
 pub mod writer;
 
