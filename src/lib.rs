@@ -16,6 +16,7 @@ pub mod conmux;
 pub mod conout;
 pub mod console;
 pub mod devices;
+pub mod disk;
 pub mod dt;
 pub mod exception;
 pub mod fixedvec;

@@ -3,3 +3,4 @@
 pub mod gic400;
 pub mod mmio;
 pub mod rpi4;
+pub mod sdhci;

@@ -96,7 +96,11 @@ fn walk<'a>(
     };
     let parent_ac = hops.last().map_or(2, |h: &Hop<'_>| h.child_ac);
     let hop = Hop {
-        ranges: if depth == 0 { Some(&[][..]) } else { node.property("ranges").map(|p| p.value) },
+        ranges: if depth == 0 {
+            Some(&[][..])
+        } else {
+            node.property("ranges").map(|p| p.value)
+        },
         child_ac: ac,
         parent_ac,
         sc,

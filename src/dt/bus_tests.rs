@@ -12,14 +12,17 @@ fn pi4_like() -> Vec<u8> {
     w.begin_node("soc").unwrap();
     w.property_u32("#address-cells", 1).unwrap();
     w.property_u32("#size-cells", 1).unwrap();
-    w.property_cells("ranges", &[0x7e00_0000, 0, 0xfe00_0000, 0x180_0000]).unwrap();
+    w.property_cells("ranges", &[0x7e00_0000, 0, 0xfe00_0000, 0x180_0000])
+        .unwrap();
     w.begin_node("mmc@7e300000").unwrap();
-    w.property_string("compatible", "brcm,bcm2835-sdhci").unwrap();
+    w.property_string("compatible", "brcm,bcm2835-sdhci")
+        .unwrap();
     w.property_cells("reg", &[0x7e30_0000, 0x100]).unwrap();
     w.property_cells("interrupts", &[0, 0x7e, 4]).unwrap();
     w.end_node().unwrap();
     w.begin_node("gpio@7e200000").unwrap();
-    w.property_strings("compatible", &["brcm,bcm2711-gpio", "brcm,bcm2835-gpio"]).unwrap();
+    w.property_strings("compatible", &["brcm,bcm2711-gpio", "brcm,bcm2835-gpio"])
+        .unwrap();
     w.property_cells("reg", &[0x7e20_0000, 0xb4]).unwrap();
     w.property_string("status", "disabled").unwrap();
     w.end_node().unwrap();
@@ -37,9 +40,11 @@ fn pi4_like() -> Vec<u8> {
     w.begin_node("emmc2bus").unwrap();
     w.property_u32("#address-cells", 2).unwrap();
     w.property_u32("#size-cells", 1).unwrap();
-    w.property_cells("ranges", &[0, 0x7e00_0000, 0, 0xfe00_0000, 0x180_0000]).unwrap();
+    w.property_cells("ranges", &[0, 0x7e00_0000, 0, 0xfe00_0000, 0x180_0000])
+        .unwrap();
     w.begin_node("mmc@7e340000").unwrap();
-    w.property_string("compatible", "brcm,bcm2711-emmc2").unwrap();
+    w.property_string("compatible", "brcm,bcm2711-emmc2")
+        .unwrap();
     w.property_cells("reg", &[0, 0x7e34_0000, 0x100]).unwrap();
     w.property_cells("interrupts", &[0, 0x7e, 4]).unwrap();
     w.end_node().unwrap();
@@ -47,14 +52,32 @@ fn pi4_like() -> Vec<u8> {
     w.begin_node("scb").unwrap();
     w.property_u32("#address-cells", 2).unwrap();
     w.property_u32("#size-cells", 1).unwrap();
-    w.property_cells("ranges", &[0, 0x7c00_0000, 0, 0xfc00_0000, 0x380_0000, 6, 0, 6, 0, 0x4000_0000]).unwrap();
+    w.property_cells(
+        "ranges",
+        &[
+            0,
+            0x7c00_0000,
+            0,
+            0xfc00_0000,
+            0x380_0000,
+            6,
+            0,
+            6,
+            0,
+            0x4000_0000,
+        ],
+    )
+    .unwrap();
     w.begin_node("ethernet@7d580000").unwrap();
-    w.property_string("compatible", "brcm,bcm2711-genet-v5").unwrap();
+    w.property_string("compatible", "brcm,bcm2711-genet-v5")
+        .unwrap();
     w.property_cells("reg", &[0, 0x7d58_0000, 0x10000]).unwrap();
-    w.property_cells("interrupts", &[0, 0x9d, 4, 0, 0x9e, 4]).unwrap();
+    w.property_cells("interrupts", &[0, 0x9d, 4, 0, 0x9e, 4])
+        .unwrap();
     w.end_node().unwrap();
     w.begin_node("pcie@7d500000").unwrap();
-    w.property_string("compatible", "brcm,bcm2711-pcie").unwrap();
+    w.property_string("compatible", "brcm,bcm2711-pcie")
+        .unwrap();
     w.property_cells("reg", &[0, 0x7d50_0000, 0x9310]).unwrap();
     w.end_node().unwrap();
     w.end_node().unwrap();
@@ -92,10 +115,16 @@ fn reg_goes_through_every_ancestors_ranges() {
     let genet = found(&fdt, "brcm,bcm2711-genet-v5");
     assert_eq!(genet.reg, Some((0xfd58_0000, 0x10000)));
     assert_eq!(genet.intid, Some(32 + 0x9d));
-    assert_eq!(found(&fdt, "brcm,bcm2711-pcie").reg, Some((0xfd50_0000, 0x9310)));
+    assert_eq!(
+        found(&fdt, "brcm,bcm2711-pcie").reg,
+        Some((0xfd50_0000, 0x9310))
+    );
     // The second compatible string matches too; status is read.
     let gpio = found(&fdt, "brcm,bcm2835-gpio");
-    assert_eq!((gpio.compatible, gpio.enabled), ("brcm,bcm2711-gpio", false));
+    assert_eq!(
+        (gpio.compatible, gpio.enabled),
+        ("brcm,bcm2711-gpio", false)
+    );
 }
 
 #[test]
@@ -111,7 +140,10 @@ fn untranslatable_nodes_have_no_cpu_address() {
 fn nodes_are_found_by_path() {
     let blob = pi4_like();
     let fdt = Fdt::new(&blob).unwrap();
-    assert_eq!(at(&fdt, "/scb/ethernet@7d580000").unwrap().compatible, "brcm,bcm2711-genet-v5");
+    assert_eq!(
+        at(&fdt, "/scb/ethernet@7d580000").unwrap().compatible,
+        "brcm,bcm2711-genet-v5"
+    );
     assert_eq!(at(&fdt, "/soc").unwrap().reg, None);
     assert!(at(&fdt, "/scb/nothing").is_none());
     assert!(at(&fdt, "").is_none());

@@ -1,0 +1,3 @@
+//! Disks for VMs: the card's partition table ([`mbr`]). Pure.
+
+pub mod mbr;
