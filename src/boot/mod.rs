@@ -170,12 +170,15 @@ fn boot_mmu_on(early: EarlyBoot) -> ! {
     // VM RAM comes out of `usable` before the frame allocator gets the rest.
     let prepared = vmm::build::prepare(&info, &mut usable);
     heap::setup_frames(&usable);
+    // The firmware and the SD card before the VMs: their disks are
+    // partitions of the card.
+    vmm::firmware::init(&info);
+    vmm::firmware::probe_el3(info.psci_method);
+    vmm::sd::probe(&info);
     let built = prepared.and_then(|p| vmm::build::build(p, cpu::pa_range(), &info));
     OPTIONS.call_once(|| opts);
 
     start_secondaries(&info, &cfg);
-    vmm::firmware::init(&info);
-    vmm::firmware::probe_el3(info.psci_method);
     let online = ONLINE.load(Ordering::Acquire);
     let ms = cpu::counter() * 1000 / cpu::counter_freq().max(1);
     info!(

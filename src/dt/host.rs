@@ -76,6 +76,9 @@ pub struct HostInfo<'a> {
     pub cpus: FixedVec<CpuNode<'a>, MAX_CPUS>,
     /// /psci `method` ("smc" or "hvc"), if the tree has a PSCI node.
     pub psci_method: Option<&'a str>,
+    /// The whole (sanitised) tree, for later lookups by path
+    /// ([`super::bus`]).
+    pub tree: &'a [u8],
     /// /soc `ranges`: the peripheral windows.
     pub windows: FixedVec<Window, 8>,
     /// CPU physical address of the first enabled PL011.
@@ -199,7 +202,10 @@ impl<'a> HostInfo<'a> {
     /// Reads the facts from a sanitized blob.
     pub fn parse(blob: &'a [u8]) -> Result<Self, DtError> {
         let fdt = Fdt::new(blob).map_err(|_| DtError::Truncated)?;
-        let mut info = HostInfo::default();
+        let mut info = HostInfo {
+            tree: blob,
+            ..HostInfo::default()
+        };
         let root = fdt.find_node("/").ok_or(DtError::Missing("root node"))?;
         let (root_ac, root_sc) = cell_sizes(&root)?;
         info.model = first_string(&root, "model");

@@ -116,6 +116,19 @@ impl Platform for El2 {
     }
 }
 
+/// The firmware's rate for clock `id` (GET_CLOCK_RATE), in Hz.
+pub fn clock_rate(id: u32) -> Option<u32> {
+    let mut b = [0u8; 32];
+    let words = [32u32, 0, 0x0003_0002, 8, 0, id, 0, 0];
+    for (i, w) in words.iter().enumerate() {
+        b[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+    }
+    HostFirmware.call(&mut b).ok()?;
+    let word = |i: usize| u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+    let ok = word(1) == 0x8000_0000 && word(4) & 0x8000_0000 != 0 && word(5) == id;
+    ok.then(|| word(6)).filter(|&hz| hz != 0)
+}
+
 /// Runs `f` holding the host mailbox's lock (the fault-injection page:
 /// a panic inside must not keep other VMs from the firmware).
 pub fn holding_lock<R>(f: impl FnOnce() -> R) -> R {

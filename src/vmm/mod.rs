@@ -19,6 +19,7 @@
 //! | `console.rs` | who drives the console (PL011, then mini UART and log ring) |
 //! | `conswitch.rs` | the console switch between VMs (mux layout) |
 //! | `fault.rs` | the hypervisor's own faults and panics |
+//! | `sd.rs` | the SD card: found at boot, its partitions, the card lock |
 
 pub mod build;
 
@@ -37,6 +38,8 @@ pub mod firmware;
 pub mod irq;
 
 pub mod lifecycle;
+
+pub mod sd;
 
 pub mod vcpu;
 

@@ -44,6 +44,8 @@ pub struct Boot {
     append: String,
     timeout: Duration,
     icount: bool,
+    /// An SD card image (`-drive if=sd`).
+    sd: Option<PathBuf>,
     /// Typed input: once the output matches `.0` (in order), `.1` is sent.
     script: Vec<(String, Vec<u8>)>,
     timed: Vec<(Duration, Vec<u8>)>,
@@ -199,6 +201,7 @@ impl Boot {
             append: String::new(),
             timeout: Duration::from_secs(30),
             icount: false,
+            sd: None,
             script: Vec::new(),
             timed: Vec::new(),
         }
@@ -235,6 +238,13 @@ impl Boot {
     /// Passes `-initrd`.
     pub fn initrd(mut self, p: PathBuf) -> Self {
         self.initrd = Some(p);
+        self
+    }
+
+    /// Attaches a raw SD card image (`-drive if=sd,format=raw`; QEMU
+    /// wants a power-of-two size). QEMU raspi4b puts it on the Arasan.
+    pub fn sd(mut self, p: PathBuf) -> Self {
+        self.sd = Some(p);
         self
     }
 
@@ -280,6 +290,10 @@ impl Boot {
         }
         if self.icount {
             cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
+        }
+        if let Some(sd) = &self.sd {
+            cmd.arg("-drive")
+                .arg(format!("if=sd,format=raw,file={}", sd.display()));
         }
         cmd.stdin(if self.script.is_empty() && self.timed.is_empty() {
             Stdio::null()
