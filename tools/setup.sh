@@ -13,7 +13,8 @@
 #     installed from it;
 #   - with the argument `bench` (`make bench`), python3-matplotlib for the
 #     report's plot;
-#   - with the argument `sd` (`make sd`), mtools, dosfstools and fdisk (the
+#   - with the argument `sd` (`make sd`), mtools, dosfstools, e2fsprogs
+#     (the VMs' ext4 disks) and fdisk (the
 #     SD-card image, built without root) and the non-free-firmware
 #     component of the machine's Debian entry (the Pi boot firmware).
 #
@@ -78,6 +79,7 @@ if [ "${1:-}" = sd ]; then
     command -v mcopy >/dev/null 2>&1 || need_pkgs+=(mtools)
     command -v mkfs.fat >/dev/null 2>&1 || need_pkgs+=(dosfstools)
     command -v sfdisk >/dev/null 2>&1 || need_pkgs+=(fdisk)
+    command -v mke2fs >/dev/null 2>&1 || need_pkgs+=(e2fsprogs)
     SD_FIRMWARE=1
 fi
 

@@ -62,3 +62,16 @@ pub fn core_index() -> usize {
     };
     v as usize
 }
+
+/// `dmb ish`: every memory access before this is observed by the other
+/// cores before any after it (the virtqueue protocol's barriers).
+#[inline(always)]
+pub fn memory_fence() {
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: a barrier has no effect but ordering.
+    unsafe {
+        core::arch::asm!("dmb ish", options(nostack, preserves_flags))
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+}

@@ -98,6 +98,24 @@ pub trait Backend: Send {
     fn serial(&self) -> [u8; 20];
 }
 
+impl Backend for alloc::boxed::Box<dyn Backend> {
+    fn sectors(&self) -> u64 {
+        (**self).sectors()
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        (**self).read(sector, buf)
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
+        (**self).write(sector, buf)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        (**self).flush()
+    }
+    fn serial(&self) -> [u8; 20] {
+        (**self).serial()
+    }
+}
+
 /// Counters (for the exit report and the monitor).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {

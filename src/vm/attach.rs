@@ -10,10 +10,10 @@
 //! `src/devices/`, its address in vm/layout.rs, its node in vm/fdt.rs, and
 //! one arm here (docs/architecture.md has the whole checklist).
 
-use super::config::Device;
+use super::config::{Device, DiskConfig};
 use super::layout::{
     testdev_irq_base, EXITCTR_IPA, FAULTINJ_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA,
-    TESTDEV_SIZE, UART_INTID, UART_IPA, WATCHDOG_IPA,
+    TESTDEV_SIZE, UART_INTID, UART_IPA, VIRTIO_BLK_INTID, VIRTIO_BLK_IPA, WATCHDOG_IPA,
 };
 use crate::devices::bus::{MmioBus, RegisterError};
 use crate::devices::exitctr::{self, ExitCounters};
@@ -24,9 +24,15 @@ use crate::devices::sp805::{self, Sp805};
 use crate::devices::testdev::{self, TestDev};
 use crate::devices::Shared;
 use crate::sync::Mutex;
+use crate::virtio::blk::{self, Blk};
+use crate::virtio::mmio::{self as virtio_mmio, Sinks, Transport};
+use crate::virtio::queue::QueueError;
+use crate::virtio::GuestRam;
 use alloc::boxed::Box;
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::fmt;
 
 /// What a VM's devices need from whoever runs the VM. Cheap to clone:
 /// every device callback holds its own copy.
@@ -49,6 +55,15 @@ pub trait Host: Clone + Send + 'static {
     fn test_line(&self, line: &str);
     /// How many times the VM has booted (1 at first).
     fn boots(&self) -> u32;
+    /// The VM's RAM, for its virtio devices (plain cacheable copies: no
+    /// ACCESS_PLATFORM, so the guest's rings are cacheable too).
+    fn ram(&self) -> Box<dyn GuestRam + Send>;
+    /// The backend of disk `d` (a partition of the card), or why not.
+    fn disk(&self, d: &DiskConfig) -> Result<Box<dyn blk::Backend>, String>;
+    /// A problem with the VM's virtio queues (for its rate-limited log).
+    fn virtio_problem(&self, device: &str, e: &QueueError);
+    /// A virtio device has work left: poll it soon (on this VM's cores).
+    fn io_more(&self);
     /// The fault-injection page's PANIC: the hypervisor panics on this
     /// core holding the locks other VMs need. Runners that have no such
     /// fault to show (pv-vmm, a process under KVM) refuse the device at
@@ -81,18 +96,48 @@ pub struct Devices {
     /// The real PL011's page goes into the VM's stage 2 at
     /// [`UART_IPA`](super::layout::UART_IPA).
     pub pl011_passthrough: bool,
+    /// The disk, if any (the runner polls it when work is left).
+    pub blk: Option<Arc<Mutex<BlkDevice>>>,
+}
+
+/// A VM's disk as the runner holds it.
+pub type BlkDevice = Transport<Blk<Box<dyn blk::Backend>>>;
+
+/// Why a VM's devices could not be attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachError {
+    /// Two devices' ranges collide.
+    Register(RegisterError),
+    /// Its disk cannot be had (why).
+    Disk(String),
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttachError::Register(e) => write!(f, "{e}"),
+            AttachError::Disk(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<RegisterError> for AttachError {
+    fn from(e: RegisterError) -> Self {
+        AttachError::Register(e)
+    }
 }
 
 /// Builds VM `index`'s devices (`vcpus` vCPUs) from its configured
-/// `devices`, in their configured order; `pl011` says what the real PL011
-/// becomes.
+/// `devices`, in their configured order, and its `disk`; `pl011` says
+/// what the real PL011 becomes.
 pub fn attach<H: Host>(
     devices: &[Device],
+    disk: Option<&DiskConfig>,
     index: usize,
     vcpus: usize,
     pl011: RealUart,
     host: H,
-) -> Result<Devices, RegisterError> {
+) -> Result<Devices, AttachError> {
     let mut d = Devices {
         bus: MmioBus::new(),
         spis: Vec::new(),
@@ -100,7 +145,9 @@ pub fn attach<H: Host>(
         uart: None,
         watchdog: None,
         pl011_passthrough: false,
+        blk: None,
     };
+
     for dev in devices {
         match dev {
             Device::TestDev => {
@@ -170,6 +217,27 @@ pub fn attach<H: Host>(
             }
         }
     }
+    if let Some(cfg) = disk {
+        let backend = host.disk(cfg).map_err(AttachError::Disk)?;
+        let (h1, h2, h3) = (host.clone(), host.clone(), host.clone());
+        let t = Transport::new(
+            Blk::new(backend, cfg.readonly),
+            Sinks {
+                mem: host.ram(),
+                line: Box::new(move |level| h1.set_line(VIRTIO_BLK_INTID, level)),
+                problem: Box::new(move |e| h2.virtio_problem("virtio-blk", e)),
+                more: Box::new(move || h3.io_more()),
+            },
+        );
+        let t = Arc::new(Mutex::new(t));
+        d.spis.push(VIRTIO_BLK_INTID);
+        d.bus.register(
+            VIRTIO_BLK_IPA,
+            virtio_mmio::SIZE,
+            Box::new(Shared(t.clone(), "virtio-blk")),
+        )?;
+        d.blk = Some(t);
+    }
     Ok(d)
 }
 
@@ -213,6 +281,54 @@ mod tests {
         fn inject_fault(&self) {
             self.0.lock().unwrap().push("fault".into());
         }
+        fn ram(&self) -> Box<dyn GuestRam + Send> {
+            Box::new(NoRam)
+        }
+        fn disk(&self, d: &DiskConfig) -> Result<Box<dyn blk::Backend>, String> {
+            if d.partition == 9 {
+                return Err("the card has no partition 9".into());
+            }
+            Ok(Box::new(Zeros))
+        }
+        fn virtio_problem(&self, device: &str, e: &QueueError) {
+            self.0.lock().unwrap().push(format!("{device}: {e}"));
+        }
+        fn io_more(&self) {
+            self.0.lock().unwrap().push("more".into());
+        }
+    }
+
+    struct NoRam;
+    impl GuestRam for NoRam {
+        fn contains(&self, _: u64, _: u64) -> bool {
+            false
+        }
+        fn read(&mut self, _: u64, _: &mut [u8]) -> bool {
+            false
+        }
+        fn write(&mut self, _: u64, _: &[u8]) -> bool {
+            false
+        }
+    }
+
+    struct Zeros;
+    impl blk::Backend for Zeros {
+        fn sectors(&self) -> u64 {
+            8
+        }
+        fn read(&mut self, _: u64, b: &mut [u8]) -> Result<(), blk::IoError> {
+            b.fill(0);
+            Ok(())
+        }
+        fn write(&mut self, _: u64, _: &[u8]) -> Result<(), blk::IoError> {
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), blk::IoError> {
+            Ok(())
+        }
+        fn serial(&self) -> [u8; 20] {
+            [0; 20]
+        }
     }
 
     #[test]
@@ -226,7 +342,7 @@ mod tests {
             Device::FaultInjection,
         ];
         let h = Rec::default();
-        let mut d = attach(&all, 1, 2, RealUart::PassThrough, h.clone()).unwrap();
+        let mut d = attach(&all, None, 1, 2, RealUart::PassThrough, h.clone()).unwrap();
         for (ipa, name) in [
             (TESTDEV_IPA, "pivisor-test"),
             (WATCHDOG_IPA, "sp805"),
@@ -258,14 +374,22 @@ mod tests {
     #[test]
     fn the_real_pl011_is_passed_through_or_emulated() {
         let h = Rec::default();
-        let d = attach(&[Device::Pl011], 0, 1, RealUart::PassThrough, h.clone()).unwrap();
+        let d = attach(
+            &[Device::Pl011],
+            None,
+            0,
+            1,
+            RealUart::PassThrough,
+            h.clone(),
+        )
+        .unwrap();
         assert_eq!(
             (d.spis.clone(), d.hw_spis.clone()),
             (vec![UART_INTID], vec![UART_INTID])
         );
         assert!(d.pl011_passthrough && d.uart.is_none());
         assert_eq!(d.bus.device_name(UART_IPA), None, "mapped, not emulated");
-        let mut e = attach(&[Device::Pl011], 0, 1, RealUart::Emulate, h.clone()).unwrap();
+        let mut e = attach(&[Device::Pl011], None, 0, 1, RealUart::Emulate, h.clone()).unwrap();
         assert!(!e.pl011_passthrough && e.uart.is_some() && e.hw_spis.is_empty());
         // A byte written to the emulated UART reaches the host.
         e.bus.dispatch(UART_IPA, 4, Some(u64::from(b'x'))).unwrap();
@@ -273,14 +397,56 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_is_a_virtio_mmio_device_on_its_line() {
+        let h = Rec::default();
+        let cfg = DiskConfig {
+            partition: 2,
+            readonly: true,
+            line: 3,
+        };
+        let mut d = attach(
+            &[Device::TestDev],
+            Some(&cfg),
+            0,
+            1,
+            RealUart::Emulate,
+            h.clone(),
+        )
+        .unwrap();
+        assert_eq!(d.bus.device_name(VIRTIO_BLK_IPA), Some("virtio-blk"));
+        assert_eq!(d.spis.last(), Some(&VIRTIO_BLK_INTID));
+        assert!(d.blk.is_some());
+        // Magic "virt", version 2, device 2 (block).
+        assert_eq!(d.bus.dispatch(VIRTIO_BLK_IPA, 4, None), Ok(0x7472_6976));
+        assert_eq!(d.bus.dispatch(VIRTIO_BLK_IPA + 8, 4, None), Ok(2));
+        // Read-only: the RO feature is offered.
+        assert_eq!(
+            d.bus.dispatch(VIRTIO_BLK_IPA + 0x10, 4, None).unwrap() & (1 << 5),
+            1 << 5
+        );
+        let bad = DiskConfig {
+            partition: 9,
+            ..cfg
+        };
+        assert_eq!(
+            attach(&[], Some(&bad), 0, 1, RealUart::Emulate, h).err(),
+            Some(AttachError::Disk("the card has no partition 9".into()))
+        );
+    }
+
+    #[test]
     fn a_device_twice_is_refused() {
         let r = attach(
             &[Device::Mailbox, Device::Mailbox],
+            None,
             0,
             1,
             RealUart::Emulate,
             Rec::default(),
         );
-        assert!(matches!(r, Err(RegisterError::Overlaps { .. })));
+        assert!(matches!(
+            r,
+            Err(AttachError::Register(RegisterError::Overlaps { .. }))
+        ));
     }
 }

@@ -28,6 +28,11 @@
 //!                           # or restart up to N times (default: a reset
 //!                           # restarts, power-off and crashes halt; see
 //!                           # vm::restart)
+//! disk     = sd:2           # a partition of the SD card as its virtio
+//!                           # disk (/dev/vda); `sd:5, readonly` for a
+//!                           # read-only one. Two VMs never share a
+//!                           # writable partition; partition 1 (the
+//!                           # firmware's boot partition) only read-only.
 //! backoff  = 100ms 10s      # a VM restarting within a second of its start
 //!                           # more than 3 times in a row waits, from the
 //!                           # first wait doubling to the longest (default
@@ -98,6 +103,50 @@ impl Device {
     }
 }
 
+/// A VM's disk (`disk = sd:N[, readonly]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// The card's partition number (1-4 primary, 5 on logical).
+    pub partition: u32,
+    /// The guest may not write it.
+    pub readonly: bool,
+    /// The line it is on (for build-time errors).
+    pub line: usize,
+}
+
+/// The highest partition number a configuration may name.
+pub const MAX_PARTITION: u32 = 64;
+
+impl DiskConfig {
+    /// Parses `sd:N` with an optional `, readonly` (or `, ro`).
+    pub fn parse(s: &str, line: usize) -> Result<Self, &'static str> {
+        let mut parts = s.split(',').map(str::trim);
+        let target = parts.next().unwrap_or("");
+        let n = target
+            .strip_prefix("sd:")
+            .ok_or("expected sd:N (a partition of the SD card), e.g. sd:2")?;
+        let partition: u32 = n
+            .parse()
+            .map_err(|_| "the partition must be a number, e.g. sd:2")?;
+        if partition == 0 || partition > MAX_PARTITION {
+            return Err("partitions are numbered 1-4 (primary) and 5 on (logical)");
+        }
+        let readonly = match (parts.next(), parts.next()) {
+            (None, _) => false,
+            (Some("readonly" | "ro"), None) => true,
+            _ => return Err("expected sd:N or sd:N, readonly"),
+        };
+        if partition == 1 && !readonly {
+            return Err("partition 1 is the firmware's boot partition: only sd:1, readonly");
+        }
+        Ok(DiskConfig {
+            partition,
+            readonly,
+            line,
+        })
+    }
+}
+
 /// One VM as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig<'a> {
@@ -129,6 +178,8 @@ pub struct VmConfig<'a> {
     pub policy: RestartPolicy,
     /// How a restart loop is slowed down.
     pub backoff: BackoffConfig,
+    /// Its disk: a partition of the SD card, as a virtio-blk device.
+    pub disk: Option<DiskConfig>,
     /// Line of the `[vm ...]` header (for messages).
     pub line: usize,
 }
@@ -275,6 +326,17 @@ pub fn parse(text: &str) -> Result<Vec<VmConfig<'_>>, ConfigError> {
                         a.name
                     ),
                 ));
+            }
+            if let (Some(x), Some(y)) = (a.disk, b.disk) {
+                if x.partition == y.partition && !(x.readonly && y.readonly) {
+                    return Err(err(
+                        x.line,
+                        alloc::format!(
+                            "partition sd:{} is the disk of both '{}' and '{}' and one of them may write it (share it only read-only)",
+                            x.partition, b.name, a.name
+                        ),
+                    ));
+                }
             }
             if let (Some(x), Some(y)) = (a.memory_at, b.memory_at) {
                 if x < y.saturating_add(b.memory) && y < x.saturating_add(a.memory) {

@@ -59,6 +59,7 @@ pub(super) struct Partial<'a> {
     mac: Option<([u8; 6], usize)>,
     policy: Option<RestartPolicy>,
     backoff: Option<BackoffConfig>,
+    disk: Option<DiskConfig>,
 }
 
 impl<'a> Partial<'a> {
@@ -116,6 +117,7 @@ impl<'a> Partial<'a> {
             mac: self.mac.map(|m| m.0),
             policy: self.policy.unwrap_or_default(),
             backoff: self.backoff.unwrap_or_default(),
+            disk: self.disk,
             line: self.line,
         })
     }
@@ -254,6 +256,11 @@ impl<'a> Partial<'a> {
                 let p = RestartPolicy::parse(val)
                     .map_err(|e| err(line, alloc::format!("policy: '{val}': {e}")))?;
                 once(&mut self.policy, p, key, line)
+            }
+            "disk" => {
+                let d = DiskConfig::parse(val, line)
+                    .map_err(|e| err(line, alloc::format!("disk: '{val}': {e}")))?;
+                once(&mut self.disk, d, key, line)
             }
             "backoff" => {
                 let b = BackoffConfig::parse(val)

@@ -227,3 +227,47 @@ fn gpio_pins_are_listed_per_vm_and_never_the_boards_supply() {
     // Without the key, no pin.
     assert_eq!(parse(base).unwrap()[0].mailbox.gpio_pins, 0);
 }
+
+#[test]
+fn a_disk_is_a_partition_of_the_card() {
+    let vms = parse(
+        "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\ndisk = sd:2\n\
+         [vm b]\ncores = 1\nmemory = 2M\nkernel = k\ndisk = sd:5, readonly\n\
+         [vm c]\ncores = 2\nmemory = 2M\nkernel = k\ndisk = sd:5,ro\n\
+         [vm d]\ncores = 3\nmemory = 2M\nkernel = k\n",
+    )
+    .unwrap();
+    assert_eq!(
+        vms.iter()
+            .map(|v| v.disk.map(|d| (d.partition, d.readonly)))
+            .collect::<Vec<_>>(),
+        [Some((2, false)), Some((5, true)), Some((5, true)), None]
+    );
+    assert_eq!(vms[0].disk.unwrap().line, 5);
+    let base = "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\n";
+    for (bad, why) in [
+        ("disk = 2", "expected sd:N"),
+        ("disk = sd:", "must be a number"),
+        ("disk = sd:0", "numbered 1-4"),
+        ("disk = sd:65", "numbered 1-4"),
+        ("disk = sd:-1", "must be a number"),
+        ("disk = sd:2, rw", "expected sd:N or sd:N, readonly"),
+        (
+            "disk = sd:2, readonly, x",
+            "expected sd:N or sd:N, readonly",
+        ),
+        ("disk = sd:1", "boot partition"),
+        ("disk = mmc:2", "expected sd:N"),
+    ] {
+        let e = config_error(&format!("{base}{bad}\n"));
+        assert!(e.contains("line 5") && e.contains(why), "{bad}: {e}");
+    }
+    assert!(parse(&format!("{base}disk = sd:1, readonly\n")).is_ok());
+    // A writable partition is one VM's.
+    let two = "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\ndisk = sd:2\n\
+               [vm b]\ncores = 1\nmemory = 2M\nkernel = k\ndisk = sd:2, readonly\n";
+    let e = config_error(two);
+    assert!(e.contains("sd:2 is the disk of both 'a' and 'b'"), "{e}");
+    let e = config_error(&format!("{base}disk = sd:2\ndisk = sd:3\n"));
+    assert!(e.contains("given twice"), "{e}");
+}

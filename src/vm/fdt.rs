@@ -106,6 +106,8 @@ pub struct VmTree<'a> {
     pub devices: &'a [Device],
     /// A device tree whose root's child nodes are appended (`dtb-extra`).
     pub extra: Option<&'a [u8]>,
+    /// It has a disk (a virtio-blk device).
+    pub disk: bool,
 }
 
 fn reg(addr: u64, size: u64) -> [u32; 4] {
@@ -356,6 +358,17 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
                 w.end_node()?;
             }
         }
+    }
+    if t.disk {
+        // virtio-mmio, its SPI level-triggered; dma-coherent: the device
+        // (the hypervisor) reads and writes the rings through cacheable
+        // mappings, as the guest does.
+        w.begin_node(&format!("virtio_mmio@{VIRTIO_BLK_IPA:x}"))?;
+        w.property_string("compatible", "virtio,mmio")?;
+        w.property_cells("reg", &reg(VIRTIO_BLK_IPA, VIRTIO_MMIO_REG))?;
+        w.property_cells("interrupts", &[GIC_SPI, VIRTIO_BLK_INTID - 32, LEVEL_HIGH])?;
+        w.property_empty("dma-coherent")?;
+        w.end_node()?;
     }
     if let Some(extra) = t.extra {
         graft(&mut w, extra)?;

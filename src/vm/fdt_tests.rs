@@ -36,6 +36,7 @@ fn vm_device_tree_decompiles_and_describes_the_vm() {
         initrd: Some((0x1000_0000, 0x12345)),
         devices: &[Device::TestDev],
         extra: None,
+        disk: false,
     };
     let s = dtc(&build(&t).unwrap());
     for want in [
@@ -167,6 +168,7 @@ fn dtb_extra_nodes_are_grafted_and_checked() {
         initrd: None,
         devices: &[],
         extra: Some(&good),
+        disk: false,
     };
     let s = dtc(&build(&t).unwrap());
     assert!(
@@ -207,4 +209,31 @@ fn dtb_extra_nodes_are_grafted_and_checked() {
     let vms =
         config::parse("[vm a]\ncores = 0\nmemory = 4M\nkernel = k\ndtb-extra = e.dtb\n").unwrap();
     assert_eq!(vms[0].dtb_extra, Some("e.dtb"));
+}
+
+#[test]
+fn a_disk_is_a_virtio_mmio_node_with_its_spi() {
+    let t = VmTree {
+        name: "d",
+        index: 0,
+        vcpus: 1,
+        ram: 64 << 20,
+        bootargs: "",
+        initrd: None,
+        devices: &[],
+        extra: None,
+        disk: true,
+    };
+    let s = dtc(&build(&t).unwrap());
+    for want in [
+        "virtio_mmio@fc004000 {",
+        "compatible = \"virtio,mmio\";",
+        "reg = <0x00 0xfc004000 0x00 0x200>;",
+        "interrupts = <0x00 0xd0 0x04>;",
+        "dma-coherent;",
+    ] {
+        assert!(s.contains(want), "{want} in\n{s}");
+    }
+    let none = dtc(&build(&VmTree { disk: false, ..t }).unwrap());
+    assert!(!none.contains("virtio"));
 }

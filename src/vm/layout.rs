@@ -68,6 +68,14 @@ pub const EXITCTR_IPA: u64 = 0xfc00_1000;
 pub const WATCHDOG_IPA: u64 = 0xfc00_2000;
 /// The fault-injection page's IPA (its size: devices::faultinj::SIZE).
 pub const FAULTINJ_IPA: u64 = 0xfc00_3000;
+/// The virtio-blk device's virtio-mmio page.
+pub const VIRTIO_BLK_IPA: u64 = 0xfc00_4000;
+/// Its INTID: SPI 208, above every interrupt a BCM2711 device uses (the
+/// highest is GENET's SPI 158) and the test devices' lines, so it never
+/// meets a passed-through device's.
+pub const VIRTIO_BLK_INTID: u32 = 240;
+/// The virtio-mmio registers' extent in the device tree.
+pub const VIRTIO_MMIO_REG: u64 = 0x200;
 
 /// The first INTID of VM `index`'s test device lines: SPI 64 onwards,
 /// [`crate::devices::testdev::LINES`] per VM, so that no two VMs use

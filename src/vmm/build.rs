@@ -156,6 +156,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             initrd: p.plan.initrd,
             devices: &p.cfg.devices,
             extra: p.extra,
+            disk: p.cfg.disk.is_some(),
         })
         .map_err(|e| what(&e))?;
         if dtb.len() as u64 > image::DTB_MAX {
@@ -163,6 +164,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
         }
         let dev = attach(
             &p.cfg.devices,
+            p.cfg.disk.as_ref(),
             index,
             p.cfg.cores.len(),
             RealUart::PassThrough,
@@ -286,6 +288,8 @@ fn new_vm(
         bootargs: p.cfg.bootargs.to_string(),
         uart: dev.uart,
         watchdog: dev.watchdog,
+        blk: dev.blk,
+        io_pending: core::sync::atomic::AtomicBool::new(false),
         pl011_pa,
         counters: p.cfg.devices.contains(&Device::Counters),
         name,
@@ -358,6 +362,25 @@ impl Host for VmHost {
     fn inject_fault(&self) {
         let name = vm(self.index).map_or("?", |vm| vm.name.as_str());
         super::fault::inject(name)
+    }
+    fn ram(&self) -> alloc::boxed::Box<dyn crate::virtio::GuestRam + Send> {
+        alloc::boxed::Box::new(super::disk::VmRam(self.index))
+    }
+    fn disk(
+        &self,
+        d: &crate::vm::config::DiskConfig,
+    ) -> Result<alloc::boxed::Box<dyn crate::virtio::blk::Backend>, String> {
+        super::disk::partition(self.index, d)
+    }
+    fn virtio_problem(&self, device: &str, e: &crate::virtio::queue::QueueError) {
+        if let Some(vm) = vm(self.index) {
+            vm.warn(format_args!(
+                "{device}: {e}; the device needs a reset (DEVICE_NEEDS_RESET)"
+            ));
+        }
+    }
+    fn io_more(&self) {
+        super::disk::more(self.index);
     }
 }
 

@@ -131,6 +131,8 @@ fn handle_exit(frame: &mut Frame, slot: u64) {
     if let Some(w) = &vm.watchdog {
         watchdog::check(vm, v, core, w);
     }
+    // Disk work left by an earlier exit (bounded per exit).
+    super::disk::poll(vm);
     if irq::dirty(core) {
         irq::flush_lrs(vm, v);
     }

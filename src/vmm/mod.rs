@@ -20,6 +20,7 @@
 //! | `conswitch.rs` | the console switch between VMs (mux layout) |
 //! | `fault.rs` | the hypervisor's own faults and panics |
 //! | `sd.rs` | the SD card: found at boot, its partitions, the card lock |
+//! | `disk.rs` | VMs' disks: card partitions behind virtio-blk, taking turns |
 
 pub mod build;
 
@@ -28,6 +29,8 @@ pub mod console;
 pub mod conswitch;
 
 pub mod cores;
+
+pub mod disk;
 
 pub mod exit;
 

@@ -79,11 +79,17 @@ pub fn probe(info: &HostInfo<'_>) {
                 continue;
             };
             if size < 0x100 {
-                warn!("sd: {} ({name}): register block of {size:#x} bytes, too small", f.path);
+                warn!(
+                    "sd: {} ({name}): register block of {size:#x} bytes, too small",
+                    f.path
+                );
                 continue;
             }
             let Some(hz) = firmware::clock_rate(clock_id) else {
-                warn!("sd: {} ({name}): the firmware gives no clock rate (id {clock_id}); skipped", f.path);
+                warn!(
+                    "sd: {} ({name}): the firmware gives no clock rate (id {clock_id}); skipped",
+                    f.path
+                );
                 continue;
             };
             // SAFETY: the controller's registers from the firmware's tree,
@@ -93,7 +99,11 @@ pub fn probe(info: &HostInfo<'_>) {
             let mut host = Sdhci::new(regs, CounterClock, hz);
             match host.init() {
                 Ok(card) => {
-                    let kind = if card.high_capacity { "SDHC/SDXC" } else { "SDSC" };
+                    let kind = if card.high_capacity {
+                        "SDHC/SDXC"
+                    } else {
+                        "SDSC"
+                    };
                     info!(
                         "sd: {kind} card of {} ({} sectors) on the {name} at {base:#x} ({}, base clock {} MHz)",
                         Size(card.sectors * 512),

@@ -105,6 +105,10 @@ pub struct Vm {
     pub pl011_pa: Option<u64>,
     /// The emulated SP805 watchdog, if the VM has one.
     pub watchdog: Option<Arc<Mutex<Sp805>>>,
+    /// Its disk (virtio-blk on a partition of the card), if any.
+    pub blk: Option<Arc<Mutex<crate::vm::attach::BlkDevice>>>,
+    /// A virtio device has work left (polled on the VM's next exit).
+    pub io_pending: core::sync::atomic::AtomicBool,
 }
 
 /// All VMs, once built.
@@ -235,6 +239,40 @@ impl Vm {
         for c in self.ram.chunks() {
             cpu::zero_to_poc(c.pa, c.size);
         }
+    }
+
+    /// Copies `data` into the VM's RAM at `ipa` through the hypervisor's
+    /// cacheable map, no cache maintenance: for memory the guest also
+    /// maps cacheable (virtio rings and buffers; Inner Shareable, so
+    /// coherent with its cores). False if the range is not all RAM.
+    pub(super) fn write_ram_cached(&self, ipa: u64, data: &[u8]) -> bool {
+        let Some(pieces) = self.ram.host_pieces(ipa, data.len() as u64) else {
+            return false;
+        };
+        let mut at = 0usize;
+        for (pa, n) in pieces {
+            // SAFETY: VM RAM, identity-mapped, inside the VM (checked).
+            let dst = unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, n as usize) };
+            dst.copy_from_slice(&data[at..at + n as usize]);
+            at += n as usize;
+        }
+        true
+    }
+
+    /// Copies the VM's RAM at `ipa` into `out` through the cacheable map
+    /// (see [`Vm::write_ram_cached`]). False if the range is not all RAM.
+    pub(super) fn read_ram_cached(&self, ipa: u64, out: &mut [u8]) -> bool {
+        let Some(pieces) = self.ram.host_pieces(ipa, out.len() as u64) else {
+            return false;
+        };
+        let mut at = 0usize;
+        for (pa, n) in pieces {
+            // SAFETY: VM RAM, identity-mapped, inside the VM (checked).
+            let src = unsafe { core::slice::from_raw_parts(pa as *const u8, n as usize) };
+            out[at..at + n as usize].copy_from_slice(src);
+            at += n as usize;
+        }
+        true
     }
 
     /// Copies `data` into the VM's RAM at `ipa` and cleans it to the point

@@ -107,8 +107,22 @@ impl pivisor::vm::attach::Host for NullHost {
     fn boots(&self) -> u32 {
         1
     }
-    // The fuzzed bus has no fault-injection page.
+    // The fuzzed bus has no fault-injection page and no disk (the
+    // virtio_blk target drives the disk's models itself).
     fn inject_fault(&self) {}
+    fn ram(&self) -> Box<dyn pivisor::virtio::GuestRam + Send> {
+        Box::new(FuzzRam(std::sync::Arc::new(std::sync::Mutex::new(
+            Vec::new(),
+        ))))
+    }
+    fn disk(
+        &self,
+        _: &pivisor::vm::config::DiskConfig,
+    ) -> Result<Box<dyn pivisor::virtio::blk::Backend>, String> {
+        Err("no disk".into())
+    }
+    fn virtio_problem(&self, _: &str, _: &pivisor::virtio::queue::QueueError) {}
+    fn io_more(&self) {}
 }
 
 /// A device bus as a VM with every device has it, wired by the
@@ -123,7 +137,7 @@ fn bus() -> MmioBus {
         Device::Watchdog,
         Device::TestDev,
     ];
-    attach(&all, 0, 4, RealUart::Emulate, NullHost)
+    attach(&all, None, 0, 4, RealUart::Emulate, NullHost)
         .expect("every device attaches")
         .bus
 }
@@ -416,6 +430,7 @@ pub fn vm_config(data: &[u8]) {
             initrd: None,
             devices: &v.devices,
             extra: None,
+            disk: v.disk.is_some(),
         };
         if let Ok(dtb) = build(&t) {
             let mut out = vec![0u8; dtb.len() + 64];

@@ -6,7 +6,9 @@
 use pivisor_harness::{artifact, dtb, Boot};
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 /// A sparse card image of `size` bytes with boot records written at the
 /// given sectors: (sector, [(slot, flag, type, start, sectors)]).
@@ -53,8 +55,18 @@ fn a_standard_capacity_card_and_its_logical_partitions() {
         "sdsc",
         64 << 20,
         &[
-            (0, &[(0, 0x80, 0x0c, 2048, 32768), (1, 0, 0x83, 34816, 40960), (2, 0, 0x05, 75776, 55296)]),
-            (75776, &[(0, 0, 0x83, 2048, 20000), (1, 0, 0x05, 24576, 30720)]),
+            (
+                0,
+                &[
+                    (0, 0x80, 0x0c, 2048, 32768),
+                    (1, 0, 0x83, 34816, 40960),
+                    (2, 0, 0x05, 75776, 55296),
+                ],
+            ),
+            (
+                75776,
+                &[(0, 0, 0x83, 2048, 20000), (1, 0, 0x05, 24576, 30720)],
+            ),
             (100352, &[(0, 0, 0x83, 2048, 28672)]),
         ],
     );
@@ -71,7 +83,14 @@ fn a_standard_capacity_card_and_its_logical_partitions() {
 #[test]
 fn a_high_capacity_card_uses_block_addresses() {
     // 4 GiB (sparse): QEMU makes it SDHC.
-    let img = card("sdhc", 4 << 30, &[(0, &[(0, 0, 0x0c, 2048, 65536), (1, 0, 0x83, 67584, 8_320_000)])]);
+    let img = card(
+        "sdhc",
+        4 << 30,
+        &[(
+            0,
+            &[(0, 0, 0x0c, 2048, 65536), (1, 0, 0x83, 67584, 8_320_000)],
+        )],
+    );
     let o = boot_with(Some(img));
     o.expect(r"sd: SDHC/SDXC card of 4 GiB \(8388608 sectors\) on the Arasan SDHCI")
         .expect(r"sd: partition 2: Linux \(0x83\), 4062.5 MiB at sector 67584");
@@ -84,4 +103,139 @@ fn no_card_and_a_gpt_card_give_no_disks_and_say_why() {
         .expect(r"sd: no SD memory card found: VMs get no disks");
     let img = card("gpt", 64 << 20, &[(0, &[(0, 0, 0xee, 1, 131071)])]);
     boot_with(Some(img)).expect(r"sd: the card's partition table: a GPT card \(protective MBR\): use an MBR \(dos\) partition table; VMs get no disks");
+}
+
+/// Formats the partition at `start` (sectors) of `sectors` as ext4 with
+/// the files `files` (name, contents) in its root, without root or loop
+/// devices (mke2fs -d, at an offset into the image).
+fn ext4(img: &Path, start: u64, sectors: u64, files: &[(&str, &str)]) {
+    let dir = img.with_extension(format!("d{start}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (n, c) in files {
+        std::fs::write(dir.join(n), c).unwrap();
+    }
+    let st = Command::new("mke2fs")
+        .args(["-q", "-t", "ext4", "-F", "-E"])
+        .arg(format!("offset={}", start * 512))
+        .arg("-d")
+        .arg(&dir)
+        .arg(img)
+        .arg(format!("{}", sectors / 2))
+        .status()
+        .expect("mke2fs (e2fsprogs; tools/setup.sh sd installs it)");
+    assert!(st.success(), "mke2fs");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A file from the ext4 partition at `start`, read on the host.
+fn debugfs_cat(img: &Path, start: u64, file: &str) -> String {
+    let out = Command::new("debugfs")
+        .args(["-R", &format!("cat {file}")])
+        .arg(format!("{}?offset={}", img.display(), start * 512))
+        .output()
+        .expect("debugfs (e2fsprogs)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The card of guests/linux-disk.conf and linux-disks.conf: 64 MiB,
+/// FAT32 boot partition 1, ext4 partitions 2 (16 MiB), 3 (8 MiB) and,
+/// in an extended partition, 5 (12 MiB).
+fn linux_card(name: &str) -> PathBuf {
+    let img = card(
+        name,
+        64 << 20,
+        &[
+            (
+                0,
+                &[
+                    (0, 0x80, 0x0c, 2048, 16384),
+                    (1, 0, 0x83, 18432, 32768),
+                    (2, 0, 0x83, 51200, 16384),
+                    (3, 0, 0x05, 67584, 63488),
+                ],
+            ),
+            (67584, &[(0, 0, 0x83, 2048, 24576)]),
+        ],
+    );
+    ext4(
+        &img,
+        18432,
+        32768,
+        &[("hello.txt", "a file from the card\n")],
+    );
+    ext4(&img, 51200, 16384, &[("readme", "read-only partition\n")]);
+    ext4(&img, 69632, 24576, &[]);
+    img
+}
+
+fn linux_boot(bundle: &str, img: &Path) -> Boot {
+    Boot::new(artifact("PIVISOR_IMAGE"))
+        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+        .initrd(artifact(bundle))
+        .sd(img.to_path_buf())
+        .timeout(Duration::from_secs(240))
+}
+
+/// A file written in a VM survives its SYSTEM_RESET and a fresh QEMU boot
+/// of the same card, and is on the card (read back on the host).
+#[test]
+fn a_file_written_in_a_vm_survives_reset_and_a_fresh_boot() {
+    let img = linux_card("persist");
+    let o = linux_boot("PIVISOR_BUNDLE_LINUX_DISK", &img)
+        .type_after(
+            r"LINUX ready",
+            b"cat /data/hello.txt; echo persisted-4711 > /data/mark && sync && reboot -f\r",
+        )
+        .type_after(
+            r"(?s)LINUX ready.*LINUX ready",
+            b"cat /data/mark; poweroff -f\r",
+        )
+        .run_until_match(r"(?s)LINUX ready.*LINUX ready.*\npersisted-4711");
+    o.expect(r"DISK /dev/vda \(16 MiB, rw\) mounted at /data")
+        .expect("a file from the card")
+        .reject(r"EXT4-fs error|I/O error|blk_update_request");
+    assert_eq!(
+        o.count(r"DISK /dev/vda \(16 MiB, rw\) mounted"),
+        2,
+        "two lives"
+    );
+    assert_eq!(
+        debugfs_cat(&img, 18432, "/mark"),
+        "persisted-4711\n",
+        "on the card"
+    );
+    // A fresh boot of the same card.
+    let o = linux_boot("PIVISOR_BUNDLE_LINUX_DISK", &img)
+        .type_after(r"LINUX ready", b"cat /data/mark\r")
+        .run_until_match(r"LINUX ready(?s:.*)\npersisted-4711");
+    o.reject(r"EXT4-fs error|I/O error");
+    let _ = std::fs::remove_file(&img);
+}
+
+/// Three VMs on one card, each on its own partition: the writable ones
+/// see only what they wrote, the read-only one is refused both through
+/// its file system and its raw device, and its partition is untouched.
+#[test]
+fn vms_see_only_their_own_partition_and_read_only_stays_read_only() {
+    let img = linux_card("three");
+    let before_ro = std::fs::read(&img).unwrap()[51200 * 512..(51200 + 16384) * 512].to_vec();
+    let o = linux_boot("PIVISOR_BUNDLE_LINUX_DISKS", &img)
+        .run_until(|s| s.matches("DISKTEST").count() >= 3);
+    assert!(!o.timed_out, "{}", o.serial);
+    o.expect(r"DISKTEST left wrote owner-left; sees: hello.txt lost\+found owner-left \n")
+        .expect(r"DISKTEST right wrote owner-right; sees: lost\+found owner-right \n")
+        .expect(r"DISKTEST ro readonly: file write refused \(Read-only file system\); device write refused \(Operation not permitted\); sees: lost\+found readme \n")
+        .expect(r"DISK /dev/vda \(8 MiB, ro\) mounted at /data")
+        .expect(r"DISK /dev/vda \(12 MiB, rw\) mounted at /data")
+        .reject(r"EXT4-fs error|I/O error");
+    let card = std::fs::read(&img).unwrap();
+    assert_eq!(
+        &card[51200 * 512..(51200 + 16384) * 512],
+        &before_ro[..],
+        "read-only partition untouched"
+    );
+    assert_eq!(debugfs_cat(&img, 18432, "/owner-left"), "left\n");
+    assert_eq!(debugfs_cat(&img, 69632, "/owner-right"), "right\n");
+    let _ = std::fs::remove_file(&img);
 }

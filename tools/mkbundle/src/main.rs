@@ -116,6 +116,7 @@ fn run() -> Result<(), String> {
             initrd: plan.initrd,
             devices: &v.devices,
             extra: v.dtb_extra.map(file),
+            disk: v.disk.is_some(),
         })
         .map_err(|e| cfg(&format!("VM '{}': {e}", v.name)))?;
         if tree.len() as u64 > image::DTB_MAX {

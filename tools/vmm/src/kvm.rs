@@ -56,6 +56,43 @@ impl Ram {
     }
 }
 
+/// The guest's RAM (one slot from IPA 0) for virtio devices.
+struct KvmRam(*mut u8, usize);
+// SAFETY: as Ram's.
+unsafe impl Send for KvmRam {}
+
+impl KvmRam {
+    fn at(&self, ipa: u64, len: usize) -> Option<usize> {
+        let o = usize::try_from(ipa).ok()?;
+        (o.checked_add(len)? <= self.1).then_some(o)
+    }
+}
+
+impl pivisor::virtio::GuestRam for KvmRam {
+    fn contains(&self, ipa: u64, len: u64) -> bool {
+        usize::try_from(len).is_ok_and(|l| self.at(ipa, l).is_some())
+    }
+    fn read(&mut self, ipa: u64, out: &mut [u8]) -> bool {
+        let Some(o) = self.at(ipa, out.len()) else {
+            return false;
+        };
+        // SAFETY: inside the mapping (checked); the guest's memory model.
+        unsafe { std::ptr::copy_nonoverlapping(self.0.add(o), out.as_mut_ptr(), out.len()) };
+        true
+    }
+    fn write(&mut self, ipa: u64, data: &[u8]) -> bool {
+        let Some(o) = self.at(ipa, data.len()) else {
+            return false;
+        };
+        // SAFETY: as above.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.0.add(o), data.len()) };
+        true
+    }
+    fn fence(&mut self) {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// One vCPU's statistics file.
 struct VcpuStats {
     file: std::fs::File,
@@ -280,7 +317,7 @@ pub fn run(m: Machine) -> Result<(), String> {
     };
     // pivisor's own device wiring (vm::attach); the real PL011 cannot be
     // passed through under KVM, so it becomes an emulated one.
-    let attached = attach(&m.devices, 0, m.vcpus, RealUart::Emulate, host)
+    let attached = attach(&m.devices, None, 0, m.vcpus, RealUart::Emulate, host)
         .map_err(|e| format!("VM '{}': {e}", m.name))?;
     let (bus, uart) = (attached.bus, attached.uart);
     if let Some(dev) = attached.watchdog {
@@ -391,6 +428,23 @@ impl Host for KvmHost {
     fn inject_fault(&self) {
         unreachable!("machine::load refuses devices = fault-injection")
     }
+    fn ram(&self) -> Box<dyn pivisor::virtio::GuestRam + Send> {
+        Box::new(KvmRam(self.ram.0, self.ram.1))
+    }
+    fn disk(
+        &self,
+        d: &pivisor::vm::config::DiskConfig,
+    ) -> Result<Box<dyn pivisor::virtio::blk::Backend>, String> {
+        Err(format!(
+            "disk = sd:{}: pv-vmm serves no disks yet",
+            d.partition
+        ))
+    }
+    fn virtio_problem(&self, device: &str, e: &pivisor::virtio::queue::QueueError) {
+        eprintln!("pv-vmm: {device}: {e}; the device needs a reset\r");
+    }
+    // pv-vmm's vCPU threads poll nothing yet (it has no virtio devices).
+    fn io_more(&self) {}
 }
 
 fn sum(st: &[VcpuStats]) -> ExitCounts {

@@ -65,6 +65,12 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
             &"devices = testdev is pivisor's own test device; pv-vmm has no model of it",
         ));
     }
+    if let Some(d) = cfg.disk {
+        return Err(what(&format!(
+            "disk = sd:{}: pv-vmm serves no disks yet (its virtio-blk backend is still to be built)",
+            d.partition
+        )));
+    }
     if cfg.devices.contains(&Device::FaultInjection) {
         return Err(what(
             &"devices = fault-injection panics pivisor's own core; pv-vmm has no such fault",
@@ -90,6 +96,7 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
         initrd: plan.initrd,
         devices: &cfg.devices,
         extra,
+        disk: false,
     })
     .map_err(|e| what(&e))?;
     if dtb.len() as u64 > image::DTB_MAX {
@@ -211,6 +218,7 @@ mod tests {
             initrd: m.plan.initrd,
             devices: &m.devices,
             extra: None,
+            disk: false,
         })
         .unwrap();
         assert_eq!(m.dtb, again);
