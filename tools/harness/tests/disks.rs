@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+/// A partition table entry: slot, boot flag, type, start, sectors.
+type Entry = (usize, u8, u8, u32, u32);
+
 /// A sparse card image of `size` bytes with boot records written at the
-/// given sectors: (sector, [(slot, flag, type, start, sectors)]).
-fn card(name: &str, size: u64, records: &[(u64, &[(usize, u8, u8, u32, u32)])]) -> PathBuf {
+/// given sectors.
+fn card(name: &str, size: u64, records: &[(u64, &[Entry])]) -> PathBuf {
     let p = std::env::temp_dir().join(format!("pivisor-{}-{name}.img", std::process::id()));
     let mut f = File::create(&p).unwrap();
     f.set_len(size).unwrap();
