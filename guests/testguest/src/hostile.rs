@@ -161,6 +161,7 @@ pub fn hostile(ram: u64, vcpus: usize) -> ! {
     wfx_storm(&mut r);
     pend_clear_flood(&mut r);
     uart_storm(&mut r);
+    virtio_attacks(&mut r, ram);
     testdev_flood(&mut r);
     println!("HOSTILE done attacks={} failed={}", r.attacks, r.failed);
     gic::sleep_until(1000, || false);
@@ -313,7 +314,8 @@ fn exec_device(r: &mut Run, ram: u64) {
 /// priority, target) and SGIs to vCPUs it does not have: nothing sticks.
 fn gicd_foreign(r: &mut Run) {
     const D: u64 = 0xff84_1000;
-    let owned = |i: u32| i == 153 || i == 65 || (96..104).contains(&i);
+    // Its PL011, mailbox, test device lines and disk (virtio-blk, 240).
+    let owned = |i: u32| i == 153 || i == 65 || i == 240 || (96..104).contains(&i);
     let (mut probes, mut refused, mut first_bad) = (0u64, 0u64, None);
     for reg in [0x100u64, 0x200, 0x300] {
         for n in 1..32u64 {
@@ -647,6 +649,46 @@ fn uart_storm(r: &mut Run) {
         n,
         n >= 1000,
         format_args!("only {n} interrupts taken"),
+    );
+}
+
+/// Its disk (guests/hostile.conf: `disk = sd:2, readonly`): malformed
+/// queues, requests outside the partition or writing the read-only disk,
+/// rings outside RAM, notifications on a reset device
+/// (guests/testguest/src/virtio.rs).
+fn virtio_attacks(r: &mut Run, ram: u64) {
+    let (t, ok) = crate::virtio::queues(ram);
+    r.report(
+        "virtio-queues",
+        t.probes,
+        t.refused,
+        ok && t.refused == t.probes,
+        format_args!(
+            "{} of {} malformed queues refused; device sane before and after: {ok}",
+            t.refused, t.probes
+        ),
+    );
+    let (t, ok) = crate::virtio::requests();
+    r.report(
+        "virtio-requests",
+        t.probes,
+        t.refused,
+        ok && t.refused == t.probes,
+        format_args!(
+            "{} of {} requests answered IOERR; device sane: {ok}",
+            t.refused, t.probes
+        ),
+    );
+    let (t, ok) = crate::virtio::setup_and_notify(ram);
+    r.report(
+        "virtio-setup",
+        t.probes,
+        t.refused,
+        ok && t.refused == t.probes,
+        format_args!(
+            "{} of {} refused or ignored; device sane after: {ok}",
+            t.refused, t.probes
+        ),
     );
 }
 

@@ -18,6 +18,7 @@ mod hostile;
 mod hw;
 mod mbox;
 mod uart;
+mod virtio;
 
 use core::arch::global_asm;
 use core::fmt::Write;

@@ -3,38 +3,11 @@
 //! its capacity class, and reads its partition table, logical partitions
 //! included.
 
+use pivisor_harness::sd::test_card as card;
 use pivisor_harness::{artifact, dtb, Boot};
-use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// A partition table entry: slot, boot flag, type, start, sectors.
-type Entry = (usize, u8, u8, u32, u32);
-
-/// A sparse card image of `size` bytes with boot records written at the
-/// given sectors.
-fn card(name: &str, size: u64, records: &[(u64, &[Entry])]) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("pivisor-{}-{name}.img", std::process::id()));
-    let mut f = File::create(&p).unwrap();
-    f.set_len(size).unwrap();
-    for (sector, entries) in records {
-        let mut s = [0u8; 512];
-        for &(slot, flag, kind, start, len) in *entries {
-            let e = 446 + 16 * slot;
-            s[e] = flag;
-            s[e + 4] = kind;
-            s[e + 8..e + 12].copy_from_slice(&start.to_le_bytes());
-            s[e + 12..e + 16].copy_from_slice(&len.to_le_bytes());
-        }
-        s[510] = 0x55;
-        s[511] = 0xaa;
-        f.seek(SeekFrom::Start(sector * 512)).unwrap();
-        f.write_all(&s).unwrap();
-    }
-    p
-}
 
 fn boot_with(sd: Option<PathBuf>) -> pivisor_harness::Output {
     let mut b = Boot::new(artifact("PIVISOR_IMAGE"))

@@ -282,7 +282,33 @@ fn passthrough_pl011_belongs_to_its_vm() {
 /// refusal, keep its log short (rate-limited), and never fault.
 #[test]
 fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
+    // The card: partition 2 the hostile VM's disk (read-only), 3 the
+    // victim's, both full of a pattern that must survive.
+    let img = pivisor_harness::sd::test_card(
+        "hostile",
+        64 << 20,
+        &[(
+            0,
+            &[
+                (0, 0x80, 0x0c, 2048, 8192),
+                (1, 0, 0x83, 10240, 16384),
+                (2, 0, 0x83, 26624, 16384),
+            ],
+        )],
+    );
+    let pattern: Vec<u8> = (0..16384 * 512u32)
+        .map(|i| (i ^ (i >> 9) ^ 0x5a) as u8)
+        .collect();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+        for start in [10240u64, 26624] {
+            f.seek(SeekFrom::Start(start * 512)).unwrap();
+            f.write_all(&pattern).unwrap();
+        }
+    }
     let o = boot("PIVISOR_BUNDLE_HOSTILE")
+        .sd(img.clone())
         .timeout(Duration::from_secs(240))
         .run_until_match(
             r"(?s)VM 'hostile': exits since start.*VICTIM alive n=\d+.*VICTIM alive n=\d+.*VICTIM alive n=\d+",
@@ -290,7 +316,7 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
     let log = &o.aux;
     o.reject_aux(r"ERROR|FAULT|PANIC|parked|panicked|TEST .* FAIL");
     // Every attack in the catalogue ran and was refused.
-    const ATTACKS: [&str; 15] = [
+    const ATTACKS: [&str; 18] = [
         "ipa-sweep",
         "peripheral-window",
         "ram-edges",
@@ -305,6 +331,9 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
         "wfx-storm",
         "pend-clear-flood",
         "uart-storm",
+        "virtio-queues",
+        "virtio-requests",
+        "virtio-setup",
         "testdev-flood",
     ];
     for a in ATTACKS {
@@ -313,8 +342,18 @@ fn hostile_guest_cannot_reach_the_victim_or_the_hypervisor() {
         ));
     }
     o.reject_aux(r"result=FAIL")
-        .expect_aux(r"\[hostile\] HOSTILE done attacks=15 failed=0")
+        .expect_aux(r"\[hostile\] HOSTILE done attacks=18 failed=0")
         .expect_aux(r"VM 'hostile': SYSTEM_OFF from vCPU 0");
+    // Both disks untouched: the hostile VM's (read-only, attacked) and the
+    // victim's.
+    let card = std::fs::read(&img).unwrap();
+    for start in [10240usize, 26624] {
+        assert!(
+            card[start * 512..start * 512 + pattern.len()] == pattern[..],
+            "the partition at sector {start} changed"
+        );
+    }
+    let _ = std::fs::remove_file(&img);
     // The test-device flood: at most 100 lines a second logged, the rest
     // counted and said.
     let flood = log.matches("[hostile] FLOOD ").count();
