@@ -224,6 +224,34 @@ fn parse_addr(a: &str) -> Option<u64> {
     }
 }
 
+/// A partition table entry: slot, boot flag, type, start, sectors.
+pub type Entry = (usize, u8, u8, u32, u32);
+
+/// A sparse card image of `size` bytes in the temporary directory, with
+/// boot records (MBR, EBRs) written at the given sectors.
+pub fn test_card(name: &str, size: u64, records: &[(u64, &[Entry])]) -> std::path::PathBuf {
+    use std::io::{Seek, SeekFrom, Write};
+    let p = std::env::temp_dir().join(format!("pivisor-{}-{name}.img", std::process::id()));
+    let mut f = std::fs::File::create(&p).expect("a temporary card image");
+    f.set_len(size).expect("card size");
+    for (sector, entries) in records {
+        let mut s = [0u8; SECTOR];
+        for &(slot, flag, kind, start, len) in *entries {
+            let e = 446 + 16 * slot;
+            s[e] = flag;
+            s[e + 4] = kind;
+            s[e + 8..e + 12].copy_from_slice(&start.to_le_bytes());
+            s[e + 12..e + 16].copy_from_slice(&len.to_le_bytes());
+        }
+        s[510] = 0x55;
+        s[511] = 0xaa;
+        f.seek(SeekFrom::Start(sector * SECTOR as u64))
+            .expect("seek");
+        f.write_all(&s).expect("write");
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,30 +385,3 @@ mod tests {
     }
 }
 
-/// A partition table entry: slot, boot flag, type, start, sectors.
-pub type Entry = (usize, u8, u8, u32, u32);
-
-/// A sparse card image of `size` bytes in the temporary directory, with
-/// boot records (MBR, EBRs) written at the given sectors.
-pub fn test_card(name: &str, size: u64, records: &[(u64, &[Entry])]) -> std::path::PathBuf {
-    use std::io::{Seek, SeekFrom, Write};
-    let p = std::env::temp_dir().join(format!("pivisor-{}-{name}.img", std::process::id()));
-    let mut f = std::fs::File::create(&p).expect("a temporary card image");
-    f.set_len(size).expect("card size");
-    for (sector, entries) in records {
-        let mut s = [0u8; SECTOR];
-        for &(slot, flag, kind, start, len) in *entries {
-            let e = 446 + 16 * slot;
-            s[e] = flag;
-            s[e + 4] = kind;
-            s[e + 8..e + 12].copy_from_slice(&start.to_le_bytes());
-            s[e + 12..e + 16].copy_from_slice(&len.to_le_bytes());
-        }
-        s[510] = 0x55;
-        s[511] = 0xaa;
-        f.seek(SeekFrom::Start(sector * SECTOR as u64))
-            .expect("seek");
-        f.write_all(&s).expect("write");
-    }
-    p
-}
