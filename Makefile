@@ -123,11 +123,17 @@ $(VMM): FORCE setup
 	cd $(VMM_DIR) && RUSTFLAGS="$(MUSL_RUSTFLAGS)" cargo build --release --target aarch64-unknown-linux-musl
 $(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS)
 	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS)
+# Debian's kernel's initramfs: the same, plus the modules it needs for the
+# virtio devices (its /init loads them when their kernel runs).
+$(LINUX_DIR)/rootfs-debian.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS)
+	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS) \
+	    $(foreach f,$(notdir $(wildcard $(LINUX_DIR)/modules/*)),lib/modules/$(f)=$(LINUX_DIR)/modules/$(f))
 # The small kernel: Debian's linux-source with guests/linux/small.config,
 # built once per machine (cached by a hash of its inputs).
 $(LINUX_DIR)/Image-small: tools/build-linux.sh tools/debfetch.sh guests/linux/small.config | setup
 	tools/build-linux.sh $@
-LINUX_FILES := $(LINUX_DIR)/VERSION $(LINUX_DIR)/Image-small $(LINUX_DIR)/rootfs.cpio.gz
+LINUX_FILES := $(LINUX_DIR)/VERSION $(LINUX_DIR)/Image-small $(LINUX_DIR)/rootfs.cpio.gz \
+               $(LINUX_DIR)/rootfs-debian.cpio.gz
 # The KVM host's initramfs: pv-vmm and the very bundles pivisor boots
 # (guests/linux/kvm-host-init picks one from the command line).
 KVM_HOST_RD := $(LINUX_DIR)/kvm-host.cpio.gz
@@ -144,6 +150,8 @@ $(BUILD)/guests-linux-debian.img: guests/linux-debian.conf $(LINUX_FILES)
 $(BUILD)/guests-linux-disk.img: guests/linux-disk.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-disks.img: guests/linux-disks.conf $(LINUX_FILES)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-linux-debian-disk.img: guests/linux-debian-disk.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-soak.img: guests/soak.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
@@ -198,7 +206,7 @@ unit-test: setup
 	cd tools/fuzz && cargo test
 
 LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-debian.img \
-                 $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img
+                 $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img $(BUILD)/guests-linux-debian-disk.img
 # Where the QEMU tests and the benchmarks find what they boot.
 QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_ELF=$(abspath $(ELF)) \
@@ -217,6 +225,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_LINUX_DEBIAN=$(abspath $(BUILD)/guests-linux-debian.img) \
   PIVISOR_BUNDLE_LINUX_DISK=$(abspath $(BUILD)/guests-linux-disk.img) \
   PIVISOR_BUNDLE_LINUX_DISKS=$(abspath $(BUILD)/guests-linux-disks.img) \
+  PIVISOR_BUNDLE_LINUX_DEBIAN_DISK=$(abspath $(BUILD)/guests-linux-debian-disk.img) \
   PIVISOR_LINUX_IMAGE=$(abspath $(LINUX_DIR)/Image-small) \
   PIVISOR_LINUX_INITRD=$(abspath $(LINUX_DIR)/rootfs.cpio.gz) \
   PIVISOR_KVM_HOST_INITRD=$(abspath $(KVM_HOST_RD)) \

@@ -7,6 +7,8 @@
 # OUTDIR/Image: /boot/vmlinuz-* of linux-image-arm64:arm64's current
 # dependency (resolved at fetch time; an arm64 Image, decompressed if the
 # package ships it gzipped). OUTDIR/busybox: busybox-static:arm64's binary.
+# OUTDIR/modules: the kernel modules its initramfs loads for pivisor's
+# virtio devices (tools/debian-modules.sh), from the same package.
 # Both packages are checked against the package index (tools/debfetch.sh);
 # OUTDIR/VERSION names them. Files are written under temporary names and
 # renamed, so an interrupted run leaves nothing half-written.
@@ -15,10 +17,11 @@ out=${1:?usage: fetch-linux.sh OUTDIR}
 say() { printf 'fetch-linux: %s\n' "$*" >&2; }
 . "$(dirname "$0")/debfetch.sh"
 
-[ -s "$out/Image" ] && [ -s "$out/busybox" ] && [ -s "$out/VERSION" ] && exit 0
+[ -s "$out/Image" ] && [ -s "$out/busybox" ] && [ -s "$out/VERSION" ] && [ -s "$out/modules/load-order" ] && exit 0
 mkdir -p "$out"
 kpkg=$(deb_resolve_kernel)
 kdeb=$(deb_fetch "$kpkg")
+"$(dirname "$0")/debian-modules.sh" "$kdeb" "$out/modules"
 bdeb=$(deb_fetch busybox-static:arm64)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

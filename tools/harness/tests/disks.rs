@@ -215,3 +215,20 @@ fn vms_see_only_their_own_partition_and_read_only_stays_read_only() {
     assert_eq!(debugfs_cat(&img, 69632, "/owner-right"), "right\n");
     let _ = std::fs::remove_file(&img);
 }
+
+/// Debian's stock kernel sees the same disk: its initramfs loads
+/// virtio_mmio, virtio_blk and ext4 from the kernel's own package.
+#[test]
+fn debians_kernel_mounts_its_disk_with_its_own_modules() {
+    let img = linux_card("debian");
+    let o = linux_boot("PIVISOR_BUNDLE_LINUX_DEBIAN_DISK", &img)
+        .timeout(Duration::from_secs(400))
+        .type_after(r"LINUX ready", b"cat /data/hello.txt\r")
+        .run_until_match(r"LINUX ready(?s:.*)a file from the card");
+    o.expect(r"MODULES loaded: virtio_mmio virtio_blk crc32c_generic jbd2 mbcache crc16 ext4")
+        .expect(r"virtio_blk virtio0: \[vda\] 32768 512-byte logical blocks")
+        .expect(r"DISK /dev/vda \(16 MiB, rw\) mounted at /data")
+        .expect(r"LINUX ready: Linux 6\.\d+\.\d+-\d+-arm64")
+        .reject(r"MODULES: .* did not load|EXT4-fs error|Kernel panic");
+    let _ = std::fs::remove_file(&img);
+}
