@@ -35,9 +35,19 @@ BUNDLE   ?= linux
 TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB_DIR)/test-all-reserved.dtb
 # The second serial port is the mini UART: the hypervisor's messages go
 # there once a VM owns the PL011 (BUNDLE=pt), kept in build/mini-uart.log.
-QEMU_RUN := $(QEMU) -M raspi4b -display none -serial mon:stdio -serial file:$(BUILD)/mini-uart.log \
-            -kernel $(IMAGE) -dtb $(DTB) -initrd $(BUILD)/guests-$(BUNDLE).img \
+# `make run` boots the SD card `make sd` writes for the bundle: QEMU
+# raspi4b has no VideoCore firmware to read its boot partition, so
+# kernel8.img, the device tree and guests.img are taken out of that
+# partition (mtools) for -kernel, -dtb and -initrd, and the card itself is
+# attached (-drive if=sd): what the firmware would load and the disks the
+# VMs see come from the one image, as on a Pi.
+RUN_DIR  := $(BUILD)/run
+QEMU_RUN  = $(QEMU) -M raspi4b -display none -serial mon:stdio -serial file:$(BUILD)/mini-uart.log \
+            -kernel $(RUN_DIR)/kernel8.img -dtb $(RUN_DIR)/bcm2711-rpi-4-b.dtb -initrd $(RUN_DIR)/guests.img \
+            -drive if=sd,format=raw,file=$(call CARD,$(BUNDLE)) \
             $(if $(BOOTARGS),-append "$(BOOTARGS)")
+RUN_FILES = mkdir -p $(RUN_DIR) && MTOOLS_SKIP_CHECK=1 mcopy -o -n -i $(call CARD,$(BUNDLE))@@1M \
+            ::/kernel8.img ::/bcm2711-rpi-4-b.dtb ::/guests.img $(RUN_DIR)/
 
 .PHONY: all setup run test unit-test qemu-test bench sd fuzz soak gdb clippy fmt clean help bundles FORCE
 
@@ -47,12 +57,12 @@ bundles: $(BUNDLES)
 
 help:
 	@echo "make            build $(IMAGE)"
-	@echo "make run        boot it on QEMU raspi4b with a guest bundle (BUNDLE=linux|linux-debian|linux-two|test|two|pt; Ctrl-A x quits)"
+	@echo "make run        boot the SD card of a guest bundle on QEMU raspi4b (BUNDLE=linux|linux-debian|linux-two|linux-disks|test|two|pt; Ctrl-A x quits)"
 	@echo "make test       host unit tests + QEMU integration tests"
 	@echo "make bench      native vs pivisor vs KVM benchmarks: build/bench/report.md, results.json/.csv, ratios.png"
 	@echo "make soak       two Linux VMs under load, one crashing and restarted (SOAK_MINUTES=30)"
 	@echo "make fuzz       long fuzzing runs of every guest-facing parser (FUZZ_SECONDS per target)"
-	@echo "make sd         the Pi 4 SD card: build/sd/ (copy onto a FAT32 card) and build/pivisor-sd.img (dd it)"
+	@echo "make sd         the Pi 4 SD card of a bundle: build/card-BUNDLE/ (its boot files) and build/card-BUNDLE.img (dd it)"
 	@echo "make gdb        QEMU waiting for a debugger on :1234"
 	@echo "make clippy     lints for the image and the host code"
 
@@ -168,16 +178,20 @@ $(DTB): | setup
 # committed), the device trees, config.txt, kernel8.img and the default
 # bundle as guests.img; a folder to copy onto a FAT32 card and a raw disk
 # image for dd / Raspberry Pi Imager.
+# The card holds the chosen bundle (BUNDLE) and an ext4 partition for each
+# of its VMs' disks (`disk = sd:N, SIZE`); `make run` boots that very card.
 FW_DIR := $(BUILD)/firmware
-SD_DIR := $(BUILD)/sd
-SD_IMG := $(BUILD)/pivisor-sd.img
+CARD     = $(BUILD)/card-$(1).img
+CARD_DIR = $(BUILD)/card-$(1)
+SD_IMG := $(call CARD,linux)
+SD_DIR := $(call CARD_DIR,linux)
 $(FW_DIR)/VERSION: tools/fetch-firmware.sh tools/debfetch.sh | setup
 	@tools/setup.sh sd
 	tools/fetch-firmware.sh $(FW_DIR)
-$(SD_IMG): tools/mksd.sh firmware/config.txt $(IMAGE) $(DTB) $(BUILD)/guests-linux.img $(FW_DIR)/VERSION
+$(BUILD)/card-%.img: tools/mksd.sh firmware/config.txt $(IMAGE) $(DTB) $(BUILD)/guests-%.img $(FW_DIR)/VERSION
 	@tools/setup.sh sd
-	tools/mksd.sh $(SD_DIR) $@ $(FW_DIR) $(DTB_DIR) firmware/config.txt $(IMAGE) $(BUILD)/guests-linux.img
-sd: $(SD_IMG)
+	tools/mksd.sh $(call CARD_DIR,$*) $@ $(FW_DIR) $(DTB_DIR) firmware/config.txt $(IMAGE) $(BUILD)/guests-$*.img
+sd: $(call CARD,$(BUNDLE))
 
 # Well-formed trees the hypervisor must refuse (QEMU always rewrites
 # /memory, so "no memory" is a tree whose RAM is all reserved).
@@ -190,12 +204,14 @@ $(DTB_DIR)/test-all-reserved.dtb: $(DTB)
 	  && fdtput -t x $@.tmp /reserved-memory/all@0 reg 0 0 3c000000 \
 	  && fdtput -t s $@.tmp /reserved-memory/all@0 no-map "" && mv $@.tmp $@
 
-run: $(IMAGE) $(DTB) $(BUILD)/guests-$(BUNDLE).img
-	@echo "pivisor on QEMU raspi4b: Ctrl-A x quits, Ctrl-A c for the QEMU monitor; Ctrl-] then a VM number switches the console"
+run: $(call CARD,$(BUNDLE))
+	@$(RUN_FILES)
+	@echo "pivisor on QEMU raspi4b, booting $< (BUNDLE=$(BUNDLE)): Ctrl-A x quits, Ctrl-A c for the QEMU monitor; Ctrl-] then a VM number switches the console"
 	@echo "(hypervisor messages after a PL011 handover, BUNDLE=pt: tail -f $(BUILD)/mini-uart.log)"
 	$(QEMU_RUN)
 
-gdb: $(IMAGE) $(DTB) $(BUILD)/guests-$(BUNDLE).img
+gdb: $(call CARD,$(BUNDLE))
+	@$(RUN_FILES)
 	@echo "QEMU is waiting: gdb-multiarch $(ELF) -ex 'target remote :1234'"
 	$(QEMU_RUN) -S -s
 

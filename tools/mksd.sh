@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Build the Raspberry Pi 4 SD card: a folder to copy onto a FAT32 card, and
-# a raw disk image (MBR, one bootable FAT32 partition) for dd or Raspberry
-# Pi Imager. No root and no loop mounts: sfdisk writes the partition table
-# into the image file, mkfs.fat formats the partition inside it, mtools
-# copies the files in.
+# a raw disk image for dd or Raspberry Pi Imager. No root and no loop
+# mounts: pivisor-mkbundle --card writes the partition table into the
+# image file, mkfs.fat and mke2fs format the partitions inside it at their
+# offsets, mtools copies the files in.
 #
 #   tools/mksd.sh DIR IMAGE FIRMWARE-DIR DTB-DIR CONFIG KERNEL GUESTS
 #
 # DIR gets: the firmware (start4*.elf, fixup4*.dat, LICENCE.broadcom), the
-# three Pi 4 device trees, config.txt, kernel8.img, guests.img.
+# three Pi 4 device trees, config.txt, kernel8.img, guests.img. The image:
+# partition 1 FAT32 with DIR's files (at least 256 MiB, room for bigger
+# bundles), then one ext4 partition per VM disk of the bundle's
+# configuration (`disk = sd:N, SIZE`), under the number it names; a VM's
+# disk starts with guests/disks/<VM name>/ if that exists, else a README.
+# The image's size is a power of two (QEMU raspi4b insists).
 set -euo pipefail
 [ $# -eq 7 ] || { echo "usage: mksd.sh DIR IMAGE FIRMWARE-DIR DTB-DIR CONFIG KERNEL GUESTS" >&2; exit 2; }
 dir=$1 img=$2 fw=$3 dtbs=$4 config=$5 kernel=$6 guests=$7
+here=$(cd "$(dirname "$0")" && pwd)
 say() { printf 'mksd: %s\n' "$*" >&2; }
 
 # The card's files.
@@ -25,19 +31,47 @@ cp "$guests" "$dir/guests.img"
 # Fixed timestamps: the same inputs give the same image.
 touch -d "2020-01-01 00:00:00 UTC" "$dir"/*
 
-# The disk: 1 MiB for the MBR and alignment, then the FAT32 partition,
-# sized for the files plus room for bigger guest bundles (at least 256 MiB).
+# The disk: the partition table for the bundle's VMs (partition 1 the
+# FAT32 boot partition, sized for the files plus room for bigger guest
+# bundles, at least 256 MiB).
 used_kib=$(du -sk "$dir" | cut -f1)
 part_mib=$(( (used_kib / 1024 + 64) > 256 ? (used_kib / 1024 + 64) : 256 ))
-part_sectors=$(( part_mib * 2048 ))
 rm -f "$img.tmp"
-truncate -s $(( (1 + part_mib) * 1024 * 1024 )) "$img.tmp"
-printf 'label: dos\nlabel-id: 0x50766973\nstart=2048, size=%d, type=c, bootable\n' "$part_sectors" \
-    | sfdisk --quiet "$img.tmp"
-mkfs.fat -F 32 -n PIVISOR --invariant --offset 2048 "$img.tmp" $(( part_mib * 1024 )) >/dev/null
+guests_abs=$(cd "$(dirname "$guests")" && pwd)/${guests##*/}
+img_abs=$(cd "$(dirname "$img")" && pwd)/${img##*/}
+layout=$(cd "$here/.." && cargo run --release -q -p pivisor-mkbundle -- --card "$guests_abs" "$img_abs.tmp" "$part_mib")
+# Partition 1 at 1 MiB: FAT32 with the card's files.
+read -r _ p1_start p1_sectors _ <<< "$(echo "$layout" | head -n1)"
+[ "$p1_start" = 2048 ] || { say "partition 1 must start at 1 MiB"; exit 1; }
+# (Made in a file of its own and copied in: mkfs.fat --offset misplaces
+# the root directory when the image is larger than the file system.)
+rm -f "$img.fat"
+truncate -s $(( p1_sectors * 512 )) "$img.fat"
+mkfs.fat -F 32 -n PIVISOR --invariant -h 2048 "$img.fat" >/dev/null
 export MTOOLS_SKIP_CHECK=1
 for f in "$dir"/*; do
-    mcopy -m -i "$img.tmp@@1M" "$f" "::/${f##*/}"
+    mcopy -m -i "$img.fat" "$f" "::/${f##*/}"
 done
+dd if="$img.fat" of="$img.tmp" bs=1M seek=1 conv=notrunc,sparse status=none
+rm -f "$img.fat"
+# The VMs' disks: ext4, from guests/disks/<VM>/ or a README; spares left
+# empty.
+disks=""
+while read -r n start sectors who; do
+    [ "$n" = 1 ] && continue
+    [ "$who" = spare ] && continue
+    content=$(mktemp -d)
+    first=${who%%,*}
+    if [ -d "$here/../guests/disks/$first" ]; then
+        cp -a "$here/../guests/disks/$first/." "$content/"
+    else
+        printf 'The disk of VM %s (SD card partition %s), made by make sd.\n' "$who" "$n" > "$content/README"
+    fi
+    find "$content" -exec touch -h -d "2020-01-01 00:00:00 UTC" {} +
+    E2FSPROGS_FAKE_TIME=1577836800 mke2fs -q -t ext4 -F -L "pivisor-sd$n" -U clear \
+        -E "offset=$(( start * 512 )),root_owner=0:0" -d "$content" "$img.tmp" $(( sectors / 2 ))
+    rm -rf "$content"
+    disks="$disks, ext4 partition $n ($(( sectors / 2048 )) MiB) for $who"
+done <<< "$layout"
 mv "$img.tmp" "$img"
-say "$dir/ ($(ls "$dir" | wc -l) files, $(( used_kib / 1024 )) MiB) and $img ($(( 1 + part_mib )) MiB: MBR, FAT32 partition of $part_mib MiB)"
+say "$dir/ ($(ls "$dir" | wc -l) files, $(( used_kib / 1024 )) MiB) and $img ($(( $(stat -c %s "$img") >> 20 )) MiB: MBR, FAT32 partition 1 of $part_mib MiB$disks)"

@@ -1,3 +1,5 @@
-//! Disks for VMs: the card's partition table ([`mbr`]). Pure.
+//! Disks for VMs: the card's partition table ([`mbr`]) and the card
+//! `make sd` writes ([`layout`]). Pure.
 
+pub mod layout;
 pub mod mbr;

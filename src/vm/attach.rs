@@ -402,6 +402,7 @@ mod tests {
         let cfg = DiskConfig {
             partition: 2,
             readonly: true,
+            size: None,
             line: 3,
         };
         let mut d = attach(

@@ -28,8 +28,9 @@
 //!                           # or restart up to N times (default: a reset
 //!                           # restarts, power-off and crashes halt; see
 //!                           # vm::restart)
-//! disk     = sd:2           # a partition of the SD card as its virtio
-//!                           # disk (/dev/vda); `sd:5, readonly` for a
+//! disk     = sd:2, 512M     # a partition of the SD card as its virtio
+//!                           # disk (/dev/vda), the size `make sd` gives
+//!                           # it (default 256M); `sd:5, readonly` for a
 //!                           # read-only one. Two VMs never share a
 //!                           # writable partition; partition 1 (the
 //!                           # firmware's boot partition) only read-only.
@@ -110,6 +111,9 @@ pub struct DiskConfig {
     pub partition: u32,
     /// The guest may not write it.
     pub readonly: bool,
+    /// Its size when `make sd` creates it (the hypervisor uses whatever
+    /// the card's partition is).
+    pub size: Option<u64>,
     /// The line it is on (for build-time errors).
     pub line: usize,
 }
@@ -118,7 +122,8 @@ pub struct DiskConfig {
 pub const MAX_PARTITION: u32 = 64;
 
 impl DiskConfig {
-    /// Parses `sd:N` with an optional `, readonly` (or `, ro`).
+    /// Parses `sd:N` with optional `, readonly` (or `, ro`) and `, SIZE`
+    /// (for `make sd`, e.g. `512M`).
     pub fn parse(s: &str, line: usize) -> Result<Self, &'static str> {
         let mut parts = s.split(',').map(str::trim);
         let target = parts.next().unwrap_or("");
@@ -131,17 +136,27 @@ impl DiskConfig {
         if partition == 0 || partition > MAX_PARTITION {
             return Err("partitions are numbered 1-4 (primary) and 5 on (logical)");
         }
-        let readonly = match (parts.next(), parts.next()) {
-            (None, _) => false,
-            (Some("readonly" | "ro"), None) => true,
-            _ => return Err("expected sd:N or sd:N, readonly"),
-        };
+        let (mut readonly, mut size) = (false, None);
+        for p in parts {
+            match p {
+                "readonly" | "ro" if !readonly => readonly = true,
+                _ if size.is_none() && p.bytes().next().is_some_and(|b| b.is_ascii_digit()) => {
+                    let b = parse_size(p).ok_or("the size must be a size, e.g. 512M")?;
+                    if b < 1 << 20 || b % 512 != 0 {
+                        return Err("the size must be at least 1M, in whole sectors");
+                    }
+                    size = Some(b);
+                }
+                _ => return Err("expected sd:N, then readonly and/or a size (e.g. sd:2, 512M)"),
+            }
+        }
         if partition == 1 && !readonly {
             return Err("partition 1 is the firmware's boot partition: only sd:1, readonly");
         }
         Ok(DiskConfig {
             partition,
             readonly,
+            size,
             line,
         })
     }

@@ -251,11 +251,12 @@ fn a_disk_is_a_partition_of_the_card() {
         ("disk = sd:0", "numbered 1-4"),
         ("disk = sd:65", "numbered 1-4"),
         ("disk = sd:-1", "must be a number"),
-        ("disk = sd:2, rw", "expected sd:N or sd:N, readonly"),
-        (
-            "disk = sd:2, readonly, x",
-            "expected sd:N or sd:N, readonly",
-        ),
+        ("disk = sd:2, rw", "then readonly and/or a size"),
+        ("disk = sd:2, readonly, x", "then readonly and/or a size"),
+        ("disk = sd:2, 512M, 1G", "then readonly and/or a size"),
+        ("disk = sd:2, ro, ro", "then readonly and/or a size"),
+        ("disk = sd:2, 12q", "must be a size"),
+        ("disk = sd:2, 1000", "at least 1M"),
         ("disk = sd:1", "boot partition"),
         ("disk = mmc:2", "expected sd:N"),
     ] {
@@ -263,6 +264,17 @@ fn a_disk_is_a_partition_of_the_card() {
         assert!(e.contains("line 5") && e.contains(why), "{bad}: {e}");
     }
     assert!(parse(&format!("{base}disk = sd:1, readonly\n")).is_ok());
+    let d = parse(&format!("{base}disk = sd:6, readonly, 512M\n")).unwrap()[0]
+        .disk
+        .unwrap();
+    assert_eq!(
+        (d.partition, d.readonly, d.size),
+        (6, true, Some(512 << 20))
+    );
+    let d = parse(&format!("{base}disk = sd:6, 1G\n")).unwrap()[0]
+        .disk
+        .unwrap();
+    assert_eq!((d.readonly, d.size), (false, Some(1 << 30)));
     // A writable partition is one VM's.
     let two = "[vm a]\ncores = 0\nmemory = 2M\nkernel = k\ndisk = sd:2\n\
                [vm b]\ncores = 1\nmemory = 2M\nkernel = k\ndisk = sd:2, readonly\n";

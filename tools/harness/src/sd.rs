@@ -384,4 +384,3 @@ mod tests {
         assert!(config_txt("just words").unwrap_err().contains("key=value"));
     }
 }
-

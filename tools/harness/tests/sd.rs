@@ -153,15 +153,21 @@ fn sd_card_image_is_valid_and_boots_like_the_firmware_would() {
 
     // Firmware-equivalent boot from the card's own files: the unmodified
     // tree, the image, the bundle as the initrd.
+    // As `make run` does: the card attached too (a copy: the boot must
+    // not change the artefact).
+    let card = tmp.join("card.img");
+    std::fs::copy(&img, &card).expect("a copy of the card");
     let o = Boot::new(tmp.join("kernel8.img"))
         .dtb(tmp.join("bcm2711-rpi-4-b.dtb"))
         .initrd(tmp.join("guests.img"))
+        .sd(card)
         .timeout(Duration::from_secs(400))
         .type_after(r"LINUX ready", b"echo SD-$((6*7))\r")
         .run_until_match(r"(?m)^SD-42");
     o.reject(r"Kernel panic|Oops");
     o.reject_aux(r"ERROR|FAULT|PANIC");
-    o.expect(r"LINUX ready: Linux 6\.\d+\.\d+ on pivisor VM linux")
+    o.expect(r"sd: partition 1: FAT32 \(0x0c\), 256 MiB at sector 2048, boot")
+        .expect(r"LINUX ready: Linux 6\.\d+\.\d+ on pivisor VM linux")
         .expect(r"(?m)^SD-42");
     let _ = std::fs::remove_dir_all(&tmp);
 }

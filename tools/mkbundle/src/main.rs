@@ -9,7 +9,16 @@
 //! Usage: pivisor-mkbundle <vms.conf> <out.img> [-L DIR]... [--ram SIZE] [--cores N]
 //! Files named in the configuration are looked up next to it, then in
 //! each -L directory.
+//!
+//! `pivisor-mkbundle --card <vms.conf | guests.img> <card.img> BOOT_MIB`
+//! instead plans the SD card `make sd` writes for those VMs (the
+//! configuration given, or the one inside a bundle; pivisor::disk::layout):
+//! it creates the image (sparse, a power of two in size), writes its MBR
+//! and extended boot records, and prints one line per partition, `N START
+//! SECTORS WHO` (WHO: `boot`, the VMs' names joined by commas, or `spare`),
+//! for tools/mksd.sh to format.
 
+use pivisor::disk;
 use pivisor::vm::{bundle, config, fdt, image};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,7 +80,73 @@ fn find(name: &str, conf: &Path, dirs: &[PathBuf]) -> Result<PathBuf, String> {
         })
 }
 
+/// `--card`: the card's partition table and the partitions to format.
+fn card(args: &[String]) -> Result<(), String> {
+    let [conf, img, boot] = args else {
+        return Err(
+            "usage: pivisor-mkbundle --card <vms.conf | guests.img> <card.img> BOOT_MIB".into(),
+        );
+    };
+    let raw = std::fs::read(conf).map_err(|e| format!("{conf}: {e}"))?;
+    let text = if raw.starts_with(bundle::MAGIC) {
+        let b = bundle::Bundle::parse(&raw).map_err(|e| format!("{conf}: {e}"))?;
+        let c = b
+            .file(bundle::CONFIG_NAME)
+            .ok_or(format!("{conf}: no {}", bundle::CONFIG_NAME))?;
+        String::from_utf8(c.to_vec())
+            .map_err(|_| format!("{conf}: its configuration is not UTF-8"))?
+    } else {
+        String::from_utf8(raw).map_err(|_| format!("{conf}: not UTF-8"))?
+    };
+    let vms = config::parse(&text).map_err(|e| format!("{conf}: {e}"))?;
+    let boot: u64 = boot
+        .parse()
+        .map_err(|_| format!("BOOT_MIB: '{boot}' is not a number"))?;
+    // Each partition once: its largest size, who uses it.
+    let mut disks: Vec<(u32, u64, Vec<&str>)> = Vec::new();
+    for v in &vms {
+        let Some(d) = v.disk else { continue };
+        let size = d.size.unwrap_or(256 << 20) / 512;
+        match disks.iter_mut().find(|e| e.0 == d.partition) {
+            Some(e) => {
+                e.1 = e.1.max(size);
+                e.2.push(v.name);
+            }
+            None => disks.push((d.partition, size, vec![v.name])),
+        }
+    }
+    if disks.iter().any(|d| d.0 == 1) {
+        return Err(format!("{conf}: a VM names partition 1, the boot partition: make sd gives VMs partitions 2 and up"));
+    }
+    let sizes: Vec<(u32, u64)> = disks.iter().map(|d| (d.0, d.1)).collect();
+    let plan = disk::layout::plan(boot * 2048, &sizes).map_err(|e| format!("{conf}: {e}"))?;
+    let mut f = std::fs::File::create(img).map_err(|e| format!("{img}: {e}"))?;
+    f.set_len(plan.sectors * 512)
+        .map_err(|e| format!("{img}: {e}"))?;
+    for (sector, bytes) in plan.records() {
+        use std::io::{Seek, SeekFrom, Write};
+        f.seek(SeekFrom::Start(sector * 512))
+            .and_then(|_| f.write_all(&bytes))
+            .map_err(|e| format!("{img}: {e}"))?;
+    }
+    for p in &plan.parts {
+        let who = match p.number {
+            1 => "boot".to_string(),
+            n => disks
+                .iter()
+                .find(|d| d.0 == n)
+                .map_or("spare".to_string(), |d| d.2.join(",")),
+        };
+        println!("{} {} {} {who}", p.number, p.start, p.sectors);
+    }
+    Ok(())
+}
+
 fn run() -> Result<(), String> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "--card") {
+        return card(&argv[1..]);
+    }
     let a = parse_args()?;
     let text =
         std::fs::read_to_string(&a.conf).map_err(|e| format!("{}: {e}", a.conf.display()))?;
