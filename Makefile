@@ -32,7 +32,8 @@ LINUX_DIR := $(BUILD)/linux
 # VMs), test (one test VM), two (two test VMs), pt (a test VM owning the
 # PL011).
 BUNDLE   ?= linux
-TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB_DIR)/test-all-reserved.dtb
+TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB_DIR)/test-all-reserved.dtb \
+             $(DTB_DIR)/native-host.dtb
 # The second serial port is the mini UART: the hypervisor's messages go
 # there once a VM owns the PL011 (BUNDLE=pt), kept in build/mini-uart.log.
 # `make run` boots the SD card `make sd` writes for the bundle: QEMU
@@ -148,9 +149,10 @@ LINUX_FILES := $(LINUX_DIR)/VERSION $(LINUX_DIR)/Image-small $(LINUX_DIR)/rootfs
 # (guests/linux/kvm-host-init picks one from the command line).
 KVM_HOST_RD := $(LINUX_DIR)/kvm-host.cpio.gz
 $(KVM_HOST_RD): guests/linux/kvm-host-init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(VMM) \
-                $(BUILD)/guests-linux.img $(BUILD)/guests-bench.img
+                $(BUILD)/guests-linux.img $(BUILD)/guests-bench.img $(BUILD)/guests-linux-bench-disk.img
 	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/kvm-host-init $(VMM) \
-	  guests/linux.img=$(BUILD)/guests-linux.img guests/bench.img=$(BUILD)/guests-bench.img
+	  guests/linux.img=$(BUILD)/guests-linux.img guests/bench.img=$(BUILD)/guests-bench.img \
+	  guests/linux-bench-disk.img=$(BUILD)/guests-linux-bench-disk.img
 $(BUILD)/guests-linux.img: guests/linux.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_FILES)
@@ -162,6 +164,8 @@ $(BUILD)/guests-linux-disk.img: guests/linux-disk.conf $(LINUX_FILES)
 $(BUILD)/guests-linux-disks.img: guests/linux-disks.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-debian-disk.img: guests/linux-debian-disk.conf $(LINUX_FILES)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-linux-bench-disk.img: guests/linux-bench-disk.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-soak.img: guests/soak.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
@@ -195,6 +199,13 @@ sd: $(call CARD,$(BUNDLE))
 
 # Well-formed trees the hypervisor must refuse (QEMU always rewrites
 # /memory, so "no memory" is a tree whose RAM is all reserved).
+# Linux booted natively on QEMU (the native benchmarks, the KVM host):
+# QEMU has no firmware GPIO expander, so the Arasan's Wi-Fi power
+# sequence (reset on expander pin 1) cannot probe and the Arasan, where
+# QEMU puts the SD card, would wait for it for ever. A Pi's firmware has
+# the expander; this tree is for QEMU only.
+$(DTB_DIR)/native-host.dtb: $(DTB)
+	cp $< $@.tmp && fdtput -d $@.tmp /soc/mmc@7e300000 mmc-pwrseq && mv $@.tmp $@
 $(DTB_DIR)/test-no-cpus.dtb: $(DTB)
 	cp $< $@.tmp && fdtput -r $@.tmp /cpus && mv $@.tmp $@
 $(DTB_DIR)/test-no-soc-ranges.dtb: $(DTB)
@@ -222,7 +233,8 @@ unit-test: setup
 	cd tools/fuzz && cargo test
 
 LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-debian.img \
-                 $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img $(BUILD)/guests-linux-debian-disk.img
+                 $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img $(BUILD)/guests-linux-debian-disk.img \
+                 $(BUILD)/guests-linux-bench-disk.img
 # Where the QEMU tests and the benchmarks find what they boot.
 QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_ELF=$(abspath $(ELF)) \
@@ -242,6 +254,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_LINUX_DISK=$(abspath $(BUILD)/guests-linux-disk.img) \
   PIVISOR_BUNDLE_LINUX_DISKS=$(abspath $(BUILD)/guests-linux-disks.img) \
   PIVISOR_BUNDLE_LINUX_DEBIAN_DISK=$(abspath $(BUILD)/guests-linux-debian-disk.img) \
+  PIVISOR_BUNDLE_LINUX_BENCH_DISK=$(abspath $(BUILD)/guests-linux-bench-disk.img) \
   PIVISOR_LINUX_IMAGE=$(abspath $(LINUX_DIR)/Image-small) \
   PIVISOR_LINUX_INITRD=$(abspath $(LINUX_DIR)/rootfs.cpio.gz) \
   PIVISOR_KVM_HOST_INITRD=$(abspath $(KVM_HOST_RD)) \
@@ -261,7 +274,7 @@ test: unit-test qemu-test
 # The benchmarks (minutes; progress on stderr). BENCH_RUNS: plain-TCG runs
 # for the cross-core figures. The plot uses Debian's python3-matplotlib.
 BENCH_RUNS ?= 3
-bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD)
+bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD) $(SD_IMG)
 	@tools/setup.sh bench
 	@mkdir -p $(BUILD)/bench
 	$(QEMU_TEST_ENV) PIVISOR_BENCH_OUT=$(abspath $(BUILD)/bench) PIVISOR_BENCH_RUNS=$(BENCH_RUNS) \

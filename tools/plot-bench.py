@@ -27,7 +27,7 @@ def main(src, dst):
     configs = [c for c in ("pivisor", "kvm") if any(k[1] == c for k in vals)]
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
-    macro = ["M1", "M2", "M3", "M4", "M5", "M6", "BOOT"]
+    macro = ["M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8", "M9", "BOOT"]
     width = 0.8 / max(len(configs), 1)
     for i, c in enumerate(configs):
         xs, ys = [], []

@@ -428,6 +428,12 @@ impl<B: Backend> Device for Blk<B> {
                 }
             }
             if budget == 0 || chains == QUEUE_MAX {
+                if queue.pending(mem)? == 0 {
+                    // Caught up: with EVENT_IDX the driver notifies only
+                    // past avail_event, so it must say where the device
+                    // is, then look once more.
+                    queue.ask_notify(mem);
+                }
                 s.more = queue.pending(mem)? > 0;
                 return Ok(s);
             }

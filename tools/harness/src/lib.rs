@@ -44,8 +44,9 @@ pub struct Boot {
     append: String,
     timeout: Duration,
     icount: bool,
-    /// An SD card image (`-drive if=sd`).
-    sd: Option<PathBuf>,
+    /// An SD card image (`-drive if=sd`); with `.1`, a scratch copy of it
+    /// is attached instead (made for the run, removed after).
+    sd: Option<(PathBuf, bool)>,
     /// Typed input: once the output matches `.0` (in order), `.1` is sent.
     script: Vec<(String, Vec<u8>)>,
     timed: Vec<(Duration, Vec<u8>)>,
@@ -55,10 +56,12 @@ pub struct Boot {
 /// the kernel at EL2, no hypervisor), with the default bundle's command
 /// line plus kvm-arm.mode=none: natively its built-in KVM would set
 /// itself up, which under pivisor it cannot, so both boots do the same
-/// work. The native side of the boot-cost test and of `make bench`.
+/// work. The native side of the boot-cost test and of `make bench`. The
+/// tree is the Pi 4's without the Arasan's Wi-Fi power sequence, which
+/// QEMU (no firmware GPIO expander) cannot give: so Linux sees the card.
 pub fn native_linux() -> Boot {
     Boot::new(artifact("PIVISOR_LINUX_IMAGE"))
-        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+        .dtb(dtb("native-host.dtb"))
         .initrd(artifact("PIVISOR_LINUX_INITRD"))
         .append(
             "console=ttyAMA0,115200 earlycon=pl011,mmio32,0xfe201000 rdinit=/init panic=1 \
@@ -73,7 +76,7 @@ pub fn native_linux() -> Boot {
 /// keeps the host's own boot messages out of the guest's.
 pub fn kvm_host(vm: &str) -> Boot {
     Boot::new(artifact("PIVISOR_LINUX_IMAGE"))
-        .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+        .dtb(dtb("native-host.dtb"))
         .initrd(artifact("PIVISOR_KVM_HOST_INITRD"))
         .append(&format!(
             "console=ttyAMA0,115200 earlycon=pl011,mmio32,0xfe201000 rdinit=/init panic=1 \
@@ -244,7 +247,15 @@ impl Boot {
     /// Attaches a raw SD card image (`-drive if=sd,format=raw`; QEMU
     /// wants a power-of-two size). QEMU raspi4b puts it on the Arasan.
     pub fn sd(mut self, p: PathBuf) -> Self {
-        self.sd = Some(p);
+        self.sd = Some((p, false));
+        self
+    }
+
+    /// Attaches a scratch copy of the card image `p` (sparse; made when
+    /// the run starts, removed when it ends), so the run's writes never
+    /// reach `p`.
+    pub fn sd_copy_of(mut self, p: PathBuf) -> Self {
+        self.sd = Some((p, true));
         self
     }
 
@@ -291,9 +302,28 @@ impl Boot {
         if self.icount {
             cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
         }
-        if let Some(sd) = &self.sd {
+        let mut scratch = None;
+        if let Some((sd, copy)) = &self.sd {
+            let card = if *copy {
+                let c = std::env::temp_dir().join(format!(
+                    "pivisor-card-{}-{}.img",
+                    std::process::id(),
+                    RUNS.load(std::sync::atomic::Ordering::Relaxed)
+                ));
+                let st = Command::new("cp")
+                    .arg("--sparse=always")
+                    .arg(sd)
+                    .arg(&c)
+                    .status()
+                    .expect("cp");
+                assert!(st.success(), "copying the card {}", sd.display());
+                scratch = Some(c.clone());
+                c
+            } else {
+                sd.clone()
+            };
             cmd.arg("-drive")
-                .arg(format!("if=sd,format=raw,file={}", sd.display()));
+                .arg(format!("if=sd,format=raw,file={}", card.display()));
         }
         cmd.stdin(if self.script.is_empty() && self.timed.is_empty() {
             Stdio::null()
@@ -389,6 +419,9 @@ impl Boot {
         }
         drop(guard);
         let stderr = err_thread.join().unwrap_or_default();
+        if let Some(c) = scratch {
+            let _ = std::fs::remove_file(c);
+        }
         let aux = std::fs::read(&aux_path).unwrap_or_default();
         let _ = std::fs::remove_file(&aux_path);
         let raw = String::from_utf8_lossy(&bytes).into_owned();

@@ -27,8 +27,10 @@ fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
 
-/// Checks the MBR of `disk`: the boot signature, exactly one partition,
-/// bootable, FAT32 (type 0x0b or 0x0c), 1 MiB aligned, inside the disk.
+/// Checks the MBR of `disk`: the boot signature, partition 1 bootable,
+/// FAT32 (type 0x0b or 0x0c), 1 MiB aligned, inside the disk; any other
+/// entry (the VMs' disks, an extended partition for logical ones) 1 MiB
+/// aligned, after partition 1 and inside the disk.
 pub fn mbr(disk: &[u8]) -> Result<Partition, String> {
     if disk.len() < SECTOR {
         return Err(format!("image of {} bytes has no MBR", disk.len()));
@@ -37,14 +39,6 @@ pub fn mbr(disk: &[u8]) -> Result<Partition, String> {
         return Err("no MBR boot signature (0x55 0xAA at byte 510)".into());
     }
     let entry = |i: usize| &disk[446 + 16 * i..446 + 16 * (i + 1)];
-    for i in 1..4 {
-        if entry(i).iter().any(|&b| b != 0) {
-            return Err(format!(
-                "partition entry {} is used: the card has one partition",
-                i + 1
-            ));
-        }
-    }
     let e = entry(0);
     let p = Partition {
         start: u64::from(le32(e, 8)),
@@ -75,6 +69,24 @@ pub fn mbr(disk: &[u8]) -> Result<Partition, String> {
             "partition 1 ({} sectors from {}) does not fit the {disk_sectors}-sector image",
             p.sectors, p.start
         ));
+    }
+    for i in 1..4 {
+        let e = entry(i);
+        if e.iter().all(|&b| b == 0) {
+            continue;
+        }
+        let (start, len) = (u64::from(le32(e, 8)), u64::from(le32(e, 12)));
+        if e[0] != 0
+            || start < p.start + p.sectors
+            || !start.is_multiple_of(2048)
+            || start + len > disk_sectors
+        {
+            return Err(format!(
+                "partition {} ({len} sectors from {start}, flag {:#04x}) is not an aligned partition after the boot one inside the image",
+                i + 1,
+                e[0]
+            ));
+        }
     }
     Ok(p)
 }
@@ -300,9 +312,16 @@ mod tests {
         assert!(mbr(&disk(entry(0x80, 0x0c, 2048, 4097), 6144))
             .unwrap_err()
             .contains("fit"));
+        // A second partition: fine after the boot one, not bootable, not
+        // overlapping it.
         let mut two = ok.clone();
         two[462] = 0x80;
-        assert!(mbr(&two).unwrap_err().contains("entry 2"));
+        assert!(mbr(&two).unwrap_err().contains("partition 2"));
+        let mut two = disk(entry(0x80, 0x0c, 2048, 2048), 8192);
+        two[462..478].copy_from_slice(&entry(0, 0x83, 4096, 2048));
+        assert!(mbr(&two).is_ok());
+        two[462..478].copy_from_slice(&entry(0, 0x83, 2048, 2048));
+        assert!(mbr(&two).unwrap_err().contains("partition 2"));
     }
 
     fn boot_sector(total: u32, spc: u8, fat_size: u32) -> Vec<u8> {

@@ -11,10 +11,17 @@ use std::time::Duration;
 /// pivisor booting a Linux bundle (generous timeout: plain TCG on a
 /// busy machine).
 fn linux(bundle: &str) -> Boot {
-    Boot::new(artifact("PIVISOR_IMAGE"))
+    let b = Boot::new(artifact("PIVISOR_IMAGE"))
         .dtb(dtb("bcm2711-rpi-4-b.dtb"))
         .initrd(artifact(bundle))
-        .timeout(Duration::from_secs(400))
+        .timeout(Duration::from_secs(400));
+    // The default bundle's VM has a disk: partition 2 of its card (a
+    // scratch copy of the one `make sd` writes).
+    if bundle == "PIVISOR_BUNDLE_LINUX" {
+        b.sd_copy_of(artifact("PIVISOR_SD_IMAGE"))
+    } else {
+        b
+    }
 }
 
 /// The per-CPU counts of the /proc/interrupts row that ends with `name`.
@@ -236,6 +243,7 @@ fn boot_cost_native_vs_virtualized_in_deterministic_time() {
 #[test]
 fn linux_under_kvm_runs_pv_bench() {
     let o = pivisor_harness::kvm_host("linux")
+        .sd_copy_of(artifact("PIVISOR_SD_IMAGE"))
         .timeout(Duration::from_secs(400))
         .type_after(r"LINUX ready", b"pv-bench M4\r")
         .type_after(r"(?m)^BENCH done", b"poweroff -f\r")

@@ -314,12 +314,21 @@ pub fn run(m: Machine) -> Result<(), String> {
         stats: stats.clone(),
         said: Arc::new(Mutex::new(std::collections::HashSet::new())),
         t0: std::time::Instant::now(),
+        io: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
     // pivisor's own device wiring (vm::attach); the real PL011 cannot be
     // passed through under KVM, so it becomes an emulated one.
-    let attached = attach(&m.devices, None, 0, m.vcpus, RealUart::Emulate, host)
-        .map_err(|e| format!("VM '{}': {e}", m.name))?;
-    let (bus, uart) = (attached.bus, attached.uart);
+    let io = host.io.clone();
+    let attached = attach(
+        &m.devices,
+        m.disk.as_ref(),
+        0,
+        m.vcpus,
+        RealUart::Emulate,
+        host,
+    )
+    .map_err(|e| format!("VM '{}': {e}", m.name))?;
+    let (bus, uart, blk) = (attached.bus, attached.uart, attached.blk);
     if let Some(dev) = attached.watchdog {
         // pivisor's SP805 model on the host's clock; a thread looks every
         // 10 ms (a guest hung at EL1 makes no exits), and an expiry ends
@@ -359,8 +368,9 @@ pub fn run(m: Machine) -> Result<(), String> {
         let bus = bus.clone();
         let st = stats.clone();
         let name = m.name.clone();
+        let disk = blk.clone().map(|b| (b, io.clone()));
         threads.push(std::thread::spawn(move || {
-            vcpu_loop(i, v, &bus, &st, &name)
+            vcpu_loop(i, v, &bus, &st, &name, disk)
         }));
     }
     for t in threads {
@@ -382,6 +392,8 @@ struct KvmHost {
     /// questions many times at boot).
     said: Arc<Mutex<std::collections::HashSet<String>>>,
     t0: std::time::Instant,
+    /// The disk has work left (polled on the vCPU's next exit).
+    io: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Host for KvmHost {
@@ -435,16 +447,15 @@ impl Host for KvmHost {
         &self,
         d: &pivisor::vm::config::DiskConfig,
     ) -> Result<Box<dyn pivisor::virtio::blk::Backend>, String> {
-        Err(format!(
-            "disk = sd:{}: pv-vmm serves no disks yet",
-            d.partition
-        ))
+        crate::disk::HostPartition::open(d.partition, d.readonly)
+            .map(|p| Box::new(p) as Box<dyn pivisor::virtio::blk::Backend>)
     }
     fn virtio_problem(&self, device: &str, e: &pivisor::virtio::queue::QueueError) {
         eprintln!("pv-vmm: {device}: {e}; the device needs a reset\r");
     }
-    // pv-vmm's vCPU threads poll nothing yet (it has no virtio devices).
-    fn io_more(&self) {}
+    fn io_more(&self) {
+        self.io.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 fn sum(st: &[VcpuStats]) -> ExitCounts {
@@ -478,9 +489,28 @@ fn console_input(u: &Mutex<Pl011>) {
     }
 }
 
-fn vcpu_loop(i: usize, mut v: VcpuFd, bus: &Mutex<MmioBus>, st: &[VcpuStats], name: &str) {
+/// The VM's disk and its "work left" flag.
+type Disk = (
+    Arc<Mutex<pivisor::vm::attach::BlkDevice>>,
+    Arc<std::sync::atomic::AtomicBool>,
+);
+
+fn vcpu_loop(
+    i: usize,
+    mut v: VcpuFd,
+    bus: &Mutex<MmioBus>,
+    st: &[VcpuStats],
+    name: &str,
+    disk: Option<Disk>,
+) {
     let mut complaints = 0u32;
     loop {
+        // Disk work the last exit left (its device bounds each serve).
+        if let Some((b, io)) = &disk {
+            while io.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                b.lock().poll();
+            }
+        }
         let mut bad = None;
         match v.run() {
             Ok(VcpuExit::MmioRead(addr, data)) => {

@@ -41,6 +41,8 @@ pub struct Machine {
     pub mac: Option<[u8; 6]>,
     /// The kernel command line.
     pub bootargs: String,
+    /// Its disk: a partition of the host's SD card.
+    pub disk: Option<pivisor::vm::config::DiskConfig>,
 }
 
 /// Plans VM `name` (None: the bundle's first) of the bundle `blob`.
@@ -64,12 +66,6 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
         return Err(what(
             &"devices = testdev is pivisor's own test device; pv-vmm has no model of it",
         ));
-    }
-    if let Some(d) = cfg.disk {
-        return Err(what(&format!(
-            "disk = sd:{}: pv-vmm serves no disks yet (its virtio-blk backend is still to be built)",
-            d.partition
-        )));
     }
     if cfg.devices.contains(&Device::FaultInjection) {
         return Err(what(
@@ -96,7 +92,7 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
         initrd: plan.initrd,
         devices: &cfg.devices,
         extra,
-        disk: false,
+        disk: cfg.disk.is_some(),
     })
     .map_err(|e| what(&e))?;
     if dtb.len() as u64 > image::DTB_MAX {
@@ -115,6 +111,7 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
         serial: cfg.serial,
         mac: cfg.mac,
         bootargs: cfg.bootargs.to_string(),
+        disk: cfg.disk,
     })
 }
 

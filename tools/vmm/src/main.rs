@@ -13,6 +13,8 @@
 use pivisor_vmm::machine;
 
 #[cfg(target_arch = "aarch64")]
+mod disk;
+#[cfg(target_arch = "aarch64")]
 mod kvm;
 
 fn main() {

@@ -13,6 +13,13 @@
 //!   delivery), mean, median, p99, max.
 //! - M6 pipe_pingpong: one byte back and forth through two pipes between
 //!   threads pinned to CPUs 0 and 1 (wake-ups, IPIs).
+//! - M7 disk_seq_read, M8 disk_rand_read, M9 disk_seq_write: the disk,
+//!   raw and O_DIRECT (no page cache): 64 MiB read in 1 MiB requests;
+//!   4 KiB reads at pseudo-random 4 KiB-aligned offsets, one at a time;
+//!   64 MiB written in 1 MiB requests then fsync. The disk is /dev/vda
+//!   in a VM (virtio-blk) or the card's partition 2 natively
+//!   (/dev/mmcblk*p2, Linux's own SD driver); it is overwritten. Only
+//!   when named (`pv-bench M7 M8 M9`), never by default.
 //!
 //! With pivisor's exit-counter page in the VM (`devices = counters`, read
 //! through /dev/mem), each line also says how many exits the VM took during
@@ -246,6 +253,147 @@ fn pingpong(c: Option<&Counters>) {
     );
 }
 
+/// The benchmark disk: a VM's /dev/vda, or natively the card's
+/// partition 2.
+fn bench_disk() -> Option<String> {
+    if std::path::Path::new("/dev/vda").exists() {
+        return Some("/dev/vda".into());
+    }
+    let mut cards: Vec<String> = std::fs::read_dir("/dev")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("mmcblk") && n.ends_with("p2"))
+        .collect();
+    cards.sort();
+    cards.first().map(|n| format!("/dev/{n}"))
+}
+
+/// 4 KiB-aligned memory for O_DIRECT.
+struct Aligned(*mut u8, usize);
+
+impl Aligned {
+    fn new(len: usize) -> Self {
+        let mut p: *mut libc::c_void = std::ptr::null_mut();
+        // SAFETY: posix_memalign with a power-of-two alignment.
+        let r = unsafe { libc::posix_memalign(&mut p, 4096, len) };
+        assert_eq!(r, 0, "posix_memalign");
+        // SAFETY: just allocated, len bytes.
+        unsafe { std::ptr::write_bytes(p as *mut u8, 0x5a, len) };
+        Self(p as *mut u8, len)
+    }
+    fn slice(&mut self) -> &mut [u8] {
+        // SAFETY: the allocation above.
+        unsafe { std::slice::from_raw_parts_mut(self.0, self.1) }
+    }
+}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        // SAFETY: from posix_memalign.
+        unsafe { libc::free(self.0 as *mut libc::c_void) };
+    }
+}
+
+const DISK_BYTES: u64 = 64 << 20;
+const DISK_REQ: usize = 1 << 20;
+const RAND_READS: u64 = 512;
+
+fn open_disk(write: bool) -> Option<(String, std::fs::File)> {
+    let dev = bench_disk()?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_DIRECT)
+        .open(&dev)
+        .ok()?;
+    Some((dev, f))
+}
+
+fn disk_line(id: &str, name: &str, dev: &str, bytes: u64, d: Duration, extra: &str, exits: String) {
+    let kib = (bytes / 1024).max(1);
+    println!(
+        "BENCH {id} {name} dev={dev} bytes={bytes} ns={} ns_per_kib={} mib_s={} {extra}{exits}",
+        ns(d),
+        per_op(ns(d), kib),
+        (bytes as u128 * 1_000_000_000 / ns(d).max(1)) >> 20,
+    );
+}
+
+fn disk_reads(c: Option<&Counters>) {
+    use std::os::unix::fs::FileExt;
+    let Some((dev, f)) = open_disk(false) else {
+        println!("BENCH M7 disk_seq_read error=no-disk");
+        return;
+    };
+    let mut buf = Aligned::new(DISK_REQ);
+    let span = Span::start(c);
+    let t = Instant::now();
+    let mut done = 0u64;
+    while done < DISK_BYTES {
+        match f.read_at(buf.slice(), done) {
+            Ok(n) if n > 0 => done += n as u64,
+            _ => break,
+        }
+    }
+    let d = t.elapsed();
+    disk_line("M7", "disk_seq_read", &dev, done, d, "", span.end());
+    // M8: 4 KiB at pseudo-random offsets inside the same 64 MiB.
+    let mut one = Aligned::new(4096);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let span = Span::start(c);
+    let t = Instant::now();
+    let mut n = 0u64;
+    for _ in 0..RAND_READS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let off = (x % (DISK_BYTES / 4096)) * 4096;
+        if f.read_at(one.slice(), off).is_ok_and(|r| r == 4096) {
+            n += 1;
+        }
+    }
+    let d = t.elapsed();
+    disk_line(
+        "M8",
+        "disk_rand_read",
+        &dev,
+        n * 4096,
+        d,
+        &format!("reads={n} ns_per_read={} ", per_op(ns(d), n.max(1))),
+        span.end(),
+    );
+}
+
+fn disk_write(c: Option<&Counters>) {
+    use std::os::unix::fs::FileExt;
+    let Some((dev, f)) = open_disk(true) else {
+        println!("BENCH M9 disk_seq_write error=no-disk");
+        return;
+    };
+    let mut buf = Aligned::new(DISK_REQ);
+    let span = Span::start(c);
+    let t = Instant::now();
+    let mut done = 0u64;
+    while done < DISK_BYTES {
+        match f.write_at(buf.slice(), done) {
+            Ok(n) if n > 0 => done += n as u64,
+            _ => break,
+        }
+    }
+    let synced = f.sync_all().is_ok();
+    let d = t.elapsed();
+    disk_line(
+        "M9",
+        "disk_seq_write",
+        &dev,
+        done,
+        d,
+        &format!("fsync={} ", if synced { "ok" } else { "FAIL" }),
+        span.end(),
+    );
+}
+
 fn main() {
     let want: Vec<String> = std::env::args().skip(1).collect();
     let counters = Counters::open();
@@ -262,6 +410,19 @@ fn main() {
     ];
     for (id, name, run) in all {
         if want.is_empty() || want.iter().any(|w| w == id || w == name) {
+            run(counters.as_ref());
+        }
+    }
+    // The disk benchmarks overwrite the disk: only when named.
+    let disk: [(&str, &str, Bench); 2] = [
+        ("M7", "disk_reads", disk_reads),
+        ("M9", "disk_write", disk_write),
+    ];
+    for (id, name, run) in disk {
+        if want
+            .iter()
+            .any(|w| w == id || w == name || (id == "M7" && w == "M8"))
+        {
             run(counters.as_ref());
         }
     }

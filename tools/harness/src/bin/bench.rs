@@ -75,12 +75,15 @@ fn micro(c: Config, icount: bool) -> Boot {
 }
 
 fn linux(c: Config, icount: bool, cmd: &str) -> Boot {
+    // The default bundle's VM has a disk (partition 2 of its card).
+    let card = || artifact("PIVISOR_SD_IMAGE");
     let b = match c {
         Config::Native => pivisor_harness::native_linux(),
         Config::Pivisor => Boot::new(artifact("PIVISOR_IMAGE"))
             .initrd(artifact("PIVISOR_BUNDLE_LINUX"))
-            .dtb(dtb("bcm2711-rpi-4-b.dtb")),
-        Config::Kvm => pivisor_harness::kvm_host("linux"),
+            .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+            .sd_copy_of(card()),
+        Config::Kvm => pivisor_harness::kvm_host("linux").sd_copy_of(card()),
     }
     .timeout(Duration::from_secs(900))
     .type_after(r"LINUX ready", format!("{cmd}\r").as_bytes());
@@ -89,6 +92,39 @@ fn linux(c: Config, icount: bool, cmd: &str) -> Boot {
     } else {
         b
     }
+}
+
+/// The disk benchmarks' boot: the same Linux with a card whose partition
+/// 2 is the benchmark disk (natively Linux's own SD driver on it; under
+/// pivisor and KVM the bundle's `disk = sd:2` as virtio-blk).
+fn disk_linux(c: Config, card: PathBuf) -> Boot {
+    let b = match c {
+        Config::Native => pivisor_harness::native_linux(),
+        Config::Pivisor => Boot::new(artifact("PIVISOR_IMAGE"))
+            .initrd(artifact("PIVISOR_BUNDLE_LINUX_BENCH_DISK"))
+            .dtb(dtb("bcm2711-rpi-4-b.dtb")),
+        Config::Kvm => pivisor_harness::kvm_host("linux-bench-disk"),
+    };
+    b.sd(card)
+        .timeout(Duration::from_secs(900))
+        .type_after(r"LINUX ready", b"pv-bench M7 M9\r")
+        .icount()
+}
+
+/// A fresh benchmark card: 256 MiB, partition 1 (8 MiB, the boot one's
+/// place), partition 2 (128 MiB) the benchmark disk.
+fn bench_card(out: &std::path::Path, c: Config) -> PathBuf {
+    let p = pivisor_harness::sd::test_card(
+        &format!("bench-{}", c.name()),
+        256 << 20,
+        &[(
+            0,
+            &[(0, 0x80, 0x0c, 2048, 16384), (1, 0, 0x83, 18432, 262144)],
+        )],
+    );
+    let dst = out.join(format!("card-{}.img", c.name()));
+    let _ = std::fs::rename(&p, &dst);
+    dst
 }
 
 fn command_line(cmd: &str, args: &[&str]) -> String {
@@ -116,7 +152,7 @@ fn main() {
         runs,
         started: Instant::now(),
         step: 0,
-        steps: measured.len() * (2 + 2 * runs),
+        steps: measured.len() * (3 + 2 * runs),
     };
     let mut results = Results::new();
     let put = |r: &mut Results, id: &str, c: Config, f: Option<Figure>| {
@@ -140,7 +176,10 @@ fn main() {
             linux(c, true, "pv-bench"),
             r"BENCH done",
         );
-        for sp in SPECS.iter().filter(|s| !s.plain_tcg) {
+        for sp in SPECS
+            .iter()
+            .filter(|s| !s.plain_tcg && !matches!(s.id, "M7" | "M8" | "M9"))
+        {
             // Under KVM the guest's lines follow pv-vmm's start line (the
             // host boots quietly before it).
             let guest = match c {
@@ -152,11 +191,24 @@ fn main() {
                     value: us as f64,
                     exits: None,
                     per_s: None,
+                    requests: None,
                 }),
                 id if id.starts_with('B') => report::figure(&m.serial, sp),
                 _ => report::figure(&l.serial, sp),
             };
             put(&mut results, sp.id, c, f);
+        }
+        // The disk, -icount, on a fresh card.
+        let card = bench_card(&b.out, c);
+        let d = b.run(
+            &format!("disk-{}-icount", c.name()),
+            &format!("disk benchmarks, {}, -icount", c.name()),
+            disk_linux(c, card.clone()),
+            r"BENCH done",
+        );
+        let _ = std::fs::remove_file(&card);
+        for sp in SPECS.iter().filter(|s| matches!(s.id, "M7" | "M8" | "M9")) {
+            put(&mut results, sp.id, c, report::figure(&d.serial, sp));
         }
         // Cross-core: medians over plain-TCG runs.
         let (mut b6, mut m6) = (Vec::new(), Vec::new());
