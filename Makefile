@@ -163,6 +163,8 @@ $(BUILD)/guests-linux-disk.img: guests/linux-disk.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-disks.img: guests/linux-disks.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-linux-share.img: guests/linux-share.conf $(LINUX_FILES)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-debian-disk.img: guests/linux-debian-disk.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-bench-disk.img: guests/linux-bench-disk.conf $(LINUX_FILES)
@@ -234,7 +236,7 @@ unit-test: setup
 
 LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-debian.img \
                  $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img $(BUILD)/guests-linux-debian-disk.img \
-                 $(BUILD)/guests-linux-bench-disk.img
+                 $(BUILD)/guests-linux-bench-disk.img $(BUILD)/guests-linux-share.img
 # Where the QEMU tests and the benchmarks find what they boot.
 QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_ELF=$(abspath $(ELF)) \
@@ -253,6 +255,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_LINUX_DEBIAN=$(abspath $(BUILD)/guests-linux-debian.img) \
   PIVISOR_BUNDLE_LINUX_DISK=$(abspath $(BUILD)/guests-linux-disk.img) \
   PIVISOR_BUNDLE_LINUX_DISKS=$(abspath $(BUILD)/guests-linux-disks.img) \
+  PIVISOR_BUNDLE_LINUX_SHARE=$(abspath $(BUILD)/guests-linux-share.img) \
   PIVISOR_BUNDLE_LINUX_DEBIAN_DISK=$(abspath $(BUILD)/guests-linux-debian-disk.img) \
   PIVISOR_BUNDLE_LINUX_BENCH_DISK=$(abspath $(BUILD)/guests-linux-bench-disk.img) \
   PIVISOR_LINUX_IMAGE=$(abspath $(LINUX_DIR)/Image-small) \
@@ -274,10 +277,12 @@ test: unit-test qemu-test
 # The benchmarks (minutes; progress on stderr). BENCH_RUNS: plain-TCG runs
 # for the cross-core figures. The plot uses Debian's python3-matplotlib.
 BENCH_RUNS ?= 3
+# BENCH_ONLY: a comma-separated subset of micro, linux, disk, tcg.
+BENCH_ONLY ?=
 bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD) $(SD_IMG)
 	@tools/setup.sh bench
 	@mkdir -p $(BUILD)/bench
-	$(QEMU_TEST_ENV) PIVISOR_BENCH_OUT=$(abspath $(BUILD)/bench) PIVISOR_BENCH_RUNS=$(BENCH_RUNS) \
+	$(QEMU_TEST_ENV) PIVISOR_BENCH_OUT=$(abspath $(BUILD)/bench) PIVISOR_BENCH_RUNS=$(BENCH_RUNS) PIVISOR_BENCH_ONLY=$(BENCH_ONLY) \
 	  cargo run --release -q -p pivisor-harness --bin bench
 	/usr/bin/python3 tools/plot-bench.py $(BUILD)/bench/results.json $(BUILD)/bench/ratios.png
 	@echo "bench: $(BUILD)/bench/report.md and ratios.png"

@@ -14,7 +14,12 @@
 //!   maintenance interrupt (GICH_HCR.UIE) and flushes again when it fires.
 //! - Level-sensitive interrupts of emulated devices go in with LR.EOI=1:
 //!   their deactivation raises a maintenance interrupt, the next flush
-//!   sees the line again (still high: pending again).
+//!   sees the line again (still high: pending again). Once the line is
+//!   low while the entry is still active (a virtio driver acknowledged
+//!   the device in its handler, an exit that flushes), the next flush
+//!   drops LR.EOI: the guest's EOI then costs no exit, and the next
+//!   flush folds the empty entry. A line that rises again while the
+//!   entry is active puts LR.EOI back.
 //! - Hardware-linked ones go in with HW=1 and the physical INTID, so the
 //!   guest's deactivation deactivates the physical interrupt. If one is
 //!   taken back and then cleared by the guest, it is handed to the caller
@@ -145,6 +150,15 @@ impl VgicDist {
                 if irq.edge && !irq.hw && irq.pending {
                     irq.pending = false;
                     *lrv = lr::add_pending(*lrv);
+                }
+                if !irq.edge && !irq.hw {
+                    // Level: only a line still (or again) high needs to
+                    // hear of the EOI.
+                    *lrv = if irq.is_pending() {
+                        lr::add_eoi_maintenance(*lrv)
+                    } else {
+                        lr::drop_eoi_maintenance(*lrv)
+                    };
                 }
             }
         }

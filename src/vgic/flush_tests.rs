@@ -179,6 +179,55 @@ fn level_lines_are_resampled_after_eoi() {
 }
 
 #[test]
+fn a_level_line_lowered_while_active_needs_no_eoi_maintenance() {
+    const EOI: u32 = 1 << 19;
+    let mut d = vm();
+    let mut cpu = Cpu::new();
+    d.write(0, 0xc08, 4, 0); // level
+    d.set_line(0, 44, true);
+    d.flush(0, &mut cpu.lrs);
+    assert_eq!(cpu.ack(), Some(44));
+    // The handler acknowledges the device (an MMIO exit that flushes):
+    // the line is low, so the EOI needs no maintenance interrupt.
+    d.set_line(0, 44, false);
+    d.flush(0, &mut cpu.lrs);
+    assert_eq!(cpu.lrs[0] & EOI, 0, "EOI maintenance dropped");
+    assert_eq!(field(cpu.lrs[0]).read(GICH_LR::STATE), 2, "still active");
+    // The line rises again before the EOI: the EOI must be heard again.
+    d.set_line(0, 44, true);
+    d.flush(0, &mut cpu.lrs);
+    assert_eq!(cpu.lrs[0] & EOI, EOI, "EOI maintenance back");
+    cpu.eoi(44);
+    d.flush(0, &mut cpu.lrs);
+    assert_eq!(cpu.ack(), Some(44), "delivered again: the line is high");
+    d.set_line(0, 44, false);
+    d.flush(0, &mut cpu.lrs);
+    // Silently EOIed (no maintenance): the next flush folds the entry
+    // and a new rise is delivered.
+    cpu.eoi(44);
+    d.flush(0, &mut cpu.lrs);
+    assert_eq!(cpu.lrs, [0; 4]);
+    d.set_line(0, 44, true);
+    d.flush(0, &mut cpu.lrs);
+    assert_eq!(cpu.ack(), Some(44));
+    d.set_line(0, 44, false);
+    cpu.eoi(44);
+    // A latch (ISPENDR) on a level interrupt also keeps EOI maintenance.
+    d.set_line(0, 44, false);
+    d.flush(0, &mut cpu.lrs);
+    d.write(0, 0x204, 4, 1 << 13); // ISPENDR SPI 45
+    d.flush(0, &mut cpu.lrs);
+    assert_eq!(cpu.ack(), Some(45));
+    d.write(0, 0x204, 4, 1 << 13); // pending again while active
+    d.flush(0, &mut cpu.lrs);
+    let lr45 = cpu
+        .lrs
+        .iter()
+        .find(|&&l| field(l).read(GICH_LR::VIRTUAL_ID) == 45);
+    assert_eq!(lr45.map(|l| l & EOI), Some(EOI));
+}
+
+#[test]
 fn edge_interrupts_retrigger_while_active() {
     let mut d = vm();
     let mut cpu = Cpu::new();

@@ -73,6 +73,12 @@ pub fn add_eoi_maintenance(lr: u32) -> u32 {
     lr | GICH_LR::EOI::SET.value
 }
 
+/// `lr` (a HW=0 entry) without the maintenance interrupt on EOI.
+#[inline(always)]
+pub fn drop_eoi_maintenance(lr: u32) -> u32 {
+    lr & !GICH_LR::EOI::SET.value
+}
+
 /// The virtual INTID and state (0-3) of a list register value.
 pub fn decode(lr: u32) -> (u32, u32) {
     let r: InMemoryRegister<u32, GICH_LR::Register> = InMemoryRegister::new(lr);

@@ -83,37 +83,72 @@ impl Counters {
 
     /// The VM's exits so far (this read included).
     fn vm_exits(&self) -> u64 {
+        self.read(0)
+    }
+
+    /// Selector `which`: 0 all exits, 1 + a kind (this read included).
+    fn read(&self, which: usize) -> u64 {
         // SAFETY: within the mapped page, 8-byte aligned.
-        unsafe { self.0.add(VM_EXITS / 8).read_volatile() }
+        unsafe { self.0.add(VM_EXITS / 8 + which).read_volatile() }
+    }
+
+    /// The exits by kind, in the page's order.
+    fn kinds(&self) -> [u64; KINDS.len()] {
+        core::array::from_fn(|k| self.read(1 + k))
     }
 }
+
+/// The exit kinds in the page's order (src/trap/stats.rs).
+const KINDS: [&str; 8] = [
+    "irq", "gicd", "mmio", "call", "sysreg", "wfx", "fault", "serror",
+];
+/// Where the page's own reads count.
+const MMIO_KIND: usize = 2;
 
 /// One benchmark, given the counters if the VM has them.
 type Bench = fn(Option<&Counters>);
 
 /// One benchmark's span: its guest time and, with the page, its exits.
 struct Span<'a> {
-    counters: Option<(&'a Counters, u64)>,
+    counters: Option<(&'a Counters, [u64; KINDS.len()], u64)>,
     t: Instant,
 }
 
 impl<'a> Span<'a> {
     fn start(c: Option<&'a Counters>) -> Self {
         Self {
-            counters: c.map(|c| (c, c.vm_exits())),
+            // The kinds first, the total last: the total's own read is
+            // the last exit before the span.
+            counters: c.map(|c| (c, c.kinds(), c.vm_exits())),
             t: Instant::now(),
         }
     }
 
-    /// `exits=N span_ns=T` for the span (exits without the closing read
-    /// itself; `exits=na` without the page).
+    /// `exits=N span_ns=T exit_kinds=irq:N,...` for the span (the page's
+    /// own reads taken out; `exits=na` without the page).
     fn end(&self) -> String {
         let span = ns(self.t.elapsed());
         match self.counters {
-            Some((c, before)) => format!(
-                "exits={} span_ns={span}",
-                c.vm_exits().saturating_sub(before + 1)
-            ),
+            Some((c, kinds, before)) => {
+                let total = c.vm_exits().saturating_sub(before + 1);
+                let after = c.kinds();
+                // Page reads between the two snapshots of the MMIO kind:
+                // at the start the kinds after it and the total, at the
+                // end the total, the kinds before it and its own read.
+                let own = (KINDS.len() - MMIO_KIND - 1) + 1 + 1 + MMIO_KIND + 1;
+                let by: Vec<String> = KINDS
+                    .iter()
+                    .enumerate()
+                    .map(|(k, name)| {
+                        let mut d = after[k].saturating_sub(kinds[k]);
+                        if k == MMIO_KIND {
+                            d = d.saturating_sub(own as u64);
+                        }
+                        format!("{name}:{d}")
+                    })
+                    .collect();
+                format!("exits={total} span_ns={span} exit_kinds={}", by.join(","))
+            }
             None => format!("exits=na span_ns={span}"),
         }
     }
@@ -320,8 +355,21 @@ fn disk_line(id: &str, name: &str, dev: &str, bytes: u64, d: Duration, extra: &s
     );
 }
 
+/// Queue depth 1 on the CPU that takes the disk's interrupt: Linux
+/// routes a new SPI to CPU 0 (GICv2 ITARGETSR), so the disk benchmarks
+/// run there, natively, under pivisor and under KVM alike. Elsewhere every
+/// completion would also cost an IPI to wake the waiting CPU (and, in a
+/// VM, an exit on each side), which measures the scheduler, not the disk.
+fn pin_to_cpu0() -> bool {
+    pin(0)
+}
+
 fn disk_reads(c: Option<&Counters>) {
     use std::os::unix::fs::FileExt;
+    if !pin_to_cpu0() {
+        println!("BENCH M7 disk_seq_read error=affinity");
+        return;
+    }
     let Some((dev, f)) = open_disk(false) else {
         println!("BENCH M7 disk_seq_read error=no-disk");
         return;
@@ -367,6 +415,10 @@ fn disk_reads(c: Option<&Counters>) {
 
 fn disk_write(c: Option<&Counters>) {
     use std::os::unix::fs::FileExt;
+    if !pin_to_cpu0() {
+        println!("BENCH M9 disk_seq_write error=affinity");
+        return;
+    }
     let Some((dev, f)) = open_disk(true) else {
         println!("BENCH M9 disk_seq_write error=no-disk");
         return;
@@ -394,8 +446,96 @@ fn disk_write(c: Option<&Counters>) {
     );
 }
 
+/// `pv-bench share victim SECONDS` and `pv-bench share flood DELAY
+/// SECONDS`: two VMs on one card (guests/linux-share.conf). The victim
+/// reads its disk at queue depth 1 (1 MiB O_DIRECT requests) for SECONDS
+/// and prints its rate per 4 MiB; the flooder waits DELAY seconds, then
+/// keeps FLOOD_THREADS requests in flight for SECONDS and prints its own
+/// rate. The serial log's order says which of the victim's samples fell
+/// in the flood (tools/harness/tests/disks.rs).
+fn share(args: &[String]) {
+    use std::os::unix::fs::FileExt;
+    const FLOOD_THREADS: usize = 4;
+    let secs = |i: usize| args.get(i).and_then(|s| s.parse::<u64>().ok());
+    let (role, delay, run) = match args.first().map(String::as_str) {
+        Some("victim") => ("victim", 0, secs(1)),
+        Some("flood") => ("flood", secs(1).unwrap_or(0), secs(2)),
+        _ => ("usage", 0, None::<u64>),
+    };
+    let Some(run) = run else {
+        println!("SHARE error=usage (share victim SECONDS | share flood DELAY SECONDS)");
+        return;
+    };
+    let Some((dev, f)) = open_disk(false) else {
+        println!("SHARE {role} error=no-disk");
+        return;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = std::fs::read_to_string(format!(
+        "/sys/block/{}/size",
+        dev.trim_start_matches("/dev/")
+    ))
+    .ok()
+    .and_then(|s| s.trim().parse::<u64>().ok())
+    .map_or(len, |sectors| sectors * 512);
+    let span = (len / DISK_REQ as u64).clamp(1, 64) * DISK_REQ as u64;
+    std::thread::sleep(Duration::from_secs(delay));
+    let end = Instant::now() + Duration::from_secs(run);
+    if role == "victim" {
+        let mut buf = Aligned::new(DISK_REQ);
+        let mut off = 0u64;
+        while Instant::now() < end {
+            let t = Instant::now();
+            let mut got = 0u64;
+            for _ in 0..4 {
+                if f.read_at(buf.slice(), off).is_ok_and(|n| n == DISK_REQ) {
+                    got += DISK_REQ as u64;
+                }
+                off = (off + DISK_REQ as u64) % span;
+            }
+            let ns = ns(t.elapsed()).max(1);
+            println!(
+                "SHARE victim bytes={got} kib_s={}",
+                got as u128 * 1_000_000_000 / ns / 1024
+            );
+        }
+        println!("SHARE victim end");
+        return;
+    }
+    println!("SHARE flood start threads={FLOOD_THREADS}");
+    let f = std::sync::Arc::new(f);
+    let t = Instant::now();
+    let workers: Vec<_> = (0..FLOOD_THREADS as u64)
+        .map(|k| {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                let mut buf = Aligned::new(DISK_REQ);
+                let mut off = (k * DISK_REQ as u64 * 8) % span;
+                let mut got = 0u64;
+                while Instant::now() < end {
+                    if f.read_at(buf.slice(), off).is_ok_and(|n| n == DISK_REQ) {
+                        got += DISK_REQ as u64;
+                    }
+                    off = (off + DISK_REQ as u64) % span;
+                }
+                got
+            })
+        })
+        .collect();
+    let got: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+    let ns = ns(t.elapsed()).max(1);
+    println!(
+        "SHARE flood end bytes={got} kib_s={}",
+        got as u128 * 1_000_000_000 / ns / 1024
+    );
+}
+
 fn main() {
     let want: Vec<String> = std::env::args().skip(1).collect();
+    if want.first().is_some_and(|w| w == "share") {
+        share(&want[1..]);
+        return;
+    }
     let counters = Counters::open();
     println!(
         "BENCH start exit_counters={}",

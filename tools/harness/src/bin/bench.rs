@@ -147,12 +147,28 @@ fn main() {
         .clamp(1, 99);
     let _ = std::fs::create_dir_all(&out);
     let measured = Config::ALL;
+    // PIVISOR_BENCH_ONLY=disk (or micro, linux, tcg; comma-separated)
+    // runs only those groups: for working on one path.
+    let only: Vec<String> = std::env::var("PIVISOR_BENCH_ONLY")
+        .map(|s| {
+            s.split(',')
+                .map(|w| w.trim().to_string())
+                .filter(|w| !w.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let want = |g: &str| only.is_empty() || only.iter().any(|w| w == g);
     let mut b = Bench {
         out: out.clone(),
         runs,
         started: Instant::now(),
         step: 0,
-        steps: measured.len() * (3 + 2 * runs),
+        steps: measured.len()
+            * (["micro", "linux", "disk"]
+                .iter()
+                .filter(|g| want(g))
+                .count()
+                + if want("tcg") { 2 * runs } else { 0 }),
     };
     let mut results = Results::new();
     let put = |r: &mut Results, id: &str, c: Config, f: Option<Figure>| {
@@ -163,74 +179,92 @@ fn main() {
         }
     };
     for c in measured {
-        // Everything exact: -icount.
-        let m = b.run(
-            &format!("micro-{}-icount", c.name()),
-            &format!("micro benchmarks, {}, -icount", c.name()),
-            micro(c, true),
-            r"BENCH done|BENCH error",
-        );
-        let l = b.run(
-            &format!("linux-{}-icount", c.name()),
-            &format!("Linux boot and pv-bench, {}, -icount", c.name()),
-            linux(c, true, "pv-bench"),
-            r"BENCH done",
-        );
-        for sp in SPECS
-            .iter()
-            .filter(|s| !s.plain_tcg && !matches!(s.id, "M7" | "M8" | "M9"))
-        {
-            // Under KVM the guest's lines follow pv-vmm's start line (the
-            // host boots quietly before it).
-            let guest = match c {
-                Config::Kvm => l.serial.split_once("pv-vmm: VM '").map_or("", |x| x.1),
-                _ => &l.serial,
-            };
-            let f = match sp.id {
-                "BOOT" => report::printk_us(guest, "Run /init as init process").map(|us| Figure {
-                    value: us as f64,
-                    exits: None,
-                    per_s: None,
-                    requests: None,
-                }),
-                id if id.starts_with('B') => report::figure(&m.serial, sp),
-                _ => report::figure(&l.serial, sp),
-            };
-            put(&mut results, sp.id, c, f);
+        if want("micro") || want("linux") {
+            // Everything exact: -icount.
+            let m = want("micro").then(|| {
+                b.run(
+                    &format!("micro-{}-icount", c.name()),
+                    &format!("micro benchmarks, {}, -icount", c.name()),
+                    micro(c, true),
+                    r"BENCH done|BENCH error",
+                )
+            });
+            let l = want("linux").then(|| {
+                b.run(
+                    &format!("linux-{}-icount", c.name()),
+                    &format!("Linux boot and pv-bench, {}, -icount", c.name()),
+                    linux(c, true, "pv-bench"),
+                    r"BENCH done",
+                )
+            });
+            for sp in SPECS
+                .iter()
+                .filter(|s| !s.plain_tcg && !matches!(s.id, "M7" | "M8" | "M9"))
+            {
+                let micro_id = sp.id.starts_with('B') && sp.id != "BOOT";
+                let f = match (sp.id, &m, &l) {
+                    (_, Some(m), _) if micro_id => report::figure(&m.serial, sp),
+                    (_, _, Some(l)) if !micro_id => {
+                        // Under KVM the guest's lines follow pv-vmm's start
+                        // line (the host boots quietly before it).
+                        let guest = match c {
+                            Config::Kvm => l.serial.split_once("pv-vmm: VM '").map_or("", |x| x.1),
+                            _ => &l.serial,
+                        };
+                        if sp.id == "BOOT" {
+                            report::printk_us(guest, "Run /init as init process").map(|us| Figure {
+                                value: us as f64,
+                                exits: None,
+                                per_s: None,
+                                requests: None,
+                                irq: None,
+                            })
+                        } else {
+                            report::figure(&l.serial, sp)
+                        }
+                    }
+                    _ => continue,
+                };
+                put(&mut results, sp.id, c, f);
+            }
         }
-        // The disk, -icount, on a fresh card.
-        let card = bench_card(&b.out, c);
-        let d = b.run(
-            &format!("disk-{}-icount", c.name()),
-            &format!("disk benchmarks, {}, -icount", c.name()),
-            disk_linux(c, card.clone()),
-            r"BENCH done",
-        );
-        let _ = std::fs::remove_file(&card);
-        for sp in SPECS.iter().filter(|s| matches!(s.id, "M7" | "M8" | "M9")) {
-            put(&mut results, sp.id, c, report::figure(&d.serial, sp));
-        }
-        // Cross-core: medians over plain-TCG runs.
-        let (mut b6, mut m6) = (Vec::new(), Vec::new());
-        for k in 1..=b.runs {
-            let runs = b.runs;
-            let m = b.run(
-                &format!("micro-{}-tcg{k}", c.name()),
-                &format!("B6, {}, plain TCG, run {k} of {runs}", c.name()),
-                micro(c, false),
-                r"BENCH done|BENCH error",
-            );
-            b6.extend(report::figure(&m.serial, &SPECS[6]));
-            let l = b.run(
-                &format!("linux-{}-tcg{k}", c.name()),
-                &format!("M6, {}, plain TCG, run {k} of {runs}", c.name()),
-                linux(c, false, "pv-bench M6"),
+        if want("disk") {
+            // The disk, -icount, on a fresh card.
+            let card = bench_card(&b.out, c);
+            let d = b.run(
+                &format!("disk-{}-icount", c.name()),
+                &format!("disk benchmarks, {}, -icount", c.name()),
+                disk_linux(c, card.clone()),
                 r"BENCH done",
             );
-            m6.extend(report::figure(&l.serial, &SPECS[12]));
+            let _ = std::fs::remove_file(&card);
+            for sp in SPECS.iter().filter(|s| matches!(s.id, "M7" | "M8" | "M9")) {
+                put(&mut results, sp.id, c, report::figure(&d.serial, sp));
+            }
         }
-        put(&mut results, "B6", c, report::median_figure(&b6));
-        put(&mut results, "M6", c, report::median_figure(&m6));
+        if want("tcg") {
+            // Cross-core: medians over plain-TCG runs.
+            let (mut b6, mut m6) = (Vec::new(), Vec::new());
+            for k in 1..=b.runs {
+                let runs = b.runs;
+                let m = b.run(
+                    &format!("micro-{}-tcg{k}", c.name()),
+                    &format!("B6, {}, plain TCG, run {k} of {runs}", c.name()),
+                    micro(c, false),
+                    r"BENCH done|BENCH error",
+                );
+                b6.extend(report::figure(&m.serial, &SPECS[6]));
+                let l = b.run(
+                    &format!("linux-{}-tcg{k}", c.name()),
+                    &format!("M6, {}, plain TCG, run {k} of {runs}", c.name()),
+                    linux(c, false, "pv-bench M6"),
+                    r"BENCH done",
+                );
+                m6.extend(report::figure(&l.serial, &SPECS[12]));
+            }
+            put(&mut results, "B6", c, report::median_figure(&b6));
+            put(&mut results, "M6", c, report::median_figure(&m6));
+        }
     }
     let qemu = command_line(
         &std::env::var("PIVISOR_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into()),
