@@ -132,12 +132,17 @@ VMM_DIR := tools/vmm
 VMM     := $(VMM_DIR)/target/aarch64-unknown-linux-musl/release/pv-vmm
 $(VMM): FORCE setup
 	cd $(VMM_DIR) && RUSTFLAGS="$(MUSL_RUSTFLAGS)" cargo build --release --target aarch64-unknown-linux-musl
-$(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS)
-	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS)
+# The SSH server and client of every Linux guest (Debian's dropbear-bin,
+# its libraries, keys made at build time): tools/fetch-dropbear.sh.
+DROPBEAR := $(LINUX_DIR)/dropbear/files
+$(DROPBEAR): tools/fetch-dropbear.sh tools/debfetch.sh | setup
+	tools/fetch-dropbear.sh $(LINUX_DIR)/dropbear
+$(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS) $(DROPBEAR)
+	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS) $$(cat $(DROPBEAR))
 # Debian's kernel's initramfs: the same, plus the modules it needs for the
 # virtio devices (its /init loads them when their kernel runs).
-$(LINUX_DIR)/rootfs-debian.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS)
-	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS) \
+$(LINUX_DIR)/rootfs-debian.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS) $(DROPBEAR)
+	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS) $$(cat $(DROPBEAR)) \
 	    $(foreach f,$(notdir $(wildcard $(LINUX_DIR)/modules/*)),lib/modules/$(f)=$(LINUX_DIR)/modules/$(f))
 # The small kernel: Debian's linux-source with guests/linux/small.config,
 # built once per machine (cached by a hash of its inputs).

@@ -34,6 +34,7 @@ const LAYERS: [&[&str]; 6] = [
         "vgic",
         "conmux",
         "virtio",
+        "net",
         "disk",
         "smp",
         "vm",

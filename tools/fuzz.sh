@@ -27,7 +27,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(mmio_decode vgic mailbox pl011 psci bundle vm_config host_dtb)
+    targets=(mmio_decode vgic mailbox pl011 psci bundle vm_config host_dtb console virtio_blk virtio_net)
 fi
 out=build/fuzz
 mkdir -p "$out"

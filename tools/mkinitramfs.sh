@@ -2,7 +2,8 @@
 # Build a Linux guest's initramfs: a gzipped newc cpio with busybox, an
 # /init script (the applet links are made by /init itself on the target)
 # and the project's own programs in /bin; an argument PATH=FILE puts FILE
-# at /PATH instead (data files, e.g. guest bundles for the KVM host).
+# at /PATH instead (data files, e.g. guest bundles for the KVM host; an
+# executable FILE stays executable).
 #
 #   tools/mkinitramfs.sh OUT.cpio.gz BUSYBOX INIT [PROGRAM | PATH=FILE ...]
 #
@@ -19,7 +20,8 @@ install -m 0755 "$busybox" "$root/bin/busybox"
 install -m 0755 "$init" "$root/init"
 for p in "$@"; do
   case $p in
-    *=*) install -D -m 0644 "${p#*=}" "$root/${p%%=*}" ;;
+    *=*) mode=0644; [ -x "${p#*=}" ] && mode=0755
+         install -D -m "$mode" "${p#*=}" "$root/${p%%=*}" ;;
     *) install -m 0755 "$p" "$root/bin/" ;;
   esac
 done

@@ -58,6 +58,8 @@ command -v cpio >/dev/null 2>&1 || need_pkgs+=(cpio)    # the Linux guests' init
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_pkgs+=(gcc-aarch64-linux-gnu)
 # The disassembly checks of make test (tools/harness/tests/artifacts.rs).
 command -v aarch64-linux-gnu-objdump >/dev/null 2>&1 || need_pkgs+=(binutils-aarch64-linux-gnu)
+# The guests' SSH keys, generated at build time (tools/fetch-dropbear.sh).
+command -v dropbearkey >/dev/null 2>&1 || need_pkgs+=(dropbear-bin)
 command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)
 command -v flex >/dev/null 2>&1 || need_pkgs+=(flex)

@@ -38,7 +38,9 @@
 use super::queue::{Queue, QueueError};
 use super::{feature, status, GuestRam};
 use crate::devices::bus::{MmioDevice, MmioError};
+use crate::sync::Mutex;
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 /// "virt".
@@ -63,6 +65,84 @@ pub struct Served {
     pub used: bool,
     /// Work is left (the budget ran out): serve again soon.
     pub more: bool,
+}
+
+/// A transport's InterruptStatus and its interrupt line, shared with the
+/// device model when other cores complete its buffers (virtio-net's
+/// receive queue: the switch delivers a frame on the sender's core). The
+/// line follows InterruptStatus != 0; both change under one lock, so a
+/// raise and an acknowledgement on two cores never leave the line wrong.
+pub struct IrqLine(Mutex<IrqState>);
+
+struct IrqState {
+    isr: u32,
+    level: bool,
+    /// Another core found the device's queues malformed: the transport
+    /// sets DEVICE_NEEDS_RESET when it next looks.
+    fault: bool,
+    line: Box<dyn FnMut(bool) + Send>,
+}
+
+impl IrqState {
+    fn update(&mut self) {
+        let level = self.isr != 0;
+        if level != self.level {
+            self.level = level;
+            (self.line)(level);
+        }
+    }
+}
+
+impl IrqLine {
+    /// A quiet line driving `line`.
+    pub fn new(line: Box<dyn FnMut(bool) + Send>) -> Self {
+        Self(Mutex::new(IrqState {
+            isr: 0,
+            level: false,
+            fault: false,
+            line,
+        }))
+    }
+
+    /// Sets InterruptStatus bits (the line rises if it was low).
+    pub fn raise(&self, bits: u32) {
+        let mut s = self.0.lock();
+        s.isr |= bits;
+        s.update();
+    }
+
+    /// Clears InterruptStatus bits (the driver's InterruptACK).
+    pub fn ack(&self, bits: u32) {
+        let mut s = self.0.lock();
+        s.isr &= !bits;
+        s.update();
+    }
+
+    /// InterruptStatus now.
+    pub fn isr(&self) -> u32 {
+        self.0.lock().isr
+    }
+
+    /// A queue fault found away from the transport: the configuration
+    /// interrupt now, DEVICE_NEEDS_RESET when the transport next looks.
+    pub fn fault(&self) {
+        let mut s = self.0.lock();
+        s.fault = true;
+        s.isr |= isr::CONFIG;
+        s.update();
+    }
+
+    fn take_fault(&self) -> bool {
+        core::mem::take(&mut self.0.lock().fault)
+    }
+
+    /// Back to quiet (device reset).
+    fn clear(&self) {
+        let mut s = self.0.lock();
+        s.isr = 0;
+        s.fault = false;
+        s.update();
+    }
 }
 
 /// A virtio device model behind the transport.
@@ -90,6 +170,17 @@ pub trait Device: Send {
     ) -> Result<Served, QueueError>;
     /// Back to power-on (the driver wrote Status 0, or the VM restarts).
     fn reset(&mut self) {}
+    /// Queue `q` became ready (its rings checked) or stopped
+    /// (`queue.ready` false): for a model that serves a queue away from
+    /// the transport (virtio-net's receive queue).
+    fn queue_changed(&mut self, _q: usize, _queue: &Queue) {}
+    /// The transport's interrupt status, for a model that completes
+    /// buffers away from the transport (called once, at attach).
+    fn attach_irq(&mut self, _irq: Arc<IrqLine>) {}
+    /// The device went live (DRIVER_OK, no reset needed) or stopped
+    /// being live: a model serving queues away from the transport uses
+    /// them only while live.
+    fn live_changed(&mut self, _live: bool) {}
 }
 
 /// Where the transport's effects go.
@@ -114,16 +205,20 @@ pub struct Transport<D: Device> {
     driver_features: u64,
     queue_sel: u32,
     queues: Vec<Queue>,
-    isr: u32,
-    level: bool,
+    irq: Arc<IrqLine>,
     /// Queues with work left (bit per queue).
     more: u32,
+    /// What the model was last told by [`Device::live_changed`].
+    was_live: bool,
 }
 
 impl<D: Device> Transport<D> {
     /// `dev` behind a fresh transport.
-    pub fn new(dev: D, sinks: Sinks) -> Self {
+    pub fn new(mut dev: D, mut sinks: Sinks) -> Self {
         let n = dev.queues().min(32);
+        let line = core::mem::replace(&mut sinks.line, Box::new(|_| {}));
+        let irq = Arc::new(IrqLine::new(line));
+        dev.attach_irq(irq.clone());
         Self {
             dev,
             sinks,
@@ -133,9 +228,9 @@ impl<D: Device> Transport<D> {
             driver_features: 0,
             queue_sel: 0,
             queues: (0..n).map(|_| Queue::default()).collect(),
-            isr: 0,
-            level: false,
+            irq,
             more: 0,
+            was_live: false,
         }
     }
 
@@ -149,11 +244,21 @@ impl<D: Device> Transport<D> {
         self.status
     }
 
-    fn update_line(&mut self) {
-        let level = self.isr != 0;
-        if level != self.level {
-            self.level = level;
-            (self.sinks.line)(level);
+    /// Takes in a queue fault another core found (see [`IrqLine::fault`]).
+    fn collect_fault(&mut self) {
+        if self.irq.take_fault() {
+            self.status |= status::DEVICE_NEEDS_RESET;
+            self.more = 0;
+            self.sync_live();
+        }
+    }
+
+    /// Tells the model when it goes live or stops.
+    fn sync_live(&mut self) {
+        let live = self.live();
+        if live != self.was_live {
+            self.was_live = live;
+            self.dev.live_changed(live);
         }
     }
 
@@ -168,14 +273,15 @@ impl<D: Device> Transport<D> {
     fn needs_reset(&mut self, e: &QueueError) {
         (self.sinks.problem)(e);
         self.status |= status::DEVICE_NEEDS_RESET;
-        self.isr |= isr::CONFIG;
+        self.irq.raise(isr::CONFIG);
         self.more = 0;
-        self.update_line();
+        self.sync_live();
     }
 
     /// Serves queue `q` once (bounded work) and raises the interrupt if
     /// the driver wants one.
     fn run(&mut self, q: usize) {
+        self.collect_fault();
         if !self.live() {
             return;
         }
@@ -190,7 +296,7 @@ impl<D: Device> Transport<D> {
         match r {
             Ok(s) => {
                 if s.used && queue.should_interrupt(mem) {
-                    self.isr |= isr::USED;
+                    self.irq.raise(isr::USED);
                 }
                 if s.more {
                     self.more |= 1 << q;
@@ -198,7 +304,6 @@ impl<D: Device> Transport<D> {
                 } else {
                     self.more &= !(1 << q);
                 }
-                self.update_line();
             }
             Err(e) => self.needs_reset(&e),
         }
@@ -226,12 +331,13 @@ impl<D: Device> Transport<D> {
         self.driver_sel = 0;
         self.driver_features = 0;
         self.queue_sel = 0;
-        for q in &mut self.queues {
+        for (i, q) in self.queues.iter_mut().enumerate() {
             q.reset();
+            self.dev.queue_changed(i, q);
         }
-        self.isr = 0;
         self.more = 0;
-        self.update_line();
+        self.irq.clear();
+        self.sync_live();
     }
 
     fn set_status(&mut self, v: u32) {
@@ -258,6 +364,7 @@ impl<D: Device> Transport<D> {
             self.dev.activate(self.driver_features);
         }
         self.status = v | keep;
+        self.sync_live();
     }
 
     fn set_addr(&mut self, which: u8, high: bool, v: u32) {
@@ -308,8 +415,11 @@ impl<D: Device> MmioDevice for Transport<D> {
             },
             0x034 => self.queue().map_or(0, |_| u32::from(max)),
             0x044 => self.queue().map_or(0, |q| u32::from(q.ready)),
-            0x060 => self.isr,
-            0x070 => self.status,
+            0x060 => self.irq.isr(),
+            0x070 => {
+                self.collect_fault();
+                self.status
+            }
             0x0fc => 0,
             0x014 | 0x020 | 0x024 | 0x030 | 0x038 | 0x050 | 0x064 => {
                 return Err(MmioError::BadDirection)
@@ -364,11 +474,15 @@ impl<D: Device> MmioDevice for Transport<D> {
                 let sel = self.queue_sel as usize;
                 if let Some(q) = self.queues.get_mut(sel) {
                     if v & 1 == 0 {
-                        q.ready = false;
+                        if q.ready {
+                            q.ready = false;
+                            self.dev.queue_changed(sel, q);
+                        }
                     } else if !q.ready && features_ok {
                         q.event_idx = event_idx;
-                        if let Err(e) = q.activate(max, &*self.sinks.mem) {
-                            self.needs_reset(&e);
+                        match q.activate(max, &*self.sinks.mem) {
+                            Ok(()) => self.dev.queue_changed(sel, q),
+                            Err(e) => self.needs_reset(&e),
                         }
                     }
                 }
@@ -378,10 +492,7 @@ impl<D: Device> MmioDevice for Transport<D> {
                     self.run(q);
                 }
             }
-            0x064 => {
-                self.isr &= !v;
-                self.update_line();
-            }
+            0x064 => self.irq.ack(v),
             0x070 => self.set_status(v),
             0x080 => self.set_addr(0, false, v),
             0x084 => self.set_addr(0, true, v),

@@ -10,6 +10,7 @@
 
 pub mod blk;
 pub mod mmio;
+pub mod net;
 pub mod queue;
 
 /// The VM's RAM as a virtio device sees it (guest-physical addresses).
@@ -22,6 +23,25 @@ pub trait GuestRam {
     /// Copies `data` into RAM at `ipa`; false (nothing written) if any of
     /// it is not the VM's RAM.
     fn write(&mut self, ipa: u64, data: &[u8]) -> bool;
+    /// Hands the bytes at `[ipa, ipa + len)` to `f` in order, in pieces
+    /// (straight from RAM where the implementation can: a frame between
+    /// two VMs is copied once); false if any of it is not the VM's RAM
+    /// (checked before `f` sees anything) or `f` returned false.
+    fn read_with(&mut self, ipa: u64, len: u64, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        if !self.contains(ipa, len) {
+            return false;
+        }
+        let mut buf = [0u8; 256];
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(buf.len() as u64) as usize;
+            if !self.read(ipa + at, &mut buf[..n]) || !f(&buf[..n]) {
+                return false;
+            }
+            at += n as u64;
+        }
+        true
+    }
     /// Orders this side's RAM accesses before it against later ones, as
     /// the driver on another core sees them (a DMB ISH on the target).
     fn fence(&mut self) {}

@@ -10,10 +10,11 @@
 //! `src/devices/`, its address in vm/layout.rs, its node in vm/fdt.rs, and
 //! one arm here (docs/architecture.md has the whole checklist).
 
-use super::config::{Device, DiskConfig};
+use super::config::{Device, DiskConfig, NetConfig};
 use super::layout::{
     testdev_irq_base, EXITCTR_IPA, FAULTINJ_IPA, MAILBOX_INTID, MAILBOX_IPA, TESTDEV_IPA,
-    TESTDEV_SIZE, UART_INTID, UART_IPA, VIRTIO_BLK_INTID, VIRTIO_BLK_IPA, WATCHDOG_IPA,
+    TESTDEV_SIZE, UART_INTID, UART_IPA, VIRTIO_BLK_INTID, VIRTIO_BLK_IPA, VIRTIO_NET_INTID,
+    VIRTIO_NET_IPA, WATCHDOG_IPA,
 };
 use crate::devices::bus::{MmioBus, RegisterError};
 use crate::devices::exitctr::{self, ExitCounters};
@@ -26,6 +27,7 @@ use crate::devices::Shared;
 use crate::sync::Mutex;
 use crate::virtio::blk::{self, Blk};
 use crate::virtio::mmio::{self as virtio_mmio, Sinks, Transport};
+use crate::virtio::net::{self as vnet, Net, Port};
 use crate::virtio::queue::QueueError;
 use crate::virtio::GuestRam;
 use alloc::boxed::Box;
@@ -60,6 +62,9 @@ pub trait Host: Clone + Send + 'static {
     fn ram(&self) -> Box<dyn GuestRam + Send>;
     /// The backend of disk `d` (a partition of the card), or why not.
     fn disk(&self, d: &DiskConfig) -> Result<Box<dyn blk::Backend>, String>;
+    /// The VM's port on its LAN (`net`) and where its frames go, or why
+    /// it cannot have one.
+    fn net_port(&self, n: &NetConfig<'_>) -> Result<(Arc<Port>, Box<dyn vnet::Fabric>), String>;
     /// A problem with the VM's virtio queues (for its rate-limited log).
     fn virtio_problem(&self, device: &str, e: &QueueError);
     /// A virtio device has work left: poll it soon (on this VM's cores).
@@ -98,7 +103,12 @@ pub struct Devices {
     pub pl011_passthrough: bool,
     /// The disk, if any (the runner polls it when work is left).
     pub blk: Option<Arc<Mutex<BlkDevice>>>,
+    /// The network interface, if any (polled the same way).
+    pub net: Option<Arc<Mutex<NetDevice>>>,
 }
+
+/// A VM's network interface as the runner holds it.
+pub type NetDevice = Transport<Net<Box<dyn vnet::Fabric>>>;
 
 /// A VM's disk as the runner holds it.
 pub type BlkDevice = Transport<Blk<Box<dyn blk::Backend>>>;
@@ -110,13 +120,15 @@ pub enum AttachError {
     Register(RegisterError),
     /// Its disk cannot be had (why).
     Disk(String),
+    /// Its network interface cannot be had (why).
+    Net(String),
 }
 
 impl fmt::Display for AttachError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AttachError::Register(e) => write!(f, "{e}"),
-            AttachError::Disk(e) => f.write_str(e),
+            AttachError::Disk(e) | AttachError::Net(e) => f.write_str(e),
         }
     }
 }
@@ -128,11 +140,13 @@ impl From<RegisterError> for AttachError {
 }
 
 /// Builds VM `index`'s devices (`vcpus` vCPUs) from its configured
-/// `devices`, in their configured order, and its `disk`; `pl011` says
-/// what the real PL011 becomes.
+/// `devices`, in their configured order, its `disk` and its `net`
+/// interface; `pl011` says what the real PL011 becomes.
+#[allow(clippy::too_many_arguments)]
 pub fn attach<H: Host>(
     devices: &[Device],
     disk: Option<&DiskConfig>,
+    net: Option<&NetConfig<'_>>,
     index: usize,
     vcpus: usize,
     pl011: RealUart,
@@ -146,6 +160,7 @@ pub fn attach<H: Host>(
         watchdog: None,
         pl011_passthrough: false,
         blk: None,
+        net: None,
     };
 
     for dev in devices {
@@ -238,6 +253,32 @@ pub fn attach<H: Host>(
         )?;
         d.blk = Some(t);
     }
+    if let Some(n) = net {
+        let (port, fabric) = host.net_port(n).map_err(AttachError::Net)?;
+        let h0 = host.clone();
+        port.bind(
+            host.ram(),
+            Box::new(move |e| h0.virtio_problem("virtio-net", e)),
+        );
+        let (h1, h2, h3) = (host.clone(), host.clone(), host.clone());
+        let t = Transport::new(
+            Net::new(port, fabric),
+            Sinks {
+                mem: host.ram(),
+                line: Box::new(move |level| h1.set_line(VIRTIO_NET_INTID, level)),
+                problem: Box::new(move |e| h2.virtio_problem("virtio-net", e)),
+                more: Box::new(move || h3.io_more()),
+            },
+        );
+        let t = Arc::new(Mutex::new(t));
+        d.spis.push(VIRTIO_NET_INTID);
+        d.bus.register(
+            VIRTIO_NET_IPA,
+            virtio_mmio::SIZE,
+            Box::new(Shared(t.clone(), "virtio-net")),
+        )?;
+        d.net = Some(t);
+    }
     Ok(d)
 }
 
@@ -293,6 +334,23 @@ mod tests {
         fn virtio_problem(&self, device: &str, e: &QueueError) {
             self.0.lock().unwrap().push(format!("{device}: {e}"));
         }
+        fn net_port(
+            &self,
+            n: &NetConfig<'_>,
+        ) -> Result<(Arc<Port>, Box<dyn vnet::Fabric>), String> {
+            if n.lan != "lan0" {
+                return Err(format!("no LAN {}", n.lan));
+            }
+            let lan = Arc::new(crate::net::lan::Lan::new(vec![
+                crate::net::switch::PortSpec {
+                    mac: n.mac_for("x"),
+                    lan: 0,
+                    bridge: false,
+                },
+            ]));
+            let port = lan.port(0).unwrap().clone();
+            Ok((port, Box::new(crate::net::lan::LanPort { lan, index: 0 })))
+        }
         fn io_more(&self) {
             self.0.lock().unwrap().push("more".into());
         }
@@ -342,7 +400,7 @@ mod tests {
             Device::FaultInjection,
         ];
         let h = Rec::default();
-        let mut d = attach(&all, None, 1, 2, RealUart::PassThrough, h.clone()).unwrap();
+        let mut d = attach(&all, None, None, 1, 2, RealUart::PassThrough, h.clone()).unwrap();
         for (ipa, name) in [
             (TESTDEV_IPA, "pivisor-test"),
             (WATCHDOG_IPA, "sp805"),
@@ -377,6 +435,7 @@ mod tests {
         let d = attach(
             &[Device::Pl011],
             None,
+            None,
             0,
             1,
             RealUart::PassThrough,
@@ -389,7 +448,16 @@ mod tests {
         );
         assert!(d.pl011_passthrough && d.uart.is_none());
         assert_eq!(d.bus.device_name(UART_IPA), None, "mapped, not emulated");
-        let mut e = attach(&[Device::Pl011], None, 0, 1, RealUart::Emulate, h.clone()).unwrap();
+        let mut e = attach(
+            &[Device::Pl011],
+            None,
+            None,
+            0,
+            1,
+            RealUart::Emulate,
+            h.clone(),
+        )
+        .unwrap();
         assert!(!e.pl011_passthrough && e.uart.is_some() && e.hw_spis.is_empty());
         // A byte written to the emulated UART reaches the host.
         e.bus.dispatch(UART_IPA, 4, Some(u64::from(b'x'))).unwrap();
@@ -408,6 +476,7 @@ mod tests {
         let mut d = attach(
             &[Device::TestDev],
             Some(&cfg),
+            None,
             0,
             1,
             RealUart::Emulate,
@@ -430,8 +499,32 @@ mod tests {
             ..cfg
         };
         assert_eq!(
-            attach(&[], Some(&bad), 0, 1, RealUart::Emulate, h).err(),
+            attach(&[], Some(&bad), None, 0, 1, RealUart::Emulate, h).err(),
             Some(AttachError::Disk("the card has no partition 9".into()))
+        );
+    }
+
+    #[test]
+    fn a_network_interface_is_a_virtio_mmio_device_on_its_line() {
+        let h = Rec::default();
+        let n = NetConfig {
+            lan: "lan0",
+            bridge: false,
+            mac: Some([2, 0, 0, 0, 0, 7]),
+            ip: None,
+            line: 4,
+        };
+        let mut d = attach(&[], None, Some(&n), 0, 1, RealUart::Emulate, h.clone()).unwrap();
+        assert_eq!(d.bus.device_name(VIRTIO_NET_IPA), Some("virtio-net"));
+        assert_eq!(d.spis, vec![VIRTIO_NET_INTID]);
+        assert!(d.net.is_some());
+        // Device 1 (network), its MAC in the configuration space.
+        assert_eq!(d.bus.dispatch(VIRTIO_NET_IPA + 8, 4, None), Ok(1));
+        assert_eq!(d.bus.dispatch(VIRTIO_NET_IPA + 0x105, 1, None), Ok(7));
+        let other = NetConfig { lan: "lan9", ..n };
+        assert_eq!(
+            attach(&[], None, Some(&other), 0, 1, RealUart::Emulate, h).err(),
+            Some(AttachError::Net("no LAN lan9".into()))
         );
     }
 
@@ -439,6 +532,7 @@ mod tests {
     fn a_device_twice_is_refused() {
         let r = attach(
             &[Device::Mailbox, Device::Mailbox],
+            None,
             None,
             0,
             1,

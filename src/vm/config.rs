@@ -34,6 +34,15 @@
 //!                           # read-only one. Two VMs never share a
 //!                           # writable partition; partition 1 (the
 //!                           # firmware's boot partition) only read-only.
+//! net      = lan0           # a virtio-net interface (eth0) on virtual LAN
+//!                           # lan0 of the hypervisor's switch; `lan0,
+//!                           # bridge` lets it send from MACs not its own
+//!                           # (a router or bridge VM)
+//! net-mac  = 02:00:00:00:00:05  # its MAC (default: 02:.. derived from the
+//!                           # VM's name, the same on every boot)
+//! net-ip   = 10.0.0.5/24    # the address its /init gives eth0, passed as
+//!                           # `pivisor.ip=` on its command line (default
+//!                           # 10.0.0.N/24, N the VM's place in the file)
 //! backoff  = 100ms 10s      # a VM restarting within a second of its start
 //!                           # more than 3 times in a row waits, from the
 //!                           # first wait doubling to the longest (default
@@ -162,6 +171,81 @@ impl DiskConfig {
     }
 }
 
+/// A VM's network interface (`net = LAN[, bridge]`, `net-mac`, `net-ip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetConfig<'a> {
+    /// The virtual LAN's name (letters, digits, '-' and '_', at most 15).
+    pub lan: &'a str,
+    /// It may send from MACs not its own (a router or bridge VM).
+    pub bridge: bool,
+    /// Its MAC, if given (`net-mac`).
+    pub mac: Option<[u8; 6]>,
+    /// Its address and prefix length, if given (`net-ip`).
+    pub ip: Option<([u8; 4], u8)>,
+    /// The line it is on (for messages).
+    pub line: usize,
+}
+
+impl<'a> NetConfig<'a> {
+    /// Parses `LAN` with an optional `, bridge`.
+    pub fn parse(s: &'a str, line: usize) -> Result<Self, &'static str> {
+        let mut parts = s.split(',').map(str::trim);
+        let lan = parts.next().unwrap_or("");
+        if !valid_name(lan) {
+            return Err("the LAN's name: letters, digits, '-' and '_', at most 15 (e.g. lan0)");
+        }
+        let mut bridge = false;
+        for p in parts {
+            match p {
+                "bridge" if !bridge => bridge = true,
+                _ => {
+                    return Err(
+                        "expected a LAN's name, then optionally 'bridge' (e.g. lan0, bridge)",
+                    )
+                }
+            }
+        }
+        Ok(Self {
+            lan,
+            bridge,
+            mac: None,
+            ip: None,
+            line,
+        })
+    }
+
+    /// Its MAC: `net-mac`, or one derived from the VM's name.
+    pub fn mac_for(&self, vm: &str) -> [u8; 6] {
+        self.mac.unwrap_or_else(|| crate::net::mac_from_name(vm))
+    }
+
+    /// Its address: `net-ip`, or 10.0.0.N/24 for the VM at `index` (N =
+    /// index + 1).
+    pub fn ip_for(&self, index: usize) -> ([u8; 4], u8) {
+        self.ip
+            .unwrap_or(([10, 0, 0, (index as u8).wrapping_add(1)], 24))
+    }
+}
+
+/// Parses `a.b.c.d/n` (n 1-30: room for two hosts at least).
+pub fn parse_ip(s: &str) -> Option<([u8; 4], u8)> {
+    let (addr, len) = s.trim().split_once('/')?;
+    let len: u8 = len.parse().ok()?;
+    if !(1..=30).contains(&len) {
+        return None;
+    }
+    let mut out = [0u8; 4];
+    let mut it = addr.split('.');
+    for b in &mut out {
+        let p = it.next()?;
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        *b = p.parse().ok()?;
+    }
+    it.next().is_none().then_some((out, len))
+}
+
 /// One VM as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig<'a> {
@@ -195,6 +279,8 @@ pub struct VmConfig<'a> {
     pub backoff: BackoffConfig,
     /// Its disk: a partition of the SD card, as a virtio-blk device.
     pub disk: Option<DiskConfig>,
+    /// Its network interface: a port of the hypervisor's switch.
+    pub net: Option<NetConfig<'a>>,
     /// Line of the `[vm ...]` header (for messages).
     pub line: usize,
 }
@@ -349,6 +435,37 @@ pub fn parse(text: &str) -> Result<Vec<VmConfig<'_>>, ConfigError> {
                         alloc::format!(
                             "partition sd:{} is the disk of both '{}' and '{}' and one of them may write it (share it only read-only)",
                             x.partition, b.name, a.name
+                        ),
+                    ));
+                }
+            }
+            if let (Some(x), Some(y)) = (a.net, b.net) {
+                let j = vms.iter().position(|v| v.name == b.name).unwrap_or(0);
+                if x.lan == y.lan && x.mac_for(a.name) == y.mac_for(b.name) {
+                    return Err(err(
+                        x.line,
+                        alloc::format!(
+                            "'{}' and '{}' have the same MAC {} on {}",
+                            b.name,
+                            a.name,
+                            crate::net::MacFmt(x.mac_for(a.name)),
+                            x.lan
+                        ),
+                    ));
+                }
+                if x.lan == y.lan && x.ip_for(i).0 == y.ip_for(j).0 {
+                    let ip = x.ip_for(i).0;
+                    return Err(err(
+                        x.line,
+                        alloc::format!(
+                            "'{}' and '{}' have the same address {}.{}.{}.{} on {} (net-ip)",
+                            b.name,
+                            a.name,
+                            ip[0],
+                            ip[1],
+                            ip[2],
+                            ip[3],
+                            x.lan
                         ),
                     ));
                 }

@@ -60,6 +60,9 @@ pub(super) struct Partial<'a> {
     policy: Option<RestartPolicy>,
     backoff: Option<BackoffConfig>,
     disk: Option<DiskConfig>,
+    net: Option<NetConfig<'a>>,
+    net_mac: Option<([u8; 6], usize)>,
+    net_ip: Option<(([u8; 4], u8), usize)>,
 }
 
 impl<'a> Partial<'a> {
@@ -99,6 +102,23 @@ impl<'a> Partial<'a> {
                 }
             }
         }
+        let net = match (self.net, self.net_mac, self.net_ip) {
+            (Some(n), mac, ip) => Some(NetConfig {
+                mac: mac.map(|m| m.0),
+                ip: ip.map(|i| i.0),
+                ..n
+            }),
+            (None, Some((_, line)), _) | (None, None, Some((_, line))) => {
+                return Err(err(
+                    line,
+                    alloc::format!(
+                    "net-mac and net-ip need an interface: VM '{}' has no 'net' line (net = lan0)",
+                    self.name
+                ),
+                ))
+            }
+            (None, None, None) => None,
+        };
         Ok(VmConfig {
             name: self.name,
             cores: self.cores.ok_or_else(|| need("cores"))?,
@@ -118,6 +138,7 @@ impl<'a> Partial<'a> {
             policy: self.policy.unwrap_or_default(),
             backoff: self.backoff.unwrap_or_default(),
             disk: self.disk,
+            net,
             line: self.line,
         })
     }
@@ -261,6 +282,33 @@ impl<'a> Partial<'a> {
                 let d = DiskConfig::parse(val, line)
                     .map_err(|e| err(line, alloc::format!("disk: '{val}': {e}")))?;
                 once(&mut self.disk, d, key, line)
+            }
+            "net" => {
+                let n = NetConfig::parse(val, line)
+                    .map_err(|e| err(line, alloc::format!("net: '{val}': {e}")))?;
+                once(&mut self.net, n, key, line)
+            }
+            "net-mac" => {
+                let m = parse_mac(val)
+                    .filter(|m| m[0] & 1 == 0 && *m != [0; 6])
+                    .ok_or_else(|| {
+                        err(
+                            line,
+                            alloc::format!(
+                                "net-mac: '{val}' is not a unicast aa:bb:cc:dd:ee:ff (the first byte even, not all zero)"
+                            ),
+                        )
+                    })?;
+                once(&mut self.net_mac, (m, line), key, line)
+            }
+            "net-ip" => {
+                let ip = parse_ip(val).ok_or_else(|| {
+                    err(
+                        line,
+                        alloc::format!("net-ip: '{val}' is not an address with its prefix length, e.g. 10.0.0.5/24"),
+                    )
+                })?;
+                once(&mut self.net_ip, (ip, line), key, line)
             }
             "backoff" => {
                 let b = BackoffConfig::parse(val)

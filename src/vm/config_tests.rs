@@ -283,3 +283,62 @@ fn a_disk_is_a_partition_of_the_card() {
     let e = config_error(&format!("{base}disk = sd:2\ndisk = sd:3\n"));
     assert!(e.contains("given twice"), "{e}");
 }
+
+#[test]
+fn a_network_interface_on_a_lan() {
+    let base = "[vm a]\ncores = 0\nmemory = 4M\nkernel = k\n";
+    let text = std::format!("{base}net = lan0\n");
+    let vms = parse(&text).unwrap();
+    let n = vms[0].net.unwrap();
+    assert_eq!((n.lan, n.bridge, n.mac, n.ip), ("lan0", false, None, None));
+    assert_eq!(n.mac_for("a"), crate::net::mac_from_name("a"));
+    assert_eq!(n.ip_for(1), ([10, 0, 0, 2], 24));
+    let text = std::format!(
+        "{base}net = lan1, bridge\nnet-mac = 02:00:00:00:00:09\nnet-ip = 192.168.7.1/16\n"
+    );
+    let vms = parse(&text).unwrap();
+    let n = vms[0].net.unwrap();
+    assert!(n.bridge);
+    assert_eq!(n.mac_for("a"), [2, 0, 0, 0, 0, 9]);
+    assert_eq!(n.ip_for(0), ([192, 168, 7, 1], 16));
+    for (bad, want) in [
+        ("net = lan 0\n", "net: 'lan 0'"),
+        ("net = lan0, router\n", "net: 'lan0, router'"),
+        ("net = lan0\nnet = lan1\n", "'net' is given twice"),
+        ("net-mac = 02:00:00:00:00:01\n", "has no 'net' line"),
+        ("net-ip = 10.0.0.1/24\n", "has no 'net' line"),
+        ("net = lan0\nnet-mac = 01:00:00:00:00:01\n", "not a unicast"),
+        ("net = lan0\nnet-mac = 00:00:00:00:00:00\n", "not a unicast"),
+        ("net = lan0\nnet-ip = 10.0.0.256/24\n", "net-ip"),
+        ("net = lan0\nnet-ip = 10.0.0.1\n", "net-ip"),
+        ("net = lan0\nnet-ip = 10.0.0.1/31\n", "net-ip"),
+    ] {
+        let e = parse(&std::format!("{base}{bad}")).unwrap_err();
+        assert!(e.msg.contains(want), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn two_interfaces_on_one_lan_need_different_macs_and_addresses() {
+    let two = |extra_a: &str, extra_b: &str| {
+        std::format!(
+            "[vm a]\ncores = 0\nmemory = 4M\nkernel = k\nnet = lan0\n{extra_a}[vm b]\ncores = 1\nmemory = 4M\nkernel = k\n{extra_b}"
+        )
+    };
+    assert!(parse(&two("", "net = lan0\n")).is_ok());
+    let e = parse(&two(
+        "net-mac = 02:00:00:00:00:01\n",
+        "net = lan0\nnet-mac = 02:00:00:00:00:01\n",
+    ))
+    .unwrap_err();
+    assert!(e.msg.contains("same MAC"), "{e}");
+    // The same MAC on another LAN is fine.
+    assert!(parse(&two(
+        "net-mac = 02:00:00:00:00:01\n",
+        "net = lan1\nnet-mac = 02:00:00:00:00:01\n"
+    ))
+    .is_ok());
+    // a's default is 10.0.0.1.
+    let e = parse(&two("", "net = lan0\nnet-ip = 10.0.0.1/24\n")).unwrap_err();
+    assert!(e.msg.contains("same address 10.0.0.1"), "{e}");
+}

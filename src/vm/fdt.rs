@@ -108,6 +108,8 @@ pub struct VmTree<'a> {
     pub extra: Option<&'a [u8]>,
     /// It has a disk (a virtio-blk device).
     pub disk: bool,
+    /// It has a network interface (a virtio-net device).
+    pub net: bool,
 }
 
 fn reg(addr: u64, size: u64) -> [u32; 4] {
@@ -367,6 +369,15 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
         w.property_string("compatible", "virtio,mmio")?;
         w.property_cells("reg", &reg(VIRTIO_BLK_IPA, VIRTIO_MMIO_REG))?;
         w.property_cells("interrupts", &[GIC_SPI, VIRTIO_BLK_INTID - 32, LEVEL_HIGH])?;
+        w.property_empty("dma-coherent")?;
+        w.end_node()?;
+    }
+    if t.net {
+        // The same, for the network interface.
+        w.begin_node(&format!("virtio_mmio@{VIRTIO_NET_IPA:x}"))?;
+        w.property_string("compatible", "virtio,mmio")?;
+        w.property_cells("reg", &reg(VIRTIO_NET_IPA, VIRTIO_MMIO_REG))?;
+        w.property_cells("interrupts", &[GIC_SPI, VIRTIO_NET_INTID - 32, LEVEL_HIGH])?;
         w.property_empty("dma-coherent")?;
         w.end_node()?;
     }

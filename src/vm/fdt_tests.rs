@@ -37,6 +37,7 @@ fn vm_device_tree_decompiles_and_describes_the_vm() {
         devices: &[Device::TestDev],
         extra: None,
         disk: false,
+        net: false,
     };
     let s = dtc(&build(&t).unwrap());
     for want in [
@@ -169,6 +170,7 @@ fn dtb_extra_nodes_are_grafted_and_checked() {
         devices: &[],
         extra: Some(&good),
         disk: false,
+        net: false,
     };
     let s = dtc(&build(&t).unwrap());
     assert!(
@@ -223,6 +225,7 @@ fn a_disk_is_a_virtio_mmio_node_with_its_spi() {
         devices: &[],
         extra: None,
         disk: true,
+        net: false,
     };
     let s = dtc(&build(&t).unwrap());
     for want in [
@@ -236,4 +239,29 @@ fn a_disk_is_a_virtio_mmio_node_with_its_spi() {
     }
     let none = dtc(&build(&VmTree { disk: false, ..t }).unwrap());
     assert!(!none.contains("virtio"));
+}
+
+#[test]
+fn a_network_interface_is_a_virtio_mmio_node_with_its_spi() {
+    let t = VmTree {
+        name: "n",
+        index: 0,
+        vcpus: 1,
+        ram: 64 << 20,
+        bootargs: "",
+        initrd: None,
+        devices: &[],
+        extra: None,
+        disk: true,
+        net: true,
+    };
+    let s = dtc(&build(&t).unwrap());
+    for want in [
+        "virtio_mmio@fc004000 {",
+        "virtio_mmio@fc005000 {",
+        "reg = <0x00 0xfc005000 0x00 0x200>;",
+        "interrupts = <0x00 0xd1 0x04>;",
+    ] {
+        assert!(s.contains(want), "{want} in\n{s}");
+    }
 }

@@ -6,7 +6,7 @@
 //! | range | what |
 //! |-------|------|
 //! | 0 .. min(RAM, 0xfc000000) | RAM, low bank (kernel, initrd, device tree) |
-//! | 0xfc000000 | pivisor test device, exit counters, SP805 watchdog |
+//! | 0xfc000000 | pivisor test device, exit counters, SP805 watchdog, fault injection, virtio-blk, virtio-net |
 //! | 0xfe000000 .. 0xff800000 | /soc: mailbox, PL011 (emulated or passed through) |
 //! | 0xff841000, 0xff842000 | GIC-400 distributor (emulated), CPU interface (GICV) |
 //! | 0x1_0000_0000 .. | RAM beyond 0xfc000000, high bank |
@@ -74,6 +74,10 @@ pub const VIRTIO_BLK_IPA: u64 = 0xfc00_4000;
 /// highest is GENET's SPI 158) and the test devices' lines, so it never
 /// meets a passed-through device's.
 pub const VIRTIO_BLK_INTID: u32 = 240;
+/// The virtio-net device's virtio-mmio page.
+pub const VIRTIO_NET_IPA: u64 = 0xfc00_5000;
+/// Its INTID (SPI 209), beside the disk's.
+pub const VIRTIO_NET_INTID: u32 = 241;
 /// The virtio-mmio registers' extent in the device tree.
 pub const VIRTIO_MMIO_REG: u64 = 0x200;
 

@@ -141,22 +141,26 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
     let gicv = host.gic.and_then(|g| g.hyp.and(g.vcpu)).ok_or(
         "the device tree's GIC lists no virtual interface (GICH, GICV): guests cannot get interrupts",
     )?;
+    let cfgs: Vec<&VmConfig<'_>> = prepared.iter().map(|p| &p.cfg).collect();
+    super::net::build(&cfgs);
     let mut vms = Vec::new();
     for (index, p) in prepared.into_iter().enumerate() {
         let name = p.cfg.name.to_string();
         let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{name}': {e}");
         let pl011 = passed_pl011(&p, host).map_err(|e| what(&e))?;
         let table = stage2_tables(&p, gicv, pl011).map_err(|e| what(&e))?;
+        let bootargs = with_net_args(&p.cfg, index);
         let dtb = fdt::build(&VmTree {
             index,
             name: &name,
             vcpus: p.cfg.cores.len(),
             ram: p.ram.size(),
-            bootargs: p.cfg.bootargs,
+            bootargs: &bootargs,
             initrd: p.plan.initrd,
             devices: &p.cfg.devices,
             extra: p.extra,
             disk: p.cfg.disk.is_some(),
+            net: p.cfg.net.is_some(),
         })
         .map_err(|e| what(&e))?;
         if dtb.len() as u64 > image::DTB_MAX {
@@ -165,6 +169,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
         let dev = attach(
             &p.cfg.devices,
             p.cfg.disk.as_ref(),
+            p.cfg.net.as_ref(),
             index,
             p.cfg.cores.len(),
             RealUart::PassThrough,
@@ -175,10 +180,29 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             PASSTHROUGH.store(index, Ordering::Relaxed);
         }
         let kernel = p.cfg.kernel;
-        let vm = new_vm(index, name, p, table, dtb, dev, pl011);
+        let net = p.cfg.net;
+        let vm = new_vm(index, name, p, table, dtb, dev, pl011, bootargs);
         vm.zero_ram();
         vm.load();
         log_vm(&vm, kernel);
+        if let Some(n) = net {
+            let (ip, len) = n.ip_for(index);
+            info!(
+                "VM {index} '{}': eth0 on {}{}, MAC {}, address {}.{}.{}.{}/{len} (pivisor.ip=)",
+                vm.name,
+                n.lan,
+                if n.bridge {
+                    " (bridge: may send from other MACs)"
+                } else {
+                    ""
+                },
+                crate::net::MacFmt(n.mac_for(&vm.name)),
+                ip[0],
+                ip[1],
+                ip[2],
+                ip[3]
+            );
+        }
         vms.push(vm);
     }
     guest::publish_memory();
@@ -187,6 +211,26 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
     HOST_MINI_UART.store(host.mini_uart.unwrap_or(0), Ordering::Relaxed);
     HOST_MINI_UART_INTID.store(host.mini_uart_intid.unwrap_or(0), Ordering::Relaxed);
     Ok(())
+}
+
+/// The VM's command line, with `pivisor.ip=ADDR/LEN` for its /init when
+/// it has a network interface.
+fn with_net_args(cfg: &VmConfig<'_>, index: usize) -> String {
+    let mut s = String::from(cfg.bootargs);
+    if let Some(n) = &cfg.net {
+        let (ip, len) = n.ip_for(index);
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(&alloc::format!(
+            "pivisor.ip={}.{}.{}.{}/{len}",
+            ip[0],
+            ip[1],
+            ip[2],
+            ip[3]
+        ));
+    }
+    s
 }
 
 /// The real PL011's address if the VM owns it (`devices = pl011`),
@@ -237,6 +281,7 @@ fn stage2_tables(
 }
 
 /// The VM from its parts, at power-on.
+#[allow(clippy::too_many_arguments)]
 fn new_vm(
     index: usize,
     name: String,
@@ -245,6 +290,7 @@ fn new_vm(
     dtb: Vec<u8>,
     dev: Devices,
     pl011_pa: Option<u64>,
+    bootargs: String,
 ) -> Vm {
     let vmid = index as u8 + 1;
     let vcpus = p.cfg.cores.len();
@@ -285,10 +331,11 @@ fn new_vm(
         policy: p.cfg.policy,
         serial: p.cfg.serial,
         mac: p.cfg.mac,
-        bootargs: p.cfg.bootargs.to_string(),
+        bootargs,
         uart: dev.uart,
         watchdog: dev.watchdog,
         blk: dev.blk,
+        net: dev.net,
         io_pending: core::sync::atomic::AtomicBool::new(false),
         pl011_pa,
         counters: p.cfg.devices.contains(&Device::Counters),
@@ -381,6 +428,18 @@ impl Host for VmHost {
     }
     fn io_more(&self) {
         super::disk::more(self.index);
+    }
+    fn net_port(
+        &self,
+        n: &crate::vm::config::NetConfig<'_>,
+    ) -> Result<
+        (
+            alloc::sync::Arc<crate::virtio::net::Port>,
+            alloc::boxed::Box<dyn crate::virtio::net::Fabric>,
+        ),
+        String,
+    > {
+        super::net::port(self.index, n)
     }
 }
 

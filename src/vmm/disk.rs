@@ -158,6 +158,24 @@ impl GuestRam for VmRam {
     fn write(&mut self, ipa: u64, data: &[u8]) -> bool {
         vm(self.0).is_some_and(|v| v.write_ram_cached(ipa, data))
     }
+    fn read_with(&mut self, ipa: u64, len: u64, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        let Some(v) = vm(self.0) else {
+            return false;
+        };
+        let Some(pieces) = v.ram.host_pieces(ipa, len) else {
+            return false;
+        };
+        for (pa, n) in pieces {
+            // SAFETY: VM RAM, identity-mapped, inside the VM (checked);
+            // read through the cacheable map, as the guest's rings and
+            // buffers are (no ACCESS_PLATFORM).
+            let s = unsafe { core::slice::from_raw_parts(pa as *const u8, n as usize) };
+            if !f(s) {
+                return false;
+            }
+        }
+        true
+    }
     fn fence(&mut self) {
         hints::memory_fence();
     }
@@ -180,5 +198,8 @@ pub fn poll(v: &super::vm::Vm) {
     }
     if let Some(b) = &v.blk {
         b.lock().poll();
+    }
+    if let Some(n) = &v.net {
+        n.lock().poll();
     }
 }

@@ -54,9 +54,10 @@ pub(super) fn end_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::A
 
 /// Stops the VM: every vCPU off, its cores idle.
 fn halt_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::Arguments<'_>) -> ! {
-    {
+    let won = {
         let mut power = vm.power.lock();
-        if claim_end(&vm.state, state::OFF) {
+        let won = claim_end(&vm.state, state::OFF);
+        if won {
             power.iter_mut().for_each(|p| *p = Power::Off);
             if end == End::PowerOff && vm.policy == RestartPolicy::Default {
                 vm.note(format_args!("{why}: stopped; its cores are idle"));
@@ -68,7 +69,15 @@ fn halt_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::Arguments<'
                 ));
             }
             vm.note(format_args!("exits since start: {}", vm.exit_report()));
+            if let Some(n) = vm.net_report() {
+                vm.note(format_args!("network: {n}"));
+            }
         }
+        won
+    };
+    if won {
+        // Frames to a stopped VM are dropped (counted), never written.
+        vm.stop_net();
     }
     kick_siblings(vm, v);
     cores::set_in_guest(core, false);
@@ -112,6 +121,11 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
         ));
     }
     vm.note(format_args!("exits since start: {}", vm.exit_report()));
+    if let Some(n) = vm.net_report() {
+        vm.note(format_args!("network: {n}"));
+    }
+    // Before the RAM is scrubbed: no other VM's frame lands in it after.
+    vm.stop_net();
     let (wait_ms, quick) = vm
         .backoff
         .lock()

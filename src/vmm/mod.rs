@@ -21,6 +21,7 @@
 //! | `fault.rs` | the hypervisor's own faults and panics |
 //! | `sd.rs` | the SD card: found at boot, its partitions, the card lock |
 //! | `disk.rs` | VMs' disks: card partitions behind virtio-blk, taking turns |
+//! | `net.rs` | VMs' LANs: the switch built from the `net` lines, each VM's port |
 
 pub mod build;
 
@@ -31,6 +32,8 @@ pub mod conswitch;
 pub mod cores;
 
 pub mod disk;
+
+pub mod net;
 
 pub mod exit;
 

@@ -107,6 +107,8 @@ pub struct Vm {
     pub watchdog: Option<Arc<Mutex<Sp805>>>,
     /// Its disk (virtio-blk on a partition of the card), if any.
     pub blk: Option<Arc<Mutex<crate::vm::attach::BlkDevice>>>,
+    /// Its network interface (virtio-net on a port of the switch), if any.
+    pub net: Option<Arc<Mutex<crate::vm::attach::NetDevice>>>,
     /// A virtio device has work left (polled on the VM's next exit).
     pub io_pending: core::sync::atomic::AtomicBool,
 }
@@ -166,6 +168,22 @@ impl Vm {
             per.join(", "),
             self.refusals.load(Ordering::Relaxed)
         )
+    }
+
+    /// Its network port's counters, if it has one.
+    pub fn net_report(&self) -> Option<String> {
+        let n = self.net.as_ref()?;
+        let stats = n.lock().device().port().counters.stats();
+        Some(alloc::format!("{stats}"))
+    }
+
+    /// Stops its network interface (a reset, as the driver's Status 0):
+    /// frames to it are dropped from now on and nothing more is written
+    /// to its RAM (before the RAM is scrubbed or given up).
+    pub(super) fn stop_net(&self) {
+        if let Some(n) = &self.net {
+            crate::devices::bus::MmioDevice::reset(&mut *n.lock());
+        }
     }
 
     /// Logs a guest-caused event, rate-limited per VM (a flood cannot

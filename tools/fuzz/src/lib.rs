@@ -38,7 +38,7 @@ pub type Target = fn(&[u8]);
 
 /// Every target, by name (the corpus directories and `make fuzz
 /// FUZZ_TARGETS=`).
-pub const TARGETS: [(&str, Target); 10] = [
+pub const TARGETS: [(&str, Target); 11] = [
     ("mmio_decode", mmio_decode),
     ("vgic", vgic),
     ("mailbox", mailbox),
@@ -49,6 +49,7 @@ pub const TARGETS: [(&str, Target); 10] = [
     ("host_dtb", host_dtb),
     ("console", console),
     ("virtio_blk", virtio_blk),
+    ("virtio_net", virtio_net),
 ];
 
 /// Reads the input as little-endian fields; past its end, zeroes.
@@ -123,6 +124,18 @@ impl pivisor::vm::attach::Host for NullHost {
     }
     fn virtio_problem(&self, _: &str, _: &pivisor::virtio::queue::QueueError) {}
     fn io_more(&self) {}
+    fn net_port(
+        &self,
+        _: &pivisor::vm::config::NetConfig<'_>,
+    ) -> Result<
+        (
+            std::sync::Arc<pivisor::virtio::net::Port>,
+            Box<dyn pivisor::virtio::net::Fabric>,
+        ),
+        String,
+    > {
+        Err("no network".into())
+    }
 }
 
 /// A device bus as a VM with every device has it, wired by the
@@ -137,7 +150,7 @@ fn bus() -> MmioBus {
         Device::Watchdog,
         Device::TestDev,
     ];
-    attach(&all, None, 0, 4, RealUart::Emulate, NullHost)
+    attach(&all, None, None, 0, 4, RealUart::Emulate, NullHost)
         .expect("every device attaches")
         .bus
 }
@@ -431,6 +444,7 @@ pub fn vm_config(data: &[u8]) {
             devices: &v.devices,
             extra: None,
             disk: v.disk.is_some(),
+            net: v.net.is_some(),
         };
         if let Ok(dtb) = build(&t) {
             let mut out = vec![0u8; dtb.len() + 64];
@@ -665,4 +679,163 @@ pub fn virtio_blk(data: &[u8]) {
             }
         }
     }
+}
+
+/// The virtio-net device of a hostile VM on a LAN with a well-behaved
+/// receiver and a VM on another LAN: the input is the hostile VM's RAM (a
+/// length, then up to 16 KiB of rings, descriptors and frames), then the
+/// features, both queues' sizes and rings, and a sequence of
+/// notifications, polls and register writes. Nothing panics, the work per
+/// notification is bounded (at most [`TX_BUDGET`] frames leave per
+/// serve), every frame the receiver gets is a legal one (an Ethernet
+/// header at least, the MTU at most), and nothing ever reaches the VM on
+/// the other LAN.
+///
+/// [`TX_BUDGET`]: pivisor::virtio::net::TX_BUDGET
+pub fn virtio_net(data: &[u8]) {
+    use pivisor::net::lan::{Lan, LanPort};
+    use pivisor::net::switch::PortSpec;
+    use pivisor::virtio::mmio::{Sinks, Transport};
+    use pivisor::virtio::net::{Net, MAX_FRAME, MIN_FRAME, TX_BUDGET};
+    use pivisor::virtio::GuestRam;
+    let mut input = Input(data);
+    let mut ram = vec![0u8; 64 * 1024];
+    let n = (input.u16() as usize).min(16 * 1024).min(input.0.len());
+    ram[..n].copy_from_slice(&input.0[..n]);
+    input.0 = &input.0[n..];
+    let spec = |m: u8, lan: u16| PortSpec {
+        mac: [2, 0, 0, 0, 0, m],
+        lan,
+        bridge: false,
+    };
+    let lan = std::sync::Arc::new(Lan::new(vec![spec(1, 0), spec(2, 0), spec(3, 1)]));
+    // The receiver (port 1) and the VM on lan 1 (port 2): RAM with a
+    // receive ring of 8 buffers of 1526 bytes, live.
+    let mut peers = Vec::new();
+    for p in [1usize, 2] {
+        let mem = std::sync::Arc::new(std::sync::Mutex::new(vec![0u8; 64 * 1024]));
+        let port = lan.port(p).expect("port").clone();
+        port.bind(Box::new(FuzzRam(mem.clone())), Box::new(|_| {}));
+        let mut t = Transport::new(
+            Net::new(
+                port,
+                LanPort {
+                    lan: lan.clone(),
+                    index: p,
+                },
+            ),
+            Sinks {
+                mem: Box::new(FuzzRam(mem.clone())),
+                line: Box::new(|_| {}),
+                problem: Box::new(|_| {}),
+                more: Box::new(|| {}),
+            },
+        );
+        let mut r = FuzzRam(mem);
+        for i in 0..8u64 {
+            let d = VIRTIO_RAM + 16 * i;
+            let buf = VIRTIO_RAM + 0x2000 + 0x800 * i;
+            r.write(d, &buf.to_le_bytes());
+            r.write(d + 8, &1526u32.to_le_bytes());
+            r.write(d + 12, &2u16.to_le_bytes());
+            r.write(VIRTIO_RAM + 0x80 + 4 + 2 * i, &(i as u16).to_le_bytes());
+        }
+        r.write(VIRTIO_RAM + 0x82, &8u16.to_le_bytes());
+        for (off, v) in [
+            (0x070, 0u64),
+            (0x070, 3),
+            (0x024, 1),
+            (0x020, 1),
+            (0x024, 0),
+            (0x020, 1 << 5),
+            (0x070, 11),
+            (0x030, 0),
+            (0x038, 8),
+            (0x080, VIRTIO_RAM),
+            (0x090, VIRTIO_RAM + 0x80),
+            (0x0a0, VIRTIO_RAM + 0x100),
+            (0x044, 1),
+            (0x070, 15),
+        ] {
+            let _ = t.write(off, 4, v);
+        }
+        peers.push(t);
+    }
+    let ram = std::sync::Arc::new(std::sync::Mutex::new(ram));
+    let port = lan.port(0).expect("port").clone();
+    port.bind(Box::new(FuzzRam(ram.clone())), Box::new(|_| {}));
+    let mut t = Transport::new(
+        Net::new(
+            port,
+            LanPort {
+                lan: lan.clone(),
+                index: 0,
+            },
+        ),
+        Sinks {
+            mem: Box::new(FuzzRam(ram)),
+            line: Box::new(|_| {}),
+            problem: Box::new(|_| {}),
+            more: Box::new(|| {}),
+        },
+    );
+    let f = input.u32();
+    let mut regs = vec![
+        (0x070, 0),
+        (0x070, 3),
+        (0x024, 1),
+        (0x020, 1),
+        (0x024, 0),
+        (0x020, f),
+        (0x070, 11),
+    ];
+    for q in 0..2u32 {
+        regs.extend([
+            (0x030, q),
+            (0x038, u32::from(input.u8())),
+            (0x080, 0x4000_0000 + u32::from(input.u16())),
+            (0x090, 0x4000_0000 + u32::from(input.u16())),
+            (0x0a0, 0x4000_0000 + u32::from(input.u16())),
+            (0x044, 1),
+        ]);
+    }
+    regs.push((0x070, 15));
+    for (off, v) in regs {
+        let _ = t.write(off, 4, u64::from(v));
+    }
+    let sent = |t: &Transport<Net<LanPort<std::sync::Arc<Lan>>>>| {
+        t.device().port().counters.stats().tx_frames
+    };
+    let mut steps = 0;
+    while !input.done() && steps < 256 {
+        steps += 1;
+        let before = sent(&t);
+        match input.u8() % 5 {
+            0 | 1 => {
+                let _ = t.write(0x050, 4, 1);
+            }
+            2 => t.poll(),
+            3 => {
+                let _ = t.write(0x050, 4, 0);
+            }
+            _ => {
+                let off = u64::from(input.u8()) * 4;
+                let _ = t.write(off, 4, u64::from(input.u32()));
+                let _ = t.read(off, 4);
+            }
+        }
+        assert!(
+            sent(&t) - before <= TX_BUDGET as u64,
+            "more than a budget per serve"
+        );
+    }
+    let rx = peers[0].device().port().counters.stats();
+    assert!(rx.rx_bytes >= rx.rx_frames * u64::from(MIN_FRAME));
+    assert!(rx.rx_bytes <= rx.rx_frames * u64::from(MAX_FRAME));
+    let other = peers[1].device().port().counters.stats();
+    assert_eq!(
+        (other.rx_frames, other.rx_bytes),
+        (0, 0),
+        "a frame crossed to another LAN"
+    );
 }

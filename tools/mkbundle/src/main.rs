@@ -192,6 +192,7 @@ fn run() -> Result<(), String> {
             devices: &v.devices,
             extra: v.dtb_extra.map(file),
             disk: v.disk.is_some(),
+            net: v.net.is_some(),
         })
         .map_err(|e| cfg(&format!("VM '{}': {e}", v.name)))?;
         if tree.len() as u64 > image::DTB_MAX {

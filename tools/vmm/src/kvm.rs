@@ -322,6 +322,7 @@ pub fn run(m: Machine) -> Result<(), String> {
     let attached = attach(
         &m.devices,
         m.disk.as_ref(),
+        None,
         0,
         m.vcpus,
         RealUart::Emulate,
@@ -455,6 +456,21 @@ impl Host for KvmHost {
     }
     fn io_more(&self) {
         self.io.store(true, std::sync::atomic::Ordering::Release);
+    }
+    fn net_port(
+        &self,
+        n: &pivisor::vm::config::NetConfig<'_>,
+    ) -> Result<
+        (
+            std::sync::Arc<pivisor::virtio::net::Port>,
+            Box<dyn pivisor::virtio::net::Fabric>,
+        ),
+        String,
+    > {
+        Err(format!(
+            "net = {}: pv-vmm has no network interface (machine.rs refuses the line)",
+            n.lan
+        ))
     }
 }
 

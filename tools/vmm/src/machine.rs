@@ -72,6 +72,12 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
             &"devices = fault-injection panics pivisor's own core; pv-vmm has no such fault",
         ));
     }
+    if let Some(n) = &cfg.net {
+        return Err(what(&format!(
+            "net = {}: pv-vmm has no virtio-net yet (pivisor's switch is in the hypervisor)",
+            n.lan
+        )));
+    }
     if cfg.memory > pivisor::vm::layout::LOW_RAM_END {
         // pivisor puts RAM past the peripheral window at 4 GiB; this VMM's
         // RAM is one flat slot from IPA 0, so it cannot give the same map.
@@ -93,6 +99,7 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
         devices: &cfg.devices,
         extra,
         disk: cfg.disk.is_some(),
+        net: false,
     })
     .map_err(|e| what(&e))?;
     if dtb.len() as u64 > image::DTB_MAX {
@@ -216,6 +223,7 @@ mod tests {
             devices: &m.devices,
             extra: None,
             disk: false,
+            net: false,
         })
         .unwrap();
         assert_eq!(m.dtb, again);

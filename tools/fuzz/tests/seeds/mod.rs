@@ -489,6 +489,112 @@ pub fn all() -> Vec<(&'static str, Seeds)> {
         ("host_dtb", host_dtbs()),
         ("console", console()),
         ("virtio_blk", virtio_blk()),
+        ("virtio_net", virtio_net()),
+    ]
+}
+
+/// The virtio_net target: a RAM image with a transmit queue of 8 at
+/// 0x1000 (descriptors), 0x1080 (available), 0x10a0 (used) holding frames
+/// (header and frame in one buffer, or split), an unused receive queue at
+/// 0x1200, then the bring-up values and notifications.
+fn virtio_net() -> Seeds {
+    let base = 0x4000_0000u64;
+    // A frame: its bytes after the 12-byte header, and its header's flags.
+    let image = |frames: &[(Vec<u8>, u8, bool)]| -> Vec<u8> {
+        let mut ram = vec![0u8; 0x3000];
+        let put = |ram: &mut Vec<u8>, at: usize, b: &[u8]| ram[at..at + b.len()].copy_from_slice(b);
+        let mut d = 0u16;
+        for (k, (frame, flags, split)) in frames.iter().enumerate() {
+            let at = 0x2000 + 0x400 * (k % 4);
+            put(&mut ram, at, &[*flags]);
+            let n = frame.len().min(0x3f0);
+            put(&mut ram, at + 12, &frame[..n]);
+            let len = 12 + frame.len() as u32;
+            let head = d;
+            let bufs: Vec<(u64, u32)> = if *split {
+                vec![(base + at as u64, 12), (base + at as u64 + 12, len - 12)]
+            } else {
+                vec![(base + at as u64, len)]
+            };
+            for (i, (addr, l)) in bufs.iter().enumerate() {
+                let dd = 0x1000 + 16 * usize::from(d);
+                let next = if i + 1 < bufs.len() { 1u16 } else { 0 };
+                put(&mut ram, dd, &addr.to_le_bytes());
+                put(&mut ram, dd + 8, &l.to_le_bytes());
+                put(&mut ram, dd + 12, &next.to_le_bytes());
+                put(&mut ram, dd + 14, &((d + 1) % 8).to_le_bytes());
+                d = (d + 1) % 8;
+            }
+            put(&mut ram, 0x1080 + 4 + 2 * k, &head.to_le_bytes());
+        }
+        put(&mut ram, 0x1082, &(frames.len() as u16).to_le_bytes());
+        let mut v = (ram.len() as u16).to_le_bytes().to_vec();
+        v.extend_from_slice(&ram);
+        v
+    };
+    let eth = |dst: [u8; 6], src: [u8; 6], len: usize| -> Vec<u8> {
+        let mut f = dst.to_vec();
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.resize(len, 0x5a);
+        f
+    };
+    let tail = || -> Vec<u8> {
+        let mut v = Vec::new();
+        // Low feature word (VERSION_1, bit 32, is set by the target): MAC.
+        v.extend_from_slice(&(1u32 << 5).to_le_bytes());
+        for (size, d, a, u) in [
+            (8u8, 0x1200u16, 0x1280u16, 0x12a0u16),
+            (8, 0x1000, 0x1080, 0x10a0),
+        ] {
+            v.push(size);
+            v.extend_from_slice(&d.to_le_bytes());
+            v.extend_from_slice(&a.to_le_bytes());
+            v.extend_from_slice(&u.to_le_bytes());
+        }
+        v.extend_from_slice(&[0, 2, 0, 2]); // notify, poll, notify, poll
+        v
+    };
+    let me = [2, 0, 0, 0, 0, 1];
+    let peer = [2, 0, 0, 0, 0, 2];
+    let other = [2, 0, 0, 0, 0, 3];
+    vec![
+        (
+            "unicast-broadcast".into(),
+            [
+                image(&[
+                    (eth(peer, me, 60), 0, false),
+                    (eth([0xff; 6], me, 342), 0, true),
+                    (eth(peer, me, 1514), 0, false),
+                ]),
+                tail(),
+            ]
+            .concat(),
+        ),
+        (
+            "bad-frames".into(),
+            [
+                image(&[
+                    (eth(peer, me, 60), 1, false),
+                    (eth(peer, peer, 60), 0, false),
+                    (eth(peer, me, 1600), 0, true),
+                    (Vec::new(), 0, false),
+                ]),
+                tail(),
+            ]
+            .concat(),
+        ),
+        (
+            "other-lan".into(),
+            [
+                image(&[
+                    (eth(other, me, 60), 0, false),
+                    (eth([0xff; 6], me, 60), 0, true),
+                ]),
+                tail(),
+            ]
+            .concat(),
+        ),
     ]
 }
 

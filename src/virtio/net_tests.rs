@@ -1,0 +1,511 @@
+use super::*;
+use crate::devices::bus::MmioDevice;
+use crate::net::lan::{Lan, LanPort};
+use crate::net::switch::PortSpec;
+use crate::net::BROADCAST;
+use crate::virtio::mmio::{isr, Sinks, Transport};
+use crate::virtio::status;
+use crate::virtio::testram::{Driver, Ram};
+use std::sync::Mutex as StdMutex;
+use std::vec;
+use std::vec::Vec;
+
+const BASE: u64 = 0x4000_0000;
+const RX_RINGS: u64 = BASE + 0x1000;
+const TX_RINGS: u64 = BASE + 0x4000;
+const DATA: u64 = BASE + 0x8_0000;
+const SIZE: u16 = 16;
+
+#[derive(Clone)]
+struct Shared(Arc<StdMutex<Ram>>);
+
+impl GuestRam for Shared {
+    fn contains(&self, ipa: u64, len: u64) -> bool {
+        self.0.lock().unwrap().contains(ipa, len)
+    }
+    fn read(&mut self, ipa: u64, out: &mut [u8]) -> bool {
+        self.0.lock().unwrap().read(ipa, out)
+    }
+    fn write(&mut self, ipa: u64, data: &[u8]) -> bool {
+        self.0.lock().unwrap().write(ipa, data)
+    }
+}
+
+type Dev = Transport<Net<LanPort<Arc<Lan>>>>;
+
+struct Vm {
+    t: Dev,
+    ram: Arc<StdMutex<Ram>>,
+    line: Arc<StdMutex<Vec<bool>>>,
+    problems: Arc<StdMutex<Vec<QueueError>>>,
+    rx: Driver,
+    tx: Driver,
+    mac: Mac,
+}
+
+fn mac(n: u8) -> Mac {
+    [2, 0, 0, 0, 0, n]
+}
+
+fn spec(n: u8, lan: u16) -> PortSpec {
+    PortSpec {
+        mac: mac(n),
+        lan,
+        bridge: false,
+    }
+}
+
+fn rd(t: &mut Dev, off: u64) -> u32 {
+    t.read(off, 4).unwrap() as u32
+}
+fn wr(t: &mut Dev, off: u64, v: u32) {
+    t.write(off, 4, u64::from(v)).unwrap();
+}
+
+const FEATURES: u64 = feature::VERSION_1 | f::MAC | f::STATUS | f::MTU;
+
+/// VM `i` of `lan`, its device set up as Linux's virtio_net probe does
+/// (features negotiated, both queues ready, DRIVER_OK).
+fn vm(lan: &Arc<Lan>, i: usize, features: u64) -> Vm {
+    let ram = Arc::new(StdMutex::new(Ram::new(BASE, 1 << 20)));
+    let line = Arc::new(StdMutex::new(Vec::new()));
+    let problems = Arc::new(StdMutex::new(Vec::new()));
+    let port = lan.port(i).unwrap().clone();
+    let p2 = problems.clone();
+    port.bind(
+        Box::new(Shared(ram.clone())),
+        Box::new(move |e| p2.lock().unwrap().push(*e)),
+    );
+    let mac = port.mac;
+    let (l, p) = (line.clone(), problems.clone());
+    let mut t = Transport::new(
+        Net::new(
+            port,
+            LanPort {
+                lan: lan.clone(),
+                index: i,
+            },
+        ),
+        Sinks {
+            mem: Box::new(Shared(ram.clone())),
+            line: Box::new(move |v| l.lock().unwrap().push(v)),
+            problem: Box::new(move |e| p.lock().unwrap().push(*e)),
+            more: Box::new(|| {}),
+        },
+    );
+    assert_eq!(rd(&mut t, 0x008), ID);
+    wr(&mut t, 0x070, 0);
+    wr(&mut t, 0x070, status::ACKNOWLEDGE | status::DRIVER);
+    wr(&mut t, 0x024, 1);
+    wr(&mut t, 0x020, (features >> 32) as u32);
+    wr(&mut t, 0x024, 0);
+    wr(&mut t, 0x020, features as u32);
+    let s = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
+    wr(&mut t, 0x070, s);
+    let rx = Driver::new(SIZE, RX_RINGS);
+    let tx = Driver::new(SIZE, TX_RINGS);
+    for (q, d) in [(0u32, &rx), (1, &tx)] {
+        wr(&mut t, 0x030, q);
+        wr(&mut t, 0x038, u32::from(SIZE));
+        wr(&mut t, 0x080, d.desc as u32);
+        wr(&mut t, 0x090, d.avail as u32);
+        wr(&mut t, 0x0a0, d.used as u32);
+        wr(&mut t, 0x044, 1);
+    }
+    wr(&mut t, 0x070, s | status::DRIVER_OK);
+    assert_eq!(t.status() & status::DRIVER_OK, status::DRIVER_OK);
+    Vm {
+        t,
+        ram,
+        line,
+        problems,
+        rx,
+        tx,
+        mac,
+    }
+}
+
+fn lan(specs: Vec<PortSpec>) -> Arc<Lan> {
+    Arc::new(Lan::new(specs))
+}
+
+/// An Ethernet frame of `len` bytes from `src` to `dst`, the payload a
+/// pattern seeded by `seed`.
+fn frame(dst: Mac, src: Mac, len: usize, seed: u8) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut x = seed;
+    while f.len() < len {
+        x = x.wrapping_mul(31).wrapping_add(7);
+        f.push(x);
+    }
+    f.truncate(len);
+    f
+}
+
+impl Vm {
+    /// Posts `n` receive buffers of `len` bytes each.
+    fn post_rx(&mut self, n: usize, len: u32) {
+        let mut ram = self.ram.lock().unwrap();
+        for k in 0..n {
+            let at = DATA + 0x4_0000 + 0x800 * ((self.rx.avail_idx as u64 + k as u64) % 16);
+            self.rx.add(&mut ram, &[(at, len, true)]);
+        }
+    }
+
+    /// Queues `frame` for sending with a 12-byte header `hdr`, split into
+    /// buffers of at most `piece` bytes (slot `slot` of the data area).
+    fn queue_tx(&mut self, hdr: [u8; HDR], frame: &[u8], piece: usize, slot: u64) {
+        let mut bytes = hdr.to_vec();
+        bytes.extend_from_slice(frame);
+        let at = DATA + 0x1000 * (slot % 32);
+        let mut ram = self.ram.lock().unwrap();
+        assert!(ram.write(at, &bytes));
+        let bufs: Vec<(u64, u32, bool)> = (0..bytes.len())
+            .step_by(piece)
+            .map(|o| (at + o as u64, piece.min(bytes.len() - o) as u32, false))
+            .collect();
+        self.tx.add(&mut ram, &bufs);
+    }
+
+    fn send(&mut self, frame: &[u8]) {
+        self.queue_tx([0; HDR], frame, 4096, u64::from(self.tx.avail_idx));
+        wr(&mut self.t, 0x050, 1);
+    }
+
+    /// Frames received since last asked: (header, frame).
+    fn received(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut ram = self.ram.lock().unwrap();
+        let used = self.rx.take_used(&mut ram);
+        used.into_iter()
+            .map(|(head, len)| {
+                let d = self.rx.desc + 16 * u64::from(head);
+                let mut a = [0u8; 8];
+                assert!(ram.read(d, &mut a));
+                let addr = u64::from_le_bytes(a);
+                let b = ram.bytes(addr, len as usize).to_vec();
+                let n = HDR.min(b.len());
+                (b[..n].to_vec(), b[n..].to_vec())
+            })
+            .collect()
+    }
+
+    fn stats(&self) -> Stats {
+        self.t.device().port().counters.stats()
+    }
+}
+
+#[test]
+fn linux_sees_the_mac_the_link_and_the_mtu_and_no_offloads() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let mut a = vm(&l, 0, FEATURES);
+    wr(&mut a.t, 0x014, 0);
+    let lo = rd(&mut a.t, 0x010);
+    wr(&mut a.t, 0x014, 1);
+    let hi = rd(&mut a.t, 0x010);
+    let offered = u64::from(hi) << 32 | u64::from(lo);
+    assert_eq!(
+        offered,
+        FEATURES | feature::RING_EVENT_IDX | feature::RING_INDIRECT_DESC
+    );
+    assert_eq!(
+        offered & (f::CSUM | f::MRG_RXBUF | feature::ACCESS_PLATFORM),
+        0
+    );
+    let mut cfg = [0u8; 12];
+    for (i, b) in cfg.iter_mut().enumerate() {
+        *b = a.t.read(0x100 + i as u64, 1).unwrap() as u8;
+    }
+    assert_eq!(&cfg[..6], &mac(1));
+    assert_eq!(u16::from_le_bytes([cfg[6], cfg[7]]), LINK_UP);
+    assert_eq!(u16::from_le_bytes([cfg[10], cfg[11]]), 1500);
+    // Features the device did not offer do not stick.
+    let l2 = lan(vec![spec(1, 0)]);
+    let mut b = vm(&l2, 0, FEATURES);
+    wr(&mut b.t, 0x070, 0);
+    wr(&mut b.t, 0x070, status::ACKNOWLEDGE | status::DRIVER);
+    wr(&mut b.t, 0x024, 0);
+    wr(&mut b.t, 0x020, (f::MAC | f::CSUM) as u32);
+    wr(&mut b.t, 0x024, 1);
+    wr(&mut b.t, 0x020, 1);
+    wr(
+        &mut b.t,
+        0x070,
+        status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+    );
+    assert_eq!(rd(&mut b.t, 0x070) & status::FEATURES_OK, 0);
+}
+
+#[test]
+fn a_frame_crosses_once_intact_with_its_header_and_an_interrupt() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, FEATURES), vm(&l, 1, FEATURES));
+    b.post_rx(4, 1526);
+    let fr = frame(b.mac, a.mac, 1514, 3);
+    a.send(&fr);
+    let got = b.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].0,
+        vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+        "num_buffers 1"
+    );
+    assert_eq!(got[0].1, fr);
+    assert_eq!(*b.line.lock().unwrap(), vec![true]);
+    assert_eq!(rd(&mut b.t, 0x060), isr::USED);
+    // The sender's chain comes back, nothing written.
+    let used = a.tx.take_used(&mut a.ram.lock().unwrap());
+    assert_eq!(used, vec![(0, 0)]);
+    assert_eq!(a.stats().tx_frames, 1);
+    assert_eq!(a.stats().tx_bytes, 1514);
+    assert_eq!(b.stats().rx_frames, 1);
+    assert_eq!(b.stats().rx_bytes, 1514);
+    assert!(a.problems.lock().unwrap().is_empty());
+}
+
+#[test]
+fn any_framing_of_the_chains_carries_the_same_bytes() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, FEATURES), vm(&l, 1, FEATURES));
+    // Receive buffers in three pieces: 5 bytes, 100 bytes, the rest.
+    {
+        let mut ram = b.ram.lock().unwrap();
+        let at = DATA + 0x4_0000;
+        b.rx.add(
+            &mut ram,
+            &[
+                (at, 5, true),
+                (at + 0x100, 100, true),
+                (at + 0x400, 1500, true),
+            ],
+        );
+    }
+    let fr = frame(b.mac, a.mac, 700, 9);
+    // The header and the frame in 97-byte pieces (the header split from
+    // nothing: 12 bytes and 85 of the frame in the first).
+    a.queue_tx([0; HDR], &fr, 97, 0);
+    wr(&mut a.t, 0x050, 1);
+    let mut ram = b.ram.lock().unwrap();
+    let used = b.rx.take_used(&mut ram);
+    assert_eq!(used, vec![(0, 712)]);
+    let at = DATA + 0x4_0000;
+    let mut all = ram.bytes(at, 5).to_vec();
+    all.extend_from_slice(ram.bytes(at + 0x100, 100));
+    all.extend_from_slice(ram.bytes(at + 0x400, 607));
+    assert_eq!(&all[HDR..], &fr[..]);
+}
+
+#[test]
+fn a_receiver_without_buffers_loses_frames_and_never_stalls_the_sender() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, FEATURES), vm(&l, 1, FEATURES));
+    for k in 0..40u8 {
+        let fr = frame(b.mac, a.mac, 60, k);
+        a.send(&fr);
+    }
+    assert_eq!(a.tx.take_used(&mut a.ram.lock().unwrap()).len(), 40);
+    assert_eq!(a.stats().tx_frames, 40);
+    assert_eq!(b.stats().dropped(DropReason::NoRxBuffer), 40);
+    assert!(b.received().is_empty());
+    // Buffers posted: frames arrive again.
+    b.post_rx(2, 1526);
+    a.send(&frame(b.mac, a.mac, 60, 1));
+    assert_eq!(b.received().len(), 1);
+}
+
+#[test]
+fn too_small_a_receive_buffer_drops_the_frame_and_returns_the_buffer() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, FEATURES), vm(&l, 1, FEATURES));
+    b.post_rx(1, 64);
+    a.send(&frame(b.mac, a.mac, 200, 1));
+    let used = b.rx.take_used(&mut b.ram.lock().unwrap());
+    assert_eq!(used, vec![(0, 0)]);
+    assert_eq!(b.stats().dropped(DropReason::RxTooSmall), 1);
+    assert_eq!(b.stats().rx_frames, 0);
+}
+
+#[test]
+fn malformed_frames_are_dropped_and_counted_by_reason() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, FEATURES), vm(&l, 1, FEATURES));
+    b.post_rx(8, 1526);
+    let good = frame(b.mac, a.mac, 100, 1);
+    // Offloads nobody offered: NEEDS_CSUM, then GSO TCPv4.
+    let mut csum = [0u8; HDR];
+    csum[0] = 1;
+    a.queue_tx(csum, &good, 4096, 0);
+    let mut gso = [0u8; HDR];
+    gso[1] = 1;
+    a.queue_tx(gso, &good, 4096, 1);
+    // Runt (zero-length and 13-byte), oversized (1519 bytes).
+    a.queue_tx([0; HDR], &[], 4096, 2);
+    a.queue_tx([0; HDR], &good[..13], 4096, 3);
+    a.queue_tx([0; HDR], &frame(b.mac, a.mac, 1519, 2), 4096, 4);
+    // Spoofed source.
+    a.queue_tx([0; HDR], &frame(b.mac, mac(9), 100, 3), 4096, 5);
+    // A chain shorter than the header.
+    {
+        let mut ram = a.ram.lock().unwrap();
+        a.tx.add(&mut ram, &[(DATA, 5, false)]);
+    }
+    wr(&mut a.t, 0x050, 1);
+    let s = a.stats();
+    assert_eq!(s.dropped(DropReason::BadHeader), 3);
+    assert_eq!(s.dropped(DropReason::Runt), 2);
+    assert_eq!(s.dropped(DropReason::Oversized), 1);
+    assert_eq!(s.dropped(DropReason::Spoofed), 1);
+    assert_eq!(s.tx_frames, 0);
+    assert!(b.received().is_empty());
+    // Every chain went back; the device is fine.
+    assert_eq!(a.tx.take_used(&mut a.ram.lock().unwrap()).len(), 7);
+    assert_eq!(a.t.status() & status::DEVICE_NEEDS_RESET, 0);
+    // The largest legal frame passes.
+    a.send(&frame(b.mac, a.mac, MAX_FRAME as usize, 4));
+    assert_eq!(b.received().len(), 1);
+    assert!(std::format!("{s}").contains("bad-header 3"));
+}
+
+#[test]
+fn a_flood_is_served_in_bounded_batches() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, FEATURES), vm(&l, 1, FEATURES));
+    b.post_rx(16, 1526);
+    // 16 chains (the ring's size) each time, four times over.
+    for round in 0..4u64 {
+        for k in 0..u64::from(SIZE) {
+            a.queue_tx(
+                [0; HDR],
+                &frame(BROADCAST, a.mac, 60, k as u8),
+                4096,
+                k + round,
+            );
+        }
+        wr(&mut a.t, 0x050, 1);
+        a.tx.take_used(&mut a.ram.lock().unwrap());
+    }
+    assert_eq!(a.stats().tx_frames, 64);
+    // b had 16 buffers: 16 frames, 48 dropped.
+    assert_eq!(b.stats().rx_frames, 16);
+    assert_eq!(b.stats().dropped(DropReason::NoRxBuffer), 48);
+}
+
+#[test]
+fn serve_stops_at_the_budget_and_says_so() {
+    use crate::virtio::testram::Ram as R;
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let port = l.port(0).unwrap().clone();
+    let mut dev = Net::new(
+        port,
+        LanPort {
+            lan: l.clone(),
+            index: 0,
+        },
+    );
+    let mut ram = R::new(BASE, 1 << 20);
+    let mut d = Driver::new(128, TX_RINGS);
+    let mut q = Queue::with_rings(128, d.desc, d.avail, d.used);
+    q.activate(QUEUE_MAX, &ram).unwrap();
+    let fr = frame(mac(2), mac(1), 60, 0);
+    let mut bytes = vec![0u8; HDR];
+    bytes.extend_from_slice(&fr);
+    assert!(ram.write(DATA, &bytes));
+    for _ in 0..100 {
+        d.add(&mut ram, &[(DATA, bytes.len() as u32, false)]);
+    }
+    let s = dev.serve(TXQ, &mut q, &mut ram).unwrap();
+    assert!(s.used && s.more);
+    assert_eq!(d.take_used(&mut ram).len(), TX_BUDGET);
+    let s = dev.serve(TXQ, &mut q, &mut ram).unwrap();
+    assert!(s.used && !s.more);
+    assert_eq!(d.take_used(&mut ram).len(), 100 - TX_BUDGET);
+}
+
+#[test]
+fn broadcast_reaches_the_lan_and_never_another_lan() {
+    let l = lan(vec![spec(1, 0), spec(2, 0), spec(3, 1), spec(4, 0)]);
+    let mut v: Vec<Vm> = (0..4).map(|i| vm(&l, i, FEATURES)).collect();
+    for x in v.iter_mut() {
+        x.post_rx(4, 1526);
+    }
+    let fr = frame(BROADCAST, v[0].mac, 42, 5);
+    v[0].send(&fr);
+    assert_eq!(v[1].received().len(), 1);
+    assert_eq!(v[3].received().len(), 1);
+    assert!(v[2].received().is_empty());
+    assert!(v[0].received().is_empty(), "not back to the sender");
+    // The VM on LAN 1 reaches nobody, whatever it sends.
+    let m2 = v[2].mac;
+    let m0 = v[0].mac;
+    v[2].send(&frame(BROADCAST, m2, 42, 6));
+    v[2].send(&frame(m0, m2, 42, 7));
+    assert_eq!(v[2].stats().dropped(DropReason::NoDestination), 2);
+    for i in [0, 1, 3] {
+        assert!(v[i].received().is_empty());
+    }
+}
+
+#[test]
+fn hostile_buffers_reset_only_the_guilty_device() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, FEATURES), vm(&l, 1, FEATURES));
+    // A transmit descriptor outside a's RAM: a needs a reset.
+    {
+        let mut ram = a.ram.lock().unwrap();
+        a.tx.add(&mut ram, &[(BASE + (2 << 20), 100, false)]);
+    }
+    wr(&mut a.t, 0x050, 1);
+    assert_ne!(a.t.status() & status::DEVICE_NEEDS_RESET, 0);
+    assert_eq!(a.problems.lock().unwrap().len(), 1);
+    // b posts a receive buffer outside its RAM, then an available index
+    // running ahead: a's frames to b are dropped, b needs a reset, a is fine.
+    let mut c = vm(&l, 0, FEATURES);
+    {
+        let mut ram = b.ram.lock().unwrap();
+        b.rx.add(&mut ram, &[(BASE + (1 << 30), 1526, true)]);
+    }
+    c.send(&frame(b.mac, c.mac, 60, 1));
+    assert_eq!(b.stats().dropped(DropReason::RxFault), 1);
+    assert_eq!(b.problems.lock().unwrap().len(), 1);
+    assert_ne!(rd(&mut b.t, 0x070) & status::DEVICE_NEEDS_RESET, 0);
+    assert_ne!(rd(&mut b.t, 0x060) & isr::CONFIG, 0);
+    assert_eq!(c.t.status() & status::DEVICE_NEEDS_RESET, 0);
+    // Broken: later frames are dropped without looking at the queue.
+    c.send(&frame(b.mac, c.mac, 60, 2));
+    assert_eq!(b.stats().dropped(DropReason::NoRxBuffer), 1);
+    // b resets and comes back: frames arrive.
+    let mut b2 = vm(&l, 1, FEATURES);
+    b2.post_rx(1, 1526);
+    c.send(&frame(b2.mac, c.mac, 60, 3));
+    assert_eq!(b2.received().len(), 1);
+}
+
+#[test]
+fn nothing_is_delivered_before_driver_ok_or_after_a_reset() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, FEATURES), vm(&l, 1, FEATURES));
+    b.post_rx(4, 1526);
+    wr(&mut b.t, 0x070, 0);
+    a.send(&frame(b.mac, a.mac, 60, 1));
+    assert!(b.received().is_empty());
+    assert_eq!(b.stats().dropped(DropReason::NoRxBuffer), 1);
+    // Queues ready but no DRIVER_OK yet.
+    let s = status::ACKNOWLEDGE | status::DRIVER;
+    wr(&mut b.t, 0x070, s);
+    wr(&mut b.t, 0x020, f::MAC as u32);
+    wr(&mut b.t, 0x024, 1);
+    wr(&mut b.t, 0x020, 1);
+    wr(&mut b.t, 0x024, 0);
+    wr(&mut b.t, 0x070, s | status::FEATURES_OK);
+    wr(&mut b.t, 0x030, 0);
+    wr(&mut b.t, 0x038, u32::from(SIZE));
+    wr(&mut b.t, 0x080, b.rx.desc as u32);
+    wr(&mut b.t, 0x090, b.rx.avail as u32);
+    wr(&mut b.t, 0x0a0, b.rx.used as u32);
+    wr(&mut b.t, 0x044, 1);
+    assert!(!b.t.device().port().rx_ready());
+    a.send(&frame(b.mac, a.mac, 60, 2));
+    assert_eq!(b.stats().dropped(DropReason::NoRxBuffer), 2);
+}
