@@ -170,6 +170,8 @@ $(BUILD)/guests-linux-disks.img: guests/linux-disks.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-share.img: guests/linux-share.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-linux-lans.img: guests/linux-lans.conf $(LINUX_FILES) $(GUEST_IMG)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR) -L $(BUILD)/guests
 $(BUILD)/guests-linux-debian-disk.img: guests/linux-debian-disk.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-bench-disk.img: guests/linux-bench-disk.conf $(LINUX_FILES)
@@ -239,7 +241,7 @@ unit-test: setup
 	cd $(VMM_DIR) && cargo test
 	cd tools/fuzz && cargo test
 
-LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-debian.img \
+LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-lans.img $(BUILD)/guests-linux-debian.img \
                  $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img $(BUILD)/guests-linux-debian-disk.img \
                  $(BUILD)/guests-linux-bench-disk.img $(BUILD)/guests-linux-share.img
 # Where the QEMU tests and the benchmarks find what they boot.
@@ -261,6 +263,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_LINUX_DISK=$(abspath $(BUILD)/guests-linux-disk.img) \
   PIVISOR_BUNDLE_LINUX_DISKS=$(abspath $(BUILD)/guests-linux-disks.img) \
   PIVISOR_BUNDLE_LINUX_SHARE=$(abspath $(BUILD)/guests-linux-share.img) \
+  PIVISOR_BUNDLE_LINUX_LANS=$(abspath $(BUILD)/guests-linux-lans.img) \
   PIVISOR_BUNDLE_LINUX_DEBIAN_DISK=$(abspath $(BUILD)/guests-linux-debian-disk.img) \
   PIVISOR_BUNDLE_LINUX_BENCH_DISK=$(abspath $(BUILD)/guests-linux-bench-disk.img) \
   PIVISOR_LINUX_IMAGE=$(abspath $(LINUX_DIR)/Image-small) \

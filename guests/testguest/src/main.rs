@@ -19,6 +19,7 @@ mod hw;
 mod mbox;
 mod uart;
 mod virtio;
+mod vnet;
 
 use core::arch::global_asm;
 use core::fmt::Write;
@@ -84,6 +85,7 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         }
         Some("panicker") => hostile::panicker(),
         Some("hostile") => hostile::hostile(ram, vcpus),
+        Some("net-hostile") => vnet::run(ram, 90),
         Some("crasher") => hostile::crasher(ram, dtb),
         Some("resetloop") => {
             // A VM that restarts as soon as it starts, for ever (its
