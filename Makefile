@@ -154,10 +154,12 @@ LINUX_FILES := $(LINUX_DIR)/VERSION $(LINUX_DIR)/Image-small $(LINUX_DIR)/rootfs
 # (guests/linux/kvm-host-init picks one from the command line).
 KVM_HOST_RD := $(LINUX_DIR)/kvm-host.cpio.gz
 $(KVM_HOST_RD): guests/linux/kvm-host-init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(VMM) \
-                $(BUILD)/guests-linux.img $(BUILD)/guests-bench.img $(BUILD)/guests-linux-bench-disk.img
+                $(BUILD)/guests-linux.img $(BUILD)/guests-bench.img $(BUILD)/guests-linux-bench-disk.img \
+                $(BUILD)/guests-linux-bench-net.img
 	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/kvm-host-init $(VMM) \
 	  guests/linux.img=$(BUILD)/guests-linux.img guests/bench.img=$(BUILD)/guests-bench.img \
-	  guests/linux-bench-disk.img=$(BUILD)/guests-linux-bench-disk.img
+	  guests/linux-bench-disk.img=$(BUILD)/guests-linux-bench-disk.img \
+	  guests/linux-bench-net.img=$(BUILD)/guests-linux-bench-net.img
 $(BUILD)/guests-linux.img: guests/linux.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_FILES)
@@ -169,6 +171,8 @@ $(BUILD)/guests-linux-disk.img: guests/linux-disk.conf $(LINUX_FILES)
 $(BUILD)/guests-linux-disks.img: guests/linux-disks.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-share.img: guests/linux-share.conf $(LINUX_FILES)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-linux-bench-net.img: guests/linux-bench-net.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-lans.img: guests/linux-lans.conf $(LINUX_FILES) $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR) -L $(BUILD)/guests
@@ -241,7 +245,7 @@ unit-test: setup
 	cd $(VMM_DIR) && cargo test
 	cd tools/fuzz && cargo test
 
-LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-lans.img $(BUILD)/guests-linux-debian.img \
+LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-lans.img $(BUILD)/guests-linux-bench-net.img $(BUILD)/guests-linux-debian.img \
                  $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img $(BUILD)/guests-linux-debian-disk.img \
                  $(BUILD)/guests-linux-bench-disk.img $(BUILD)/guests-linux-share.img
 # Where the QEMU tests and the benchmarks find what they boot.
@@ -264,6 +268,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_LINUX_DISKS=$(abspath $(BUILD)/guests-linux-disks.img) \
   PIVISOR_BUNDLE_LINUX_SHARE=$(abspath $(BUILD)/guests-linux-share.img) \
   PIVISOR_BUNDLE_LINUX_LANS=$(abspath $(BUILD)/guests-linux-lans.img) \
+  PIVISOR_BUNDLE_LINUX_BENCH_NET=$(abspath $(BUILD)/guests-linux-bench-net.img) \
   PIVISOR_BUNDLE_LINUX_DEBIAN_DISK=$(abspath $(BUILD)/guests-linux-debian-disk.img) \
   PIVISOR_BUNDLE_LINUX_BENCH_DISK=$(abspath $(BUILD)/guests-linux-bench-disk.img) \
   PIVISOR_LINUX_IMAGE=$(abspath $(LINUX_DIR)/Image-small) \
@@ -285,7 +290,7 @@ test: unit-test qemu-test
 # The benchmarks (minutes; progress on stderr). BENCH_RUNS: plain-TCG runs
 # for the cross-core figures. The plot uses Debian's python3-matplotlib.
 BENCH_RUNS ?= 3
-# BENCH_ONLY: a comma-separated subset of micro, linux, disk, tcg.
+# BENCH_ONLY: a comma-separated subset of micro, linux, disk, net, tcg.
 BENCH_ONLY ?=
 bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD) $(SD_IMG)
 	@tools/setup.sh bench

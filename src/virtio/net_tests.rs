@@ -509,3 +509,76 @@ fn nothing_is_delivered_before_driver_ok_or_after_a_reset() {
     a.send(&frame(b.mac, a.mac, 60, 2));
     assert_eq!(b.stats().dropped(DropReason::NoRxBuffer), 2);
 }
+
+#[test]
+fn two_senders_and_a_busy_driver_keep_the_receive_ring_consistent() {
+    // Two cores deliver into b while b's driver takes frames and posts
+    // the buffers again: no queue error, every frame counted once.
+    let l = lan(vec![spec(1, 0), spec(2, 0), spec(3, 0)]);
+    let (mut a, b, mut c) = (
+        vm(&l, 0, FEATURES),
+        vm(&l, 1, FEATURES),
+        vm(&l, 2, FEATURES),
+    );
+    let ram = b.ram.clone();
+    let mut rx = Driver::new(SIZE, RX_RINGS);
+    rx.desc = b.rx.desc;
+    rx.avail = b.rx.avail;
+    rx.used = b.rx.used;
+    {
+        let mut r = ram.lock().unwrap();
+        for k in 0..SIZE {
+            rx.set_desc(
+                &mut r,
+                k,
+                DATA + 0x4_0000 + 0x800 * u64::from(k),
+                1526,
+                2,
+                0,
+            );
+            rx.publish(&mut r, k);
+        }
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let driver = std::thread::spawn(move || {
+        let mut taken = 0u64;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let used = {
+                let mut r = ram.lock().unwrap();
+                rx.take_used(&mut r)
+            };
+            for (id, _) in used {
+                let mut r = ram.lock().unwrap();
+                rx.publish(&mut r, id as u16);
+                taken += 1;
+            }
+        }
+        taken
+    });
+    let bm = b.mac;
+    let (am, cm) = (a.mac, c.mac);
+    let t1 = std::thread::spawn(move || {
+        crate::sync::set_test_core(50);
+        for k in 0..3000u32 {
+            a.send(&frame(bm, am, 60 + (k % 1400) as usize, k as u8));
+            a.tx.take_used(&mut a.ram.lock().unwrap());
+        }
+    });
+    crate::sync::set_test_core(51);
+    for k in 0..3000u32 {
+        c.send(&frame(BROADCAST, cm, 60 + (k % 900) as usize, k as u8));
+        c.tx.take_used(&mut c.ram.lock().unwrap());
+    }
+    t1.join().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let taken = driver.join().unwrap();
+    let s = b.t.device().port().counters.stats();
+    assert!(
+        b.problems.lock().unwrap().is_empty(),
+        "{:?}",
+        b.problems.lock().unwrap()
+    );
+    assert_eq!(s.rx_frames + s.dropped(DropReason::NoRxBuffer), 6000, "{s}");
+    assert_eq!(s.rx_frames, taken);
+}

@@ -285,6 +285,29 @@ pub struct VmConfig<'a> {
     pub line: usize,
 }
 
+impl VmConfig<'_> {
+    /// The kernel command line VM `index` of its configuration gets: its
+    /// `bootargs`, and `pivisor.ip=ADDR/LEN` for its /init when it has a
+    /// network interface (there is no DHCP server on a pivisor LAN).
+    pub fn command_line(&self, index: usize) -> alloc::string::String {
+        let mut s = alloc::string::String::from(self.bootargs);
+        if let Some(n) = &self.net {
+            let (ip, len) = n.ip_for(index);
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str(&alloc::format!(
+                "pivisor.ip={}.{}.{}.{}/{len}",
+                ip[0],
+                ip[1],
+                ip[2],
+                ip[3]
+            ));
+        }
+        s
+    }
+}
+
 /// A configuration problem, with the line it is on (0: whole file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

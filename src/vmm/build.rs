@@ -149,7 +149,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
         let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{name}': {e}");
         let pl011 = passed_pl011(&p, host).map_err(|e| what(&e))?;
         let table = stage2_tables(&p, gicv, pl011).map_err(|e| what(&e))?;
-        let bootargs = with_net_args(&p.cfg, index);
+        let bootargs = p.cfg.command_line(index);
         let dtb = fdt::build(&VmTree {
             index,
             name: &name,
@@ -211,26 +211,6 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
     HOST_MINI_UART.store(host.mini_uart.unwrap_or(0), Ordering::Relaxed);
     HOST_MINI_UART_INTID.store(host.mini_uart_intid.unwrap_or(0), Ordering::Relaxed);
     Ok(())
-}
-
-/// The VM's command line, with `pivisor.ip=ADDR/LEN` for its /init when
-/// it has a network interface.
-fn with_net_args(cfg: &VmConfig<'_>, index: usize) -> String {
-    let mut s = String::from(cfg.bootargs);
-    if let Some(n) = &cfg.net {
-        let (ip, len) = n.ip_for(index);
-        if !s.is_empty() {
-            s.push(' ');
-        }
-        s.push_str(&alloc::format!(
-            "pivisor.ip={}.{}.{}.{}/{len}",
-            ip[0],
-            ip[1],
-            ip[2],
-            ip[3]
-        ));
-    }
-    s
 }
 
 /// The real PL011's address if the VM owns it (`devices = pl011`),

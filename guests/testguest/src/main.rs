@@ -85,7 +85,24 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         }
         Some("panicker") => hostile::panicker(),
         Some("hostile") => hostile::hostile(ram, vcpus),
-        Some("net-hostile") => vnet::run(ram, 90),
+        Some("net-hostile") => {
+            // Its address (pivisor.ip=A.B.C.D/N): a victim asking for it
+            // ends the attack.
+            let mut ip = [0u8; 4];
+            if let Some(a) = fdt
+                .as_ref()
+                .and_then(|f| f.chosen().bootargs())
+                .and_then(|b| {
+                    b.split_whitespace()
+                        .find_map(|w| w.strip_prefix("pivisor.ip="))
+                })
+            {
+                for (o, p) in ip.iter_mut().zip(a.split(['.', '/'])) {
+                    *o = p.parse().unwrap_or(0);
+                }
+            }
+            vnet::run(ram, ip, 45)
+        }
         Some("crasher") => hostile::crasher(ram, dtb),
         Some("resetloop") => {
             // A VM that restarts as soon as it starts, for ever (its

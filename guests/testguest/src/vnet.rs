@@ -3,15 +3,17 @@
 //! virtio-net driver that floods broadcast frames, sends from MACs not
 //! its own, sends oversized, runt and zero-length frames and headers
 //! asking for offloads nobody offered, and posts transmit and receive
-//! descriptors outside its RAM, round after round for `secs` seconds. The
+//! descriptors outside its RAM, round after round until a victim asks
+//! for its address (an ARP request for `ip`, which the harness makes a
+//! victim send once its transfer is done; `secs` seconds at most). The
 //! hypervisor must drop and count every bad frame (its counters appear
 //! when this VM powers off), put the device into DEVICE_NEEDS_RESET for
 //! every descriptor outside RAM, take it back after a reset, and keep the
 //! victims' traffic intact (the harness checks their checksums).
 
 use crate::gic::{cntfrq, cntvct, r32, w32};
-use core::fmt::Write;
 use crate::hw::{psci, write64, SYSTEM_OFF};
+use core::fmt::Write;
 
 const VIO: u64 = 0xfc00_5000;
 const NEEDS_RESET: u32 = 64;
@@ -60,7 +62,10 @@ fn up(rx_at: u64) -> bool {
     w32(VIO + 0x24, 0);
     w32(VIO + 0x20, 1 << 5);
     w32(VIO + 0x70, 1 | 2 | 8);
-    for a in (RXD..RXD + 0x400).step_by(8).chain((TXD..TXD + 0x400).step_by(8)) {
+    for a in (RXD..RXD + 0x400)
+        .step_by(8)
+        .chain((TXD..TXD + 0x400).step_by(8))
+    {
         write64(a, 0);
     }
     for i in 0..8u16 {
@@ -129,26 +134,62 @@ fn send(bufs: &[(u64, u32)]) -> bool {
     false
 }
 
+/// Whether a frame received since `seen` (the receive ring's used index)
+/// is an ARP request for `ip`; returns the new used index too.
+fn asked_for(ip: [u8; 4], seen: u16) -> (bool, u16) {
+    let now = r16(RXU + 2);
+    let mut i = seen;
+    let mut hit = false;
+    while i != now {
+        let e = RXU + 4 + 8 * u64::from(i % Q);
+        let id = u64::from(r32(e)) % 8;
+        let len = r32(e + 4);
+        let f = RXBUF + 0x800 * id + 12;
+        let b = |k: u64| {
+            // SAFETY: the guest's own receive buffer.
+            unsafe { core::ptr::read_volatile((f + k) as *const u8) }
+        };
+        // EtherType ARP, opcode request, target protocol address.
+        if len >= 12 + 42
+            && b(12) == 0x08
+            && b(13) == 0x06
+            && b(21) == 1
+            && [b(38), b(39), b(40), b(41)] == ip
+        {
+            hit = true;
+        }
+        i = i.wrapping_add(1);
+    }
+    (hit, now)
+}
+
 /// The attack run; never returns (the VM powers off).
-pub fn run(ram: u64, secs: u64) -> ! {
+pub fn run(ram: u64, ip: [u8; 4], secs: u64) -> ! {
     let ok = up(RXBUF);
     let lo = r32(VIO + 0x100).to_le_bytes();
     let hi = r32(VIO + 0x104).to_le_bytes();
     let mac = [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]];
     crate::println!(
         "NETHOSTILE start up={ok} mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+        mac[0],
+        mac[1],
+        mac[2],
+        mac[3],
+        mac[4],
+        mac[5]
     );
     let bcast = [0xffu8; 6];
     let end = cntvct() + secs * cntfrq();
     let (mut rounds, mut flood, mut bad, mut tx_resets, mut rx_resets, mut came_back) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    while cntvct() < end {
+    let mut asked = false;
+    while cntvct() < end && !asked {
         rounds += 1;
         // A broadcast flood: 8 batches of 16.
         for _ in 0..8 {
-            let b: [(u64, u32); 16] = core::array::from_fn(|i| frame(i as u16, (0, 0), 60, bcast, mac));
+            let b: [(u64, u32); 16] =
+                core::array::from_fn(|i| frame(i as u16, (0, 0), 60, bcast, mac));
             if send(&b) {
                 flood += 16;
             }
@@ -177,6 +218,8 @@ pub fn run(ram: u64, secs: u64) -> ! {
         if !send(&[(ram + 0x1000, 100)]) && r32(VIO + 0x70) & NEEDS_RESET != 0 {
             tx_resets += 1;
         }
+        // Asked for its address: the victims are done.
+        asked = asked_for(ip, 0).0;
         // Receive buffers outside RAM: the next frame a victim floods to
         // it (ARP, say) puts the device into reset.
         if up(ram + 0x10_0000) {
@@ -194,7 +237,8 @@ pub fn run(ram: u64, secs: u64) -> ! {
     }
     let result = tx_resets == rounds && came_back == rounds && flood > 0;
     crate::println!(
-        "NETHOSTILE done rounds={rounds} flood={flood} bad={bad} tx_resets={tx_resets} rx_resets={rx_resets} came_back={came_back} result={}",
+        "NETHOSTILE done rounds={rounds} flood={flood} bad={bad} tx_resets={tx_resets} rx_resets={rx_resets} came_back={came_back} stopped_by={} result={}",
+        if asked { "arp" } else { "time" },
         if result { "ok" } else { "FAIL" }
     );
     psci(SYSTEM_OFF, 0, 0, 0);

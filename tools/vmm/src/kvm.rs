@@ -319,17 +319,25 @@ pub fn run(m: Machine) -> Result<(), String> {
     // pivisor's own device wiring (vm::attach); the real PL011 cannot be
     // passed through under KVM, so it becomes an emulated one.
     let io = host.io.clone();
+    // Its network interface: a tap on the host's bridge (tap.rs).
+    let net = m.net.map(|mac| pivisor::vm::config::NetConfig {
+        lan: "pvbr0",
+        bridge: true,
+        mac: Some(mac),
+        ip: None,
+        line: 0,
+    });
     let attached = attach(
         &m.devices,
         m.disk.as_ref(),
-        None,
+        net.as_ref(),
         0,
         m.vcpus,
         RealUart::Emulate,
         host,
     )
     .map_err(|e| format!("VM '{}': {e}", m.name))?;
-    let (bus, uart, blk) = (attached.bus, attached.uart, attached.blk);
+    let (bus, uart, blk, vnet) = (attached.bus, attached.uart, attached.blk, attached.net);
     if let Some(dev) = attached.watchdog {
         // pivisor's SP805 model on the host's clock; a thread looks every
         // 10 ms (a guest hung at EL1 makes no exits), and an expiry ends
@@ -369,7 +377,8 @@ pub fn run(m: Machine) -> Result<(), String> {
         let bus = bus.clone();
         let st = stats.clone();
         let name = m.name.clone();
-        let disk = blk.clone().map(|b| (b, io.clone()));
+        let disk =
+            (blk.is_some() || vnet.is_some()).then(|| (blk.clone(), vnet.clone(), io.clone()));
         threads.push(std::thread::spawn(move || {
             vcpu_loop(i, v, &bus, &st, &name, disk)
         }));
@@ -467,10 +476,17 @@ impl Host for KvmHost {
         ),
         String,
     > {
-        Err(format!(
-            "net = {}: pv-vmm has no network interface (machine.rs refuses the line)",
-            n.lan
-        ))
+        let (tap, _) = crate::tap::open(&self.m.name)?;
+        let rx = tap
+            .try_clone()
+            .map_err(|e| format!("net = {}: the tap: {e}", n.lan))?;
+        let port = std::sync::Arc::new(pivisor::virtio::net::Port::new(
+            n.mac
+                .unwrap_or_else(|| pivisor::net::mac_from_name(&self.m.name)),
+        ));
+        let p = port.clone();
+        std::thread::spawn(move || crate::tap::receive(rx, p));
+        Ok((port, Box::new(crate::tap::TapFabric::new(tap))))
     }
 }
 
@@ -505,9 +521,10 @@ fn console_input(u: &Mutex<Pl011>) {
     }
 }
 
-/// The VM's disk and its "work left" flag.
+/// The VM's disk, its network interface and their "work left" flag.
 type Disk = (
-    Arc<Mutex<pivisor::vm::attach::BlkDevice>>,
+    Option<Arc<Mutex<pivisor::vm::attach::BlkDevice>>>,
+    Option<Arc<Mutex<pivisor::vm::attach::NetDevice>>>,
     Arc<std::sync::atomic::AtomicBool>,
 );
 
@@ -522,9 +539,14 @@ fn vcpu_loop(
     let mut complaints = 0u32;
     loop {
         // Disk work the last exit left (its device bounds each serve).
-        if let Some((b, io)) = &disk {
+        if let Some((b, n, io)) = &disk {
             while io.swap(false, std::sync::atomic::Ordering::AcqRel) {
-                b.lock().poll();
+                if let Some(b) = b {
+                    b.lock().poll();
+                }
+                if let Some(n) = n {
+                    n.lock().poll();
+                }
             }
         }
         let mut bad = None;

@@ -43,6 +43,8 @@ pub struct Machine {
     pub bootargs: String,
     /// Its disk: a partition of the host's SD card.
     pub disk: Option<pivisor::vm::config::DiskConfig>,
+    /// Its network interface: its MAC (a tap on the host's bridge).
+    pub net: Option<[u8; 6]>,
 }
 
 /// Plans VM `name` (None: the bundle's first) of the bundle `blob`.
@@ -72,12 +74,6 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
             &"devices = fault-injection panics pivisor's own core; pv-vmm has no such fault",
         ));
     }
-    if let Some(n) = &cfg.net {
-        return Err(what(&format!(
-            "net = {}: pv-vmm has no virtio-net yet (pivisor's switch is in the hypervisor)",
-            n.lan
-        )));
-    }
     if cfg.memory > pivisor::vm::layout::LOW_RAM_END {
         // pivisor puts RAM past the peripheral window at 4 GiB; this VMM's
         // RAM is one flat slot from IPA 0, so it cannot give the same map.
@@ -89,17 +85,18 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
     }
     let f = pivisor::vm::image::vm_files(&bundle, cfg)?;
     let (kernel, initrd, extra, plan) = (f.kernel, f.initrd, f.extra, f.plan);
+    let bootargs = cfg.command_line(index);
     let dtb = fdt::build(&VmTree {
         index,
         name: cfg.name,
         vcpus: cfg.cores.len(),
         ram: cfg.memory,
-        bootargs: cfg.bootargs,
+        bootargs: &bootargs,
         initrd: plan.initrd,
         devices: &cfg.devices,
         extra,
         disk: cfg.disk.is_some(),
-        net: false,
+        net: cfg.net.is_some(),
     })
     .map_err(|e| what(&e))?;
     if dtb.len() as u64 > image::DTB_MAX {
@@ -117,8 +114,9 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
         mailbox: cfg.mailbox,
         serial: cfg.serial,
         mac: cfg.mac,
-        bootargs: cfg.bootargs.to_string(),
+        bootargs,
         disk: cfg.disk,
+        net: cfg.net.map(|n| n.mac_for(cfg.name)),
     })
 }
 

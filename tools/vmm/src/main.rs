@@ -16,6 +16,8 @@ use pivisor_vmm::machine;
 mod disk;
 #[cfg(target_arch = "aarch64")]
 mod kvm;
+#[cfg(target_arch = "aarch64")]
+mod tap;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

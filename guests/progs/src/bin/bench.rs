@@ -20,6 +20,13 @@
 //!   in a VM (virtio-blk) or the card's partition 2 natively
 //!   (/dev/mmcblk*p2, Linux's own SD driver); it is overwritten. Only
 //!   when named (`pv-bench M7 M8 M9`), never by default.
+//! - M10 net_tcp_stream, M11 net_udp_rtt: the network, against a peer
+//!   running `pv-bench net-serve` (another VM on the LAN; natively another
+//!   process over loopback): 32 MiB over one TCP connection in 64 KiB
+//!   writes, timed until the peer confirms it received them all (per
+//!   KiB); 2,000 round trips of a 64-byte UDP datagram the peer echoes
+//!   (mean). Only when named with the peer: `pv-bench M10 M11
+//!   peer=10.0.0.2`.
 //!
 //! With pivisor's exit-counter page in the VM (`devices = counters`, read
 //! through /dev/mem), each line also says how many exits the VM took during
@@ -530,10 +537,153 @@ fn share(args: &[String]) {
     );
 }
 
+/// The network benchmarks' TCP and UDP ports on the peer.
+const NET_TCP: u16 = 5001;
+const NET_UDP: u16 = 5002;
+/// Bytes M10 moves, and in what writes.
+const NET_BYTES: usize = 32 << 20;
+const NET_WRITE: usize = 64 << 10;
+/// M11's round trips and datagram size.
+const NET_RTTS: usize = 2000;
+const NET_DGRAM: usize = 64;
+
+/// The peer of M10 and M11: discards what a TCP connection sends and
+/// answers with the byte count once it ends; echoes UDP datagrams. Runs
+/// until killed.
+fn net_serve() {
+    use std::net::{TcpListener, UdpSocket};
+    let udp = std::thread::spawn(|| {
+        let Ok(s) = UdpSocket::bind(("0.0.0.0", NET_UDP)) else {
+            println!("NETSERVE error=udp-bind");
+            return;
+        };
+        let mut b = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut b) {
+            let _ = s.send_to(&b[..n], from);
+        }
+    });
+    let Ok(l) = TcpListener::bind(("0.0.0.0", NET_TCP)) else {
+        println!("NETSERVE error=tcp-bind");
+        return;
+    };
+    println!("NETSERVE ready tcp={NET_TCP} udp={NET_UDP}");
+    for c in l.incoming().flatten() {
+        std::thread::spawn(move || {
+            let mut c = c;
+            let mut b = vec![0u8; 64 << 10];
+            let mut n: u64 = 0;
+            while let Ok(k) = c.read(&mut b) {
+                if k == 0 {
+                    break;
+                }
+                n += k as u64;
+            }
+            let _ = c.write_all(&n.to_le_bytes());
+        });
+    }
+    let _ = udp.join();
+}
+
+/// M10: 32 MiB to the peer over TCP, until it confirms the count.
+fn net_stream(c: Option<&Counters>, peer: &str) {
+    use std::net::{Shutdown, TcpStream};
+    // The peer may still be starting (another VM's boot): up to 60 s.
+    let mut tries = 0;
+    let mut s = loop {
+        match TcpStream::connect((peer, NET_TCP)) {
+            Ok(s) => break s,
+            Err(_) if tries < 300 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => {
+                println!("BENCH M10 net_tcp_stream error=connect peer={peer} ({e})");
+                return;
+            }
+        }
+    };
+    let _ = s.set_nodelay(true);
+    let buf = vec![0x5au8; NET_WRITE];
+    let span = Span::start(c);
+    let t = Instant::now();
+    let mut sent = 0;
+    while sent < NET_BYTES {
+        if s.write_all(&buf).is_err() {
+            println!("BENCH M10 net_tcp_stream error=write");
+            return;
+        }
+        sent += NET_WRITE;
+    }
+    let _ = s.shutdown(Shutdown::Write);
+    let mut n = [0u8; 8];
+    if s.read_exact(&mut n).is_err() || u64::from_le_bytes(n) != sent as u64 {
+        println!(
+            "BENCH M10 net_tcp_stream error=count got={}",
+            u64::from_le_bytes(n)
+        );
+        return;
+    }
+    let d = t.elapsed();
+    let kib = (sent / 1024) as u128;
+    println!(
+        "BENCH M10 net_tcp_stream peer={peer} bytes={sent} ns={} ns_per_kib={} mib_s={} {}",
+        ns(d),
+        per_op(ns(d), kib as u64),
+        (sent as u128 * 1_000_000_000 / ns(d).max(1)) >> 20,
+        span.end()
+    );
+}
+
+/// M11: UDP round trips of a small datagram.
+fn net_rtt(c: Option<&Counters>, peer: &str) {
+    use std::net::UdpSocket;
+    let Ok(s) = UdpSocket::bind(("0.0.0.0", 0)) else {
+        println!("BENCH M11 net_udp_rtt error=bind");
+        return;
+    };
+    if s.connect((peer, NET_UDP)).is_err() {
+        println!("BENCH M11 net_udp_rtt error=connect peer={peer}");
+        return;
+    }
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let out = [0x33u8; NET_DGRAM];
+    let mut back = [0u8; 2048];
+    // A few unmeasured round trips first (ARP, caches).
+    for _ in 0..10 {
+        let _ = s.send(&out);
+        let _ = s.recv(&mut back);
+    }
+    let mut times = Vec::with_capacity(NET_RTTS);
+    let mut lost = 0;
+    let span = Span::start(c);
+    for _ in 0..NET_RTTS {
+        let t = Instant::now();
+        if s.send(&out).is_err() || s.recv(&mut back).is_err() {
+            lost += 1;
+            continue;
+        }
+        times.push(ns(t.elapsed()));
+    }
+    let exits = span.end();
+    let times: &mut [u128] = &mut times;
+    let mut t64: Vec<u64> = times.iter().map(|&t| t as u64).collect();
+    match summarize(&mut t64) {
+        Some(s) => println!(
+            "BENCH M11 net_udp_rtt peer={peer} n={} lost={lost} rtt_mean_ns={} median_ns={} p99_ns={} max_ns={} {exits}",
+            s.n, s.mean, s.median, s.p99, s.max
+        ),
+        None => println!("BENCH M11 net_udp_rtt error=no-answer peer={peer}"),
+    }
+}
+
 fn main() {
     let want: Vec<String> = std::env::args().skip(1).collect();
     if want.first().is_some_and(|w| w == "share") {
         share(&want[1..]);
+        return;
+    }
+    if want.first().is_some_and(|w| w == "net-serve") {
+        net_serve();
         return;
     }
     let counters = Counters::open();
@@ -564,6 +714,15 @@ fn main() {
             .any(|w| w == id || w == name || (id == "M7" && w == "M8"))
         {
             run(counters.as_ref());
+        }
+    }
+    // The network's need a peer: only when named with one.
+    if let Some(peer) = want.iter().find_map(|w| w.strip_prefix("peer=")) {
+        if want.iter().any(|w| w == "M10" || w == "net_tcp_stream") {
+            net_stream(counters.as_ref(), peer);
+        }
+        if want.iter().any(|w| w == "M11" || w == "net_udp_rtt") {
+            net_rtt(counters.as_ref(), peer);
         }
     }
     println!("BENCH done");

@@ -97,7 +97,7 @@ fn linux(c: Config, icount: bool, cmd: &str) -> Boot {
 /// The disk benchmarks' boot: the same Linux with a card whose partition
 /// 2 is the benchmark disk (natively Linux's own SD driver on it; under
 /// pivisor and KVM the bundle's `disk = sd:2` as virtio-blk).
-fn disk_linux(c: Config, card: PathBuf) -> Boot {
+fn disk_linux(c: Config, card: PathBuf, icount: bool) -> Boot {
     let b = match c {
         Config::Native => pivisor_harness::native_linux(),
         Config::Pivisor => Boot::new(artifact("PIVISOR_IMAGE"))
@@ -105,10 +105,50 @@ fn disk_linux(c: Config, card: PathBuf) -> Boot {
             .dtb(dtb("bcm2711-rpi-4-b.dtb")),
         Config::Kvm => pivisor_harness::kvm_host("linux-bench-disk"),
     };
-    b.sd(card)
+    let b = b
+        .sd(card)
         .timeout(Duration::from_secs(900))
-        .type_after(r"LINUX ready", b"pv-bench M7 M9\r")
-        .icount()
+        .type_after(r"LINUX ready", b"pv-bench M7 M9\r");
+    if icount {
+        b.icount()
+    } else {
+        b
+    }
+}
+
+/// A disk benchmark's exits per MiB moved and its MB/s, from its line.
+fn disk_rates(text: &str, id: &str) -> (Option<f64>, Option<f64>) {
+    let Some(f) = report::fields(text, id) else {
+        return (None, None);
+    };
+    let num = |k: &str| f.get(k).and_then(|v| v.parse::<f64>().ok());
+    let mib = num("bytes").map(|b| b / f64::from(1 << 20));
+    let exits = num("exits").zip(mib).map(|(e, m)| e / m.max(1e-9));
+    let mbs = num("bytes")
+        .zip(num("ns"))
+        .map(|(b, ns)| b / 1e6 / (ns.max(1.0) / 1e9));
+    (exits, mbs)
+}
+
+/// The network benchmarks' boot: natively `pv-bench net-serve` and the
+/// client as two processes over loopback; under pivisor two VMs on lan0
+/// (guests/linux-bench-net.conf); under KVM the same two VMs under two
+/// pv-vmm, their taps on a bridge in the host (the client on the console).
+fn net_linux(c: Config) -> Option<Boot> {
+    let b = match c {
+        Config::Native => pivisor_harness::native_linux().type_after(
+            r"LINUX ready",
+            b"pv-bench net-serve & sleep 1; pv-bench M10 M11 peer=127.0.0.1\r",
+        ),
+        Config::Pivisor => Boot::new(artifact("PIVISOR_IMAGE"))
+            .initrd(artifact("PIVISOR_BUNDLE_LINUX_BENCH_NET"))
+            .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+            .type_after(r"\[server\] NETSERVE ready", b"")
+            .type_after(r"(?m)^LINUX ready", b"pv-bench M10 M11 peer=10.0.0.2\r"),
+        Config::Kvm => pivisor_harness::kvm_host("linux-bench-net")
+            .type_after(r"LINUX ready", b"pv-bench M10 M11 peer=10.0.0.2\r"),
+    };
+    Some(b.timeout(Duration::from_secs(900)).icount())
 }
 
 /// A fresh benchmark card: 256 MiB, partition 1 (8 MiB, the boot one's
@@ -147,7 +187,7 @@ fn main() {
         .clamp(1, 99);
     let _ = std::fs::create_dir_all(&out);
     let measured = Config::ALL;
-    // PIVISOR_BENCH_ONLY=disk (or micro, linux, tcg; comma-separated)
+    // PIVISOR_BENCH_ONLY=disk (or micro, linux, net, tcg; comma-separated)
     // runs only those groups: for working on one path.
     let only: Vec<String> = std::env::var("PIVISOR_BENCH_ONLY")
         .map(|s| {
@@ -164,13 +204,14 @@ fn main() {
         started: Instant::now(),
         step: 0,
         steps: measured.len()
-            * (["micro", "linux", "disk"]
+            * (["micro", "linux", "disk", "disk", "net"]
                 .iter()
                 .filter(|g| want(g))
                 .count()
                 + if want("tcg") { 2 * runs } else { 0 }),
     };
     let mut results = Results::new();
+    let mut disk_detail: Vec<String> = Vec::new();
     let put = |r: &mut Results, id: &str, c: Config, f: Option<Figure>| {
         if let Some(f) = f {
             r.insert((id.to_string(), c), f);
@@ -199,7 +240,7 @@ fn main() {
             });
             for sp in SPECS
                 .iter()
-                .filter(|s| !s.plain_tcg && !matches!(s.id, "M7" | "M8" | "M9"))
+                .filter(|s| !s.plain_tcg && !matches!(s.id, "M7" | "M8" | "M9" | "M10" | "M11"))
             {
                 let micro_id = sp.id.starts_with('B') && sp.id != "BOOT";
                 let f = match (sp.id, &m, &l) {
@@ -234,12 +275,45 @@ fn main() {
             let d = b.run(
                 &format!("disk-{}-icount", c.name()),
                 &format!("disk benchmarks, {}, -icount", c.name()),
-                disk_linux(c, card.clone()),
+                disk_linux(c, card.clone(), true),
                 r"BENCH done",
             );
             let _ = std::fs::remove_file(&card);
             for sp in SPECS.iter().filter(|s| matches!(s.id, "M7" | "M8" | "M9")) {
                 put(&mut results, sp.id, c, report::figure(&d.serial, sp));
+            }
+            // Once more in plain TCG, for MB/s in host time (information).
+            let card = bench_card(&b.out, c);
+            let t = b.run(
+                &format!("disk-{}-tcg", c.name()),
+                &format!("disk benchmarks, {}, plain TCG", c.name()),
+                disk_linux(c, card.clone(), false),
+                r"BENCH done",
+            );
+            let _ = std::fs::remove_file(&card);
+            for id in ["M7", "M8", "M9"] {
+                let (exits, _) = disk_rates(&d.serial, id);
+                let (_, mbs) = disk_rates(&t.serial, id);
+                let f = |v: Option<f64>, p: usize| v.map_or("n/a".into(), |v| format!("{v:.p$}"));
+                disk_detail.push(format!(
+                    "| {id} | {} | {} | {} |",
+                    c.name(),
+                    f(exits, 1),
+                    f(mbs, 2)
+                ));
+            }
+        }
+        if want("net") {
+            if let Some(boot) = net_linux(c) {
+                let n = b.run(
+                    &format!("net-{}-icount", c.name()),
+                    &format!("network benchmarks, {}, -icount", c.name()),
+                    boot,
+                    r"BENCH done",
+                );
+                for sp in SPECS.iter().filter(|s| matches!(s.id, "M10" | "M11")) {
+                    put(&mut results, sp.id, c, report::figure(&n.serial, sp));
+                }
             }
         }
         if want("tcg") {
@@ -288,6 +362,18 @@ fn main() {
         ),
     ];
     let table = report::markdown_table(&results);
+    let disk = if disk_detail.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n## The disk in detail\n\n\
+             Exits per MiB moved (-icount, the VM's exits; natively none) and\n\
+             MB/s in a plain-TCG run (host time: for information, noisy).\n\n\
+             | benchmark | config | exits per MiB | MB/s (plain TCG) |\n\
+             |---|---|---:|---:|\n{}\n",
+            disk_detail.join("\n")
+        )
+    };
     let goals = report::markdown_targets(&results);
     let md = format!(
         "# pivisor benchmarks\n\n\
@@ -317,7 +403,7 @@ fn main() {
          Ratios are left out where the native cost is below 2 (a trapped\n\
          operation against one instruction).\n\n\
          ## Targets\n\n\
-         {goals}"
+         {goals}{disk}"
     );
     let write = |name: &str, text: &str| {
         let p = out.join(name);
