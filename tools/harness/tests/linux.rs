@@ -190,6 +190,10 @@ fn debian_stock_kernel_runs_as_the_distribution_guest() {
         // KVM is built in; entered at EL1 it must find no EL2 to take.
         .expect(r"kvm \[\d+\]: HYP mode not available")
         .expect(r"reboot: Power down");
+    // Its virtio_net module from the initramfs: eth0 on lan0 with the
+    // address from pivisor.ip=, and the SSH server (dropbear, glibc).
+    o.expect(r"(?m)^NET eth0 10\.0\.0\.1/24 mac 02:[0-9a-f:]{14} mtu 1500")
+        .expect(r"(?m)^SSH dropbear listening on 10\.0\.0\.1:22");
 }
 
 #[test]
