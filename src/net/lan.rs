@@ -2,6 +2,13 @@
 //! from the VMs' `net` lines, and what a VM's virtio-net device sends
 //! through ([`LanPort`], its [`Fabric`]).
 //!
+//! Storm control: a port floods its LAN (broadcast and multicast) with
+//! at most [`STORM_RATE`] frames a second, [`STORM_BURST`] at once; past
+//! that its group frames are dropped (counted `storm`), so a VM flooding
+//! the LAN cannot fill every other VM's receive ring. Unicast is not
+//! limited here (a receiver's ring is shared by its senders first come,
+//! first served).
+//!
 //! Sending: the forwarding decision under the switch's lock (brief: no
 //! frame is copied under it), then each destination port's delivery
 //! under that port's own receive lock, one port at a time. A sender never
@@ -17,24 +24,72 @@ use crate::virtio::GuestRam;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+/// Group frames a port may flood per second.
+pub const STORM_RATE: u64 = 2000;
+/// Group frames a port may flood at once.
+pub const STORM_BURST: u64 = 200;
+
+/// A port's flooding allowance.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: u64,
+    /// When it was last refilled (microseconds of the LAN's clock).
+    at: u64,
+}
+
 /// The switch and its ports.
 pub struct Lan {
     switch: Mutex<Switch>,
     ports: Vec<Arc<Port>>,
+    /// Under the switch's lock's sibling: one bucket per port.
+    storm: Mutex<Vec<Bucket>>,
+    /// Microseconds, monotonic.
+    clock: fn() -> u64,
 }
 
 impl Lan {
-    /// A switch joining `specs` (at most [`MAX_PORTS`]).
-    pub fn new(specs: Vec<PortSpec>) -> Self {
-        let ports = specs
+    /// A switch joining `specs` (at most [`MAX_PORTS`]), its storm
+    /// control timed by `clock` (microseconds, monotonic).
+    pub fn new(specs: Vec<PortSpec>, clock: fn() -> u64) -> Self {
+        let ports: Vec<Arc<Port>> = specs
             .iter()
             .take(MAX_PORTS)
             .map(|s| Arc::new(Port::new(s.mac)))
             .collect();
+        let now = clock();
         Self {
+            storm: Mutex::new(alloc::vec![
+                Bucket {
+                    tokens: STORM_BURST,
+                    at: now
+                };
+                ports.len()
+            ]),
             switch: Mutex::new(Switch::new(specs)),
             ports,
+            clock,
         }
+    }
+
+    /// Takes one flooding token of port `from`, if it has one.
+    fn may_flood(&self, from: usize) -> bool {
+        let now = (self.clock)();
+        let mut b = self.storm.lock();
+        let Some(b) = b.get_mut(from) else {
+            return false;
+        };
+        let dt = now.saturating_sub(b.at);
+        let add = dt.saturating_mul(STORM_RATE) / 1_000_000;
+        if add > 0 {
+            b.tokens = (b.tokens + add).min(STORM_BURST);
+            // Keep the remainder: advance the clock by what was credited.
+            b.at += add * 1_000_000 / STORM_RATE;
+        }
+        if b.tokens == 0 {
+            return false;
+        }
+        b.tokens -= 1;
+        true
     }
 
     /// Port `i`.
@@ -72,6 +127,9 @@ impl Lan {
                     n = 1;
                 }
                 Dest::Flood { bridges_only } => {
+                    if !bridges_only && !self.may_flood(from) {
+                        return Err(DropReason::Storm);
+                    }
                     for t in sw.targets(from, bridges_only) {
                         if n < MAX_PORTS {
                             targets[n] = t;

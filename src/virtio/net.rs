@@ -72,11 +72,14 @@ pub enum DropReason {
     RxTooSmall,
     /// Received: the VM's receive queue is malformed (it needs a reset).
     RxFault,
+    /// Sent: a group frame past the port's share of flooding (storm
+    /// control).
+    Storm,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Runt,
         DropReason::Oversized,
         DropReason::BadHeader,
@@ -85,6 +88,7 @@ impl DropReason {
         DropReason::NoRxBuffer,
         DropReason::RxTooSmall,
         DropReason::RxFault,
+        DropReason::Storm,
     ];
 
     /// Its short name (counters, logs, the tests).
@@ -98,6 +102,7 @@ impl DropReason {
             DropReason::NoRxBuffer => "no-rx-buffer",
             DropReason::RxTooSmall => "rx-too-small",
             DropReason::RxFault => "rx-fault",
+            DropReason::Storm => "storm",
         }
     }
 }

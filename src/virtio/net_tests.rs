@@ -125,8 +125,19 @@ fn vm(lan: &Arc<Lan>, i: usize, features: u64) -> Vm {
     }
 }
 
+/// A clock that runs a millisecond per reading: storm control never bites.
+fn fast_clock() -> u64 {
+    static T: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    T.fetch_add(1000, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A clock that never moves: a port floods its burst and no more.
+fn frozen_clock() -> u64 {
+    0
+}
+
 fn lan(specs: Vec<PortSpec>) -> Arc<Lan> {
-    Arc::new(Lan::new(specs))
+    Arc::new(Lan::new(specs, fast_clock))
 }
 
 /// An Ethernet frame of `len` bytes from `src` to `dst`, the payload a
@@ -543,7 +554,9 @@ fn two_senders_and_a_busy_driver_keep_the_receive_ring_consistent() {
     let s2 = stop.clone();
     let driver = std::thread::spawn(move || {
         let mut taken = 0u64;
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+        loop {
+            // One last pass after the senders are done.
+            let last = s2.load(std::sync::atomic::Ordering::Acquire);
             let used = {
                 let mut r = ram.lock().unwrap();
                 rx.take_used(&mut r)
@@ -552,6 +565,9 @@ fn two_senders_and_a_busy_driver_keep_the_receive_ring_consistent() {
                 let mut r = ram.lock().unwrap();
                 rx.publish(&mut r, id as u16);
                 taken += 1;
+            }
+            if last {
+                break;
             }
         }
         taken
@@ -571,7 +587,7 @@ fn two_senders_and_a_busy_driver_keep_the_receive_ring_consistent() {
         c.tx.take_used(&mut c.ram.lock().unwrap());
     }
     t1.join().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, std::sync::atomic::Ordering::Release);
     let taken = driver.join().unwrap();
     let s = b.t.device().port().counters.stats();
     assert!(
@@ -581,4 +597,27 @@ fn two_senders_and_a_busy_driver_keep_the_receive_ring_consistent() {
     );
     assert_eq!(s.rx_frames + s.dropped(DropReason::NoRxBuffer), 6000, "{s}");
     assert_eq!(s.rx_frames, taken);
+}
+
+#[test]
+fn storm_control_limits_flooding_not_unicast() {
+    use crate::net::lan::STORM_BURST;
+    let l = Arc::new(Lan::new(vec![spec(1, 0), spec(2, 0)], frozen_clock));
+    let (mut a, mut b) = (vm(&l, 0, FEATURES), vm(&l, 1, FEATURES));
+    let n = STORM_BURST + 50;
+    b.post_rx(8, 1526);
+    for k in 0..n {
+        a.send(&frame(BROADCAST, a.mac, 60, k as u8));
+        a.tx.take_used(&mut a.ram.lock().unwrap());
+    }
+    assert_eq!(b.received().len(), 8);
+    let s = a.stats();
+    assert_eq!(s.tx_frames, STORM_BURST, "{s}");
+    assert_eq!(s.dropped(DropReason::Storm), 50, "{s}");
+    // Unicast is not a storm.
+    b.post_rx(4, 1526);
+    b.received();
+    a.send(&frame(b.mac, a.mac, 60, 1));
+    assert_eq!(b.received().len(), 1);
+    assert!(std::format!("{s}").contains("storm 50"));
 }

@@ -341,13 +341,14 @@ mod tests {
             if n.lan != "lan0" {
                 return Err(format!("no LAN {}", n.lan));
             }
-            let lan = Arc::new(crate::net::lan::Lan::new(vec![
-                crate::net::switch::PortSpec {
+            let lan = Arc::new(crate::net::lan::Lan::new(
+                vec![crate::net::switch::PortSpec {
                     mac: n.mac_for("x"),
                     lan: 0,
                     bridge: false,
-                },
-            ]));
+                }],
+                || 0,
+            ));
             let port = lan.port(0).unwrap().clone();
             Ok((port, Box::new(crate::net::lan::LanPort { lan, index: 0 })))
         }

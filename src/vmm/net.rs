@@ -21,6 +21,15 @@ struct Ports {
 
 static LAN: spin::Once<Ports> = spin::Once::new();
 
+/// Microseconds of the generic timer (storm control's clock).
+fn clock_us() -> u64 {
+    let (c, f) = (
+        crate::arch::cpu::counter(),
+        crate::arch::cpu::counter_freq(),
+    );
+    (u128::from(c) * 1_000_000 / u128::from(f.max(1))) as u64
+}
+
 /// Builds the switch from the VMs' configurations (VM index = position).
 pub fn build(cfgs: &[&VmConfig<'_>]) {
     let mut names: Vec<&str> = Vec::new();
@@ -43,7 +52,7 @@ pub fn build(cfgs: &[&VmConfig<'_>]) {
         owners.push(i);
     }
     LAN.call_once(|| Ports {
-        lan: Lan::new(specs),
+        lan: Lan::new(specs, clock_us),
         owners,
     });
 }

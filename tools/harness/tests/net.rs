@@ -130,7 +130,7 @@ fn lans_are_isolated_and_a_hostile_vm_cannot_disturb_its_lan() {
     o.expect(r"NETHOSTILE start up=true")
         .expect(r"NETHOSTILE done rounds=[1-9]\d* flood=[1-9]\d* [^\n]*result=ok");
     // Every kind of bad frame was dropped and counted at the hostile port.
-    for why in ["runt", "oversized", "bad-header", "spoofed"] {
+    for why in ["runt", "oversized", "bad-header", "spoofed", "storm"] {
         o.expect(&format!(r"VM 'hostile': network: [^\n]*\b{why} [1-9]"));
     }
     // Its descriptors outside RAM were the device's problem, rate-limited.
