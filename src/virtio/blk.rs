@@ -29,6 +29,7 @@
 
 use super::mmio::{Device, Served};
 use super::queue::{Buf, Chain, Queue, QueueError};
+use super::stream::{config_bytes, copy, slice};
 use super::{feature, GuestRam};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -175,55 +176,6 @@ impl<B: Backend> Blk<B> {
     pub fn backend(&self) -> &B {
         &self.backend
     }
-}
-
-/// The bytes `[skip, skip + len)` of the stream `bufs`, as buffers.
-fn slice(bufs: &[Buf], mut skip: u64, mut len: u64) -> Vec<Buf> {
-    let mut out = Vec::new();
-    for b in bufs {
-        let blen = u64::from(b.len);
-        if skip >= blen {
-            skip -= blen;
-            continue;
-        }
-        if len == 0 {
-            break;
-        }
-        let take = (blen - skip).min(len);
-        out.push(Buf {
-            addr: b.addr + skip,
-            len: take as u32,
-            writable: b.writable,
-        });
-        len -= take;
-        skip = 0;
-    }
-    out
-}
-
-/// Copies between `bounce` and the stream `bufs` at `offset`:
-/// into guest RAM when `to_guest`.
-fn copy(
-    mem: &mut dyn GuestRam,
-    bufs: &[Buf],
-    offset: u64,
-    bounce: &mut [u8],
-    to_guest: bool,
-) -> bool {
-    let mut at = 0usize;
-    for b in slice(bufs, offset, bounce.len() as u64) {
-        let part = &mut bounce[at..at + b.len as usize];
-        let ok = if to_guest {
-            mem.write(b.addr, part)
-        } else {
-            mem.read(b.addr, part)
-        };
-        if !ok {
-            return false;
-        }
-        at += b.len as usize;
-    }
-    at == bounce.len()
 }
 
 impl<B: Backend> Blk<B> {
@@ -390,14 +342,7 @@ impl<B: Backend> Device for Blk<B> {
         cfg[0..8].copy_from_slice(&self.backend.sectors().to_le_bytes());
         cfg[12..16].copy_from_slice(&u32::from(QUEUE_MAX - 2).to_le_bytes());
         cfg[20..24].copy_from_slice(&(SECTOR as u32).to_le_bytes());
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = usize::try_from(offset)
-                .ok()
-                .and_then(|o| o.checked_add(i))
-                .and_then(|o| cfg.get(o))
-                .copied()
-                .unwrap_or(0);
-        }
+        config_bytes(&cfg, offset, out);
     }
 
     fn serve(

@@ -296,20 +296,8 @@ fn one_serve_answers_at_most_a_queue_of_requests() {
 fn a_big_request_through_the_transport_completes_by_polling() {
     use crate::devices::bus::MmioDevice;
     use crate::virtio::mmio::{Sinks, Transport};
+    use crate::virtio::testram::Shared;
     use std::sync::{Arc, Mutex};
-    #[derive(Clone)]
-    struct Shared(Arc<Mutex<Ram>>);
-    impl GuestRam for Shared {
-        fn contains(&self, ipa: u64, len: u64) -> bool {
-            self.0.lock().unwrap().contains(ipa, len)
-        }
-        fn read(&mut self, ipa: u64, out: &mut [u8]) -> bool {
-            self.0.lock().unwrap().read(ipa, out)
-        }
-        fn write(&mut self, ipa: u64, data: &[u8]) -> bool {
-            self.0.lock().unwrap().write(ipa, data)
-        }
-    }
     let ram = Arc::new(Mutex::new(Ram::new(BASE, 8 << 20)));
     let mores = Arc::new(Mutex::new(0usize));
     let m2 = mores.clone();

@@ -1,5 +1,5 @@
 use super::*;
-use crate::virtio::testram::{Driver, Ram};
+use crate::virtio::testram::{Driver, Ram, Shared};
 use std::sync::{Arc, Mutex};
 use std::vec;
 use std::vec::Vec;
@@ -7,22 +7,6 @@ use std::vec::Vec;
 const BASE: u64 = 0x4000_0000;
 const RINGS: u64 = BASE + 0x1000;
 const DATA: u64 = BASE + 0x8_0000;
-
-/// A RAM shared between the test (the driver) and the transport.
-#[derive(Clone)]
-struct Shared(Arc<Mutex<Ram>>);
-
-impl GuestRam for Shared {
-    fn contains(&self, ipa: u64, len: u64) -> bool {
-        self.0.lock().unwrap().contains(ipa, len)
-    }
-    fn read(&mut self, ipa: u64, out: &mut [u8]) -> bool {
-        self.0.lock().unwrap().read(ipa, out)
-    }
-    fn write(&mut self, ipa: u64, data: &[u8]) -> bool {
-        self.0.lock().unwrap().write(ipa, data)
-    }
-}
 
 /// Returns every chain with its writable length, at most `budget` per
 /// serve.

@@ -9,9 +9,11 @@
 //! behind each device's backend trait.
 
 pub mod blk;
+pub mod irq;
 pub mod mmio;
 pub mod net;
 pub mod queue;
+pub mod stream;
 
 /// The VM's RAM as a virtio device sees it (guest-physical addresses).
 pub trait GuestRam {

@@ -30,8 +30,10 @@
 //!   through the shared [`IrqLine`]. A malformed receive queue found
 //!   there puts the device into DEVICE_NEEDS_RESET as the transport would.
 
-use super::mmio::{Device, IrqLine, Served};
+use super::irq::{isr, IrqLine};
+use super::mmio::{Device, Served};
 use super::queue::{Buf, Queue, QueueError};
+use super::stream::{config_bytes, copy, slice};
 use super::{feature, GuestRam};
 use crate::sync::Mutex;
 use alloc::boxed::Box;
@@ -323,7 +325,7 @@ impl Port {
             Ok(Some(())) => {
                 if rx.queue.should_interrupt(mem) {
                     if let Some(irq) = &rx.irq {
-                        irq.raise(super::mmio::isr::USED);
+                        irq.raise(isr::USED);
                     }
                 }
                 Ok(())
@@ -332,7 +334,7 @@ impl Port {
             Err(Fill::TooSmall) => {
                 if rx.queue.should_interrupt(mem) {
                     if let Some(irq) = &rx.irq {
-                        irq.raise(super::mmio::isr::USED);
+                        irq.raise(isr::USED);
                     }
                 }
                 Err(DropReason::RxTooSmall)
@@ -527,7 +529,7 @@ impl<F: Fabric> Net<F> {
         }
         let mut head = [0u8; HDR + 14];
         let n = (total as usize).min(head.len());
-        if !read_stream(mem, &readable, &mut head[..n]) {
+        if !copy(mem, &readable, 0, &mut head[..n], false) {
             return Err(DropReason::BadHeader);
         }
         // flags (NEEDS_CSUM, DATA_VALID) and gso_type: nothing offered.
@@ -546,46 +548,11 @@ impl<F: Fabric> Net<F> {
         let mut src = [0u8; 6];
         dst.copy_from_slice(&head[HDR..HDR + 6]);
         src.copy_from_slice(&head[HDR + 6..HDR + 12]);
-        let frame = skip(&readable, HDR as u64);
+        let frame = slice(&readable, HDR as u64, u64::MAX);
         self.fabric.send(mem, &frame, len, &dst, &src)?;
         self.port.counters.sent(len);
         Ok(())
     }
-}
-
-/// The stream `bufs` from byte `n` on, as buffers.
-fn skip(bufs: &[Buf], mut n: u64) -> Vec<Buf> {
-    let mut out = Vec::with_capacity(bufs.len());
-    for b in bufs {
-        let l = u64::from(b.len);
-        if n >= l {
-            n -= l;
-            continue;
-        }
-        out.push(Buf {
-            addr: b.addr + n,
-            len: (l - n) as u32,
-            writable: b.writable,
-        });
-        n = 0;
-    }
-    out
-}
-
-/// Reads the first `out.len()` bytes of the stream `bufs`.
-fn read_stream(mem: &mut dyn GuestRam, bufs: &[Buf], out: &mut [u8]) -> bool {
-    let mut at = 0;
-    for b in bufs {
-        if at == out.len() {
-            break;
-        }
-        let n = (b.len as usize).min(out.len() - at);
-        if !mem.read(b.addr, &mut out[at..at + n]) {
-            return false;
-        }
-        at += n;
-    }
-    at == out.len()
 }
 
 impl<F: Fabric> Device for Net<F> {
@@ -616,14 +583,7 @@ impl<F: Fabric> Device for Net<F> {
         cfg[6..8].copy_from_slice(&LINK_UP.to_le_bytes());
         cfg[8..10].copy_from_slice(&1u16.to_le_bytes());
         cfg[10..12].copy_from_slice(&MTU.to_le_bytes());
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = usize::try_from(offset)
-                .ok()
-                .and_then(|o| o.checked_add(i))
-                .and_then(|o| cfg.get(o))
-                .copied()
-                .unwrap_or(0);
-        }
+        config_bytes(&cfg, offset, out);
     }
 
     fn serve(

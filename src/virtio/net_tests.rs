@@ -5,7 +5,7 @@ use crate::net::switch::PortSpec;
 use crate::net::BROADCAST;
 use crate::virtio::mmio::{isr, Sinks, Transport};
 use crate::virtio::status;
-use crate::virtio::testram::{Driver, Ram};
+use crate::virtio::testram::{Driver, Ram, Shared};
 use std::sync::Mutex as StdMutex;
 use std::vec;
 use std::vec::Vec;
@@ -15,21 +15,6 @@ const RX_RINGS: u64 = BASE + 0x1000;
 const TX_RINGS: u64 = BASE + 0x4000;
 const DATA: u64 = BASE + 0x8_0000;
 const SIZE: u16 = 16;
-
-#[derive(Clone)]
-struct Shared(Arc<StdMutex<Ram>>);
-
-impl GuestRam for Shared {
-    fn contains(&self, ipa: u64, len: u64) -> bool {
-        self.0.lock().unwrap().contains(ipa, len)
-    }
-    fn read(&mut self, ipa: u64, out: &mut [u8]) -> bool {
-        self.0.lock().unwrap().read(ipa, out)
-    }
-    fn write(&mut self, ipa: u64, data: &[u8]) -> bool {
-        self.0.lock().unwrap().write(ipa, data)
-    }
-}
 
 type Dev = Transport<Net<LanPort<Arc<Lan>>>>;
 

@@ -78,6 +78,23 @@ impl GuestRam for Ram {
     }
 }
 
+/// A [`Ram`] shared between a test (the driver) and the device under
+/// test, locked per access.
+#[derive(Clone)]
+pub struct Shared(pub std::sync::Arc<std::sync::Mutex<Ram>>);
+
+impl GuestRam for Shared {
+    fn contains(&self, ipa: u64, len: u64) -> bool {
+        self.0.lock().unwrap().contains(ipa, len)
+    }
+    fn read(&mut self, ipa: u64, out: &mut [u8]) -> bool {
+        self.0.lock().unwrap().read(ipa, out)
+    }
+    fn write(&mut self, ipa: u64, data: &[u8]) -> bool {
+        self.0.lock().unwrap().write(ipa, data)
+    }
+}
+
 /// A split queue of `size` laid out in the test RAM as Linux does:
 /// descriptors, then the available ring, then (4-aligned) the used ring.
 pub struct Driver {
