@@ -12,6 +12,7 @@ pub mod blk;
 pub mod irq;
 pub mod mmio;
 pub mod net;
+pub mod port;
 pub mod queue;
 pub mod stream;
 
