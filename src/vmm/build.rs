@@ -4,9 +4,10 @@
 //! devices attached, its images loaded (`build`), then the start
 //! (`start`). All or nothing: if any VM cannot be built, none starts.
 
+use super::host::VmHost;
 use super::irq::new_vgic;
-use super::vm::{publish, vm, vms, Vcpu, Vm};
-use super::{console, conswitch, cores, firmware, irq, watchdog};
+use super::vm::{publish, vms, Vcpu, Vm};
+use super::{console, conswitch, cores, irq};
 use crate::arch::{cpu, guest};
 use crate::dt::host::HostInfo;
 use crate::mm::frames::FRAMES;
@@ -17,7 +18,7 @@ use crate::region::{Range, RangeSet, Size};
 use crate::sync::Mutex;
 use crate::trap::stats::ExitStats;
 use crate::trap::sysreg::SysRegState;
-use crate::vm::attach::{attach, Devices, Host, RealUart};
+use crate::vm::attach::{attach, Devices, RealUart};
 use crate::vm::bundle::Bundle;
 use crate::vm::config::{self, Device, VmConfig};
 use crate::vm::fdt::{self, VmTree};
@@ -346,81 +347,6 @@ fn log_vm(vm: &Vm, kernel: &str) {
         vm.plan.dtb,
         vm.plan.initrd.map_or(String::new(), |(a, s)| alloc::format!(", initrd {} at IPA {a:#x}", Size(s))),
     );
-}
-
-/// What VM `index`'s devices ask of the hypervisor ([`Host`]).
-#[derive(Clone, Copy)]
-struct VmHost {
-    index: usize,
-}
-
-impl Host for VmHost {
-    fn set_line(&self, intid: u32, level: bool) {
-        if let Some(vm) = vm(self.index) {
-            let d = vm.vgic.lock().set_line(0, intid, level);
-            irq::mark(vm, d);
-        }
-    }
-    fn uart_tx(&self, byte: u8) {
-        conswitch::guest_byte(self.index, byte);
-    }
-    fn uart_room(&self) -> bool {
-        conswitch::room(self.index)
-    }
-    fn firmware(&self, word: u32) -> Option<u32> {
-        firmware::guest_request(self.index, word)
-    }
-    fn exit_count(&self, vcpu: Option<usize>, which: u64) -> u64 {
-        vm(self.index)
-            .and_then(|vm| vm.exit_counts(vcpu).select(which))
-            .unwrap_or(0)
-    }
-    fn watchdog_now(&self) -> u64 {
-        watchdog::ticks()
-    }
-    fn test_line(&self, line: &str) {
-        if let Some(vm) = vm(self.index) {
-            vm.test_line(line);
-        }
-    }
-    fn boots(&self) -> u32 {
-        vm(self.index).map_or(1, |vm| vm.resets.load(Ordering::Relaxed) + 1)
-    }
-    fn inject_fault(&self) {
-        let name = vm(self.index).map_or("?", |vm| vm.name.as_str());
-        super::fault::inject(name)
-    }
-    fn ram(&self) -> alloc::boxed::Box<dyn crate::virtio::GuestRam + Send> {
-        alloc::boxed::Box::new(super::disk::VmRam(self.index))
-    }
-    fn disk(
-        &self,
-        d: &crate::vm::config::DiskConfig,
-    ) -> Result<alloc::boxed::Box<dyn crate::virtio::blk::Backend>, String> {
-        super::disk::partition(self.index, d)
-    }
-    fn virtio_problem(&self, device: &str, e: &crate::virtio::queue::QueueError) {
-        if let Some(vm) = vm(self.index) {
-            vm.warn(format_args!(
-                "{device}: {e}; the device needs a reset (DEVICE_NEEDS_RESET)"
-            ));
-        }
-    }
-    fn io_more(&self) {
-        super::disk::more(self.index);
-    }
-    fn net_port(
-        &self,
-        n: &crate::vm::config::NetConfig<'_>,
-    ) -> Result<
-        (
-            alloc::sync::Arc<crate::virtio::net::Port>,
-            alloc::boxed::Box<dyn crate::virtio::net::Fabric>,
-        ),
-        String,
-    > {
-        super::net::port(self.index, n)
-    }
 }
 
 /// The VM the PL011 is passed through to (usize::MAX: none).

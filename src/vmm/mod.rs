@@ -8,6 +8,7 @@
 //! | file | job |
 //! |------|-----|
 //! | `build.rs` | VMs from the bundle: RAM, stage 2, device tree, devices, images; the start |
+//! | `host.rs` | what a VM's devices ask of the hypervisor (`vm::attach::Host`) |
 //! | `vm.rs` | the VM and vCPU types, guest RAM access |
 //! | `cores.rs` | which vCPU each core runs, the release of the cores |
 //! | `vcpu.rs` | a core's vCPU loop, entering a vCPU from reset |
@@ -38,6 +39,8 @@ pub mod net;
 pub mod exit;
 
 pub mod fault;
+
+pub mod host;
 
 pub mod firmware;
 
