@@ -16,10 +16,9 @@
 //! receiver with no buffer posted drops the frame.
 
 use super::switch::{Dest, PortSpec, Switch, MAX_PORTS};
-use super::{DropReason, Mac};
+use super::DropReason;
 use crate::sync::Mutex;
-use crate::virtio::net::{Fabric, Port};
-use crate::virtio::queue::Buf;
+use crate::virtio::net::{Fabric, Frame, Port};
 use crate::virtio::GuestRam;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -107,21 +106,18 @@ impl Lan {
         self.ports.is_empty()
     }
 
-    /// Sends a frame from port `from`: see [`Fabric::send`].
+    /// Sends `frame` from port `from`: see [`Fabric::send`].
     pub fn send(
         &self,
         from: usize,
         mem: &mut dyn GuestRam,
-        frame: &[Buf],
-        len: u32,
-        dst: &Mac,
-        src: &Mac,
+        frame: &Frame<'_>,
     ) -> Result<(), DropReason> {
         let mut targets = [0usize; MAX_PORTS];
         let mut n = 0;
         {
             let mut sw = self.switch.lock();
-            match sw.route(from, dst, src)? {
+            match sw.route(from, &frame.dst, &frame.src)? {
                 Dest::One(to) => {
                     targets[0] = to;
                     n = 1;
@@ -142,7 +138,7 @@ impl Lan {
         for &t in &targets[..n] {
             if let Some(p) = self.ports.get(t) {
                 // A receiver's drop is its own (counted there).
-                let _ = p.deliver(mem, frame, len);
+                let _ = p.deliver(mem, frame.bufs, frame.len, &frame.meta);
             }
         }
         Ok(())
@@ -158,14 +154,7 @@ pub struct LanPort<L: core::ops::Deref<Target = Lan> + Send> {
 }
 
 impl<L: core::ops::Deref<Target = Lan> + Send> Fabric for LanPort<L> {
-    fn send(
-        &mut self,
-        mem: &mut dyn GuestRam,
-        frame: &[Buf],
-        len: u32,
-        dst: &Mac,
-        src: &Mac,
-    ) -> Result<(), DropReason> {
-        self.lan.send(self.index, mem, frame, len, dst, src)
+    fn send(&mut self, mem: &mut dyn GuestRam, frame: &Frame<'_>) -> Result<(), DropReason> {
+        self.lan.send(self.index, mem, frame)
     }
 }

@@ -12,8 +12,10 @@ pub mod blk;
 pub mod irq;
 pub mod mmio;
 pub mod net;
+pub mod offload;
 pub mod port;
 pub mod queue;
+pub mod rxfill;
 pub mod stream;
 
 /// The VM's RAM as a virtio device sees it (guest-physical addresses).

@@ -32,8 +32,9 @@
 
 use super::irq::IrqLine;
 use super::mmio::{Device, Served};
+use super::offload::{Bad, Meta, Offer, HEAD, MAX_GSO_FRAME};
 use super::queue::{Buf, Queue, QueueError};
-use super::stream::{config_bytes, copy, slice};
+use super::stream::{advance, config_bytes, copy};
 use super::{feature, GuestRam};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -62,13 +63,23 @@ pub const TXQ: usize = 1;
 
 /// Feature bits of the network device.
 pub mod f {
-    /// The device checksums partial packets (never offered).
+    /// The device takes frames with a partial checksum.
     pub const CSUM: u64 = 1 << 0;
+    /// The driver takes frames with a partial checksum.
+    pub const GUEST_CSUM: u64 = 1 << 1;
+    /// The driver takes TCP/IPv4 segmentation offload frames.
+    pub const GUEST_TSO4: u64 = 1 << 7;
+    /// The driver takes TCP/IPv6 segmentation offload frames.
+    pub const GUEST_TSO6: u64 = 1 << 8;
+    /// The device takes TCP/IPv4 segmentation offload frames.
+    pub const HOST_TSO4: u64 = 1 << 11;
+    /// The device takes TCP/IPv6 segmentation offload frames.
+    pub const HOST_TSO6: u64 = 1 << 12;
     /// mtu in the configuration is valid.
     pub const MTU: u64 = 1 << 3;
     /// mac in the configuration is valid.
     pub const MAC: u64 = 1 << 5;
-    /// Merged receive buffers (never offered).
+    /// Merged receive buffers: a frame may span receive chains.
     pub const MRG_RXBUF: u64 = 1 << 15;
     /// status in the configuration is valid.
     pub const STATUS: u64 = 1 << 16;
@@ -77,32 +88,33 @@ pub mod f {
 /// The configuration's link status: up.
 pub const LINK_UP: u16 = 1;
 
+/// A frame on its way through the switch: where it lies in the sender's
+/// RAM (checked buffers), its length, addresses and offload request.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Its bytes: buffers of the sender's RAM, checked.
+    pub bufs: &'a [Buf],
+    /// How many bytes (without the virtio header).
+    pub len: u32,
+    /// Destination MAC.
+    pub dst: Mac,
+    /// Source MAC.
+    pub src: Mac,
+    /// Its offload request, checked ([`Meta::parse`]).
+    pub meta: Meta,
+}
+
 /// Where a port's frames go: the switch (the hypervisor's LAN; a
 /// loopback in tests).
 pub trait Fabric: Send {
-    /// Sends the frame `frame` (`len` bytes, checked buffers in `mem`,
-    /// addressed `dst` from `src`): Err says why it went nowhere (the
-    /// sender's counters; each receiver counts its own drops).
-    fn send(
-        &mut self,
-        mem: &mut dyn GuestRam,
-        frame: &[Buf],
-        len: u32,
-        dst: &Mac,
-        src: &Mac,
-    ) -> Result<(), DropReason>;
+    /// Sends `frame` (its bytes in `mem`): Err says why it went nowhere
+    /// (the sender's counters; each receiver counts its own drops).
+    fn send(&mut self, mem: &mut dyn GuestRam, frame: &Frame<'_>) -> Result<(), DropReason>;
 }
 
 impl Fabric for Box<dyn Fabric> {
-    fn send(
-        &mut self,
-        mem: &mut dyn GuestRam,
-        frame: &[Buf],
-        len: u32,
-        dst: &Mac,
-        src: &Mac,
-    ) -> Result<(), DropReason> {
-        (**self).send(mem, frame, len, dst, src)
+    fn send(&mut self, mem: &mut dyn GuestRam, frame: &Frame<'_>) -> Result<(), DropReason> {
+        (**self).send(mem, frame)
     }
 }
 
@@ -110,12 +122,22 @@ impl Fabric for Box<dyn Fabric> {
 pub struct Net<F: Fabric> {
     port: Arc<Port>,
     fabric: F,
+    /// The transmit offloads its driver negotiated (CSUM, HOST_TSO4/6).
+    offer: Offer,
+    /// The chain being sent (reused: no allocation per frame; a chain's
+    /// length is bounded by the queue).
+    bufs: Vec<Buf>,
 }
 
 impl<F: Fabric> Net<F> {
     /// A device for `port`, sending through `fabric`.
     pub fn new(port: Arc<Port>, fabric: F) -> Self {
-        Self { port, fabric }
+        Self {
+            port,
+            fabric,
+            offer: Offer::default(),
+            bufs: Vec::new(),
+        }
     }
 
     /// Its port.
@@ -123,36 +145,52 @@ impl<F: Fabric> Net<F> {
         &self.port
     }
 
-    /// One transmit chain: its frame to the fabric, or dropped.
-    fn transmit(&mut self, mem: &mut dyn GuestRam, bufs: &[Buf]) -> Result<(), DropReason> {
-        let readable: Vec<Buf> = bufs.iter().copied().filter(|b| !b.writable).collect();
+    /// One transmit chain (in `self.bufs`): its frame to the fabric, or
+    /// dropped.
+    fn transmit(&mut self, mem: &mut dyn GuestRam) -> Result<(), DropReason> {
+        // The device-readable buffers carry the header and the frame.
+        self.bufs.retain(|b| !b.writable);
+        let readable = &mut self.bufs;
         let total: u64 = readable.iter().map(|b| u64::from(b.len)).sum();
         if total < HDR as u64 {
             return Err(DropReason::BadHeader);
         }
-        let mut head = [0u8; HDR + 14];
+        let mut head = [0u8; HDR + HEAD];
         let n = (total as usize).min(head.len());
-        if !copy(mem, &readable, 0, &mut head[..n], false) {
-            return Err(DropReason::BadHeader);
-        }
-        // flags (NEEDS_CSUM, DATA_VALID) and gso_type: nothing offered.
-        if head[0] != 0 || head[1] != 0 {
+        if !copy(mem, readable, 0, &mut head[..n], false) {
             return Err(DropReason::BadHeader);
         }
         let len = total - HDR as u64;
         if len < u64::from(MIN_FRAME) {
             return Err(DropReason::Runt);
         }
-        if len > u64::from(MAX_FRAME) {
+        if len > u64::from(MAX_GSO_FRAME) {
             return Err(DropReason::Oversized);
         }
         let len = len as u32;
+        let meta =
+            Meta::parse(&head[..HDR], &head[HDR..n], len, self.offer, MTU).map_err(
+                |b| match b {
+                    Bad::Header => DropReason::BadHeader,
+                    Bad::Oversized => DropReason::Oversized,
+                },
+            )?;
+        if meta.gso.is_none() && len > MAX_FRAME {
+            return Err(DropReason::Oversized);
+        }
         let mut dst = [0u8; 6];
         let mut src = [0u8; 6];
         dst.copy_from_slice(&head[HDR..HDR + 6]);
         src.copy_from_slice(&head[HDR + 6..HDR + 12]);
-        let frame = slice(&readable, HDR as u64, u64::MAX);
-        self.fabric.send(mem, &frame, len, &dst, &src)?;
+        advance(readable, HDR as u64);
+        let frame = Frame {
+            bufs: readable,
+            len,
+            dst,
+            src,
+            meta,
+        };
+        self.fabric.send(mem, &frame)?;
         self.port.counters.sent(len);
         Ok(())
     }
@@ -170,6 +208,34 @@ impl<F: Fabric> Device for Net<F> {
             | f::MAC
             | f::STATUS
             | f::MTU
+            | f::MRG_RXBUF
+            | f::CSUM
+            | f::HOST_TSO4
+            | f::HOST_TSO6
+            | f::GUEST_CSUM
+            | f::GUEST_TSO4
+            | f::GUEST_TSO6
+    }
+
+    fn activate(&mut self, features: u64) {
+        let has = |b: u64| features & b != 0;
+        // Segmentation needs the checksum offload beside it (§5.1.3.1).
+        self.offer = Offer {
+            csum: has(f::CSUM),
+            tso4: has(f::CSUM) && has(f::HOST_TSO4),
+            tso6: has(f::CSUM) && has(f::HOST_TSO6),
+        };
+        let rx = Offer {
+            csum: has(f::GUEST_CSUM),
+            tso4: has(f::GUEST_CSUM) && has(f::GUEST_TSO4),
+            tso6: has(f::GUEST_CSUM) && has(f::GUEST_TSO6),
+        };
+        self.port.set_offer(rx, has(f::MRG_RXBUF));
+    }
+
+    fn reset(&mut self) {
+        self.offer = Offer::default();
+        self.port.set_offer(Offer::default(), false);
     }
 
     fn queues(&self) -> usize {
@@ -201,18 +267,22 @@ impl<F: Fabric> Device for Net<F> {
             // fills them (Port::deliver).
             return Ok(s);
         }
+        // Each chain goes back as soon as it is sent: a driver waiting
+        // for room sees it at once (returning them together at the end
+        // cost twice the exits in M10).
         for _ in 0..TX_BUDGET {
-            let Some(c) = queue.pop(mem)? else {
+            self.bufs.clear();
+            let Some(head) = queue.pop_into(mem, &mut self.bufs)? else {
                 queue.ask_notify(mem);
                 if queue.pending(mem)? == 0 {
-                    return Ok(s);
+                    break;
                 }
                 continue;
             };
-            if let Err(d) = self.transmit(mem, &c.bufs) {
+            if let Err(d) = self.transmit(mem) {
                 self.port.counters.dropped(d);
             }
-            queue.push_used(mem, c.head, 0)?;
+            queue.push_used(mem, head, 0)?;
             s.used = true;
         }
         s.more = queue.pending(mem)? > 0;

@@ -194,7 +194,7 @@ impl Vm {
 }
 
 #[test]
-fn linux_sees_the_mac_the_link_and_the_mtu_and_no_offloads() {
+fn linux_sees_the_mac_the_link_and_the_mtu() {
     let l = lan(vec![spec(1, 0), spec(2, 0)]);
     let mut a = vm(&l, 0, FEATURES);
     wr(&mut a.t, 0x014, 0);
@@ -204,12 +204,9 @@ fn linux_sees_the_mac_the_link_and_the_mtu_and_no_offloads() {
     let offered = u64::from(hi) << 32 | u64::from(lo);
     assert_eq!(
         offered,
-        FEATURES | feature::RING_EVENT_IDX | feature::RING_INDIRECT_DESC
+        OFFLOADS | feature::RING_EVENT_IDX | feature::RING_INDIRECT_DESC
     );
-    assert_eq!(
-        offered & (f::CSUM | f::MRG_RXBUF | feature::ACCESS_PLATFORM),
-        0
-    );
+    assert_eq!(offered & feature::ACCESS_PLATFORM, 0);
     let mut cfg = [0u8; 12];
     for (i, b) in cfg.iter_mut().enumerate() {
         *b = a.t.read(0x100 + i as u64, 1).unwrap() as u8;
@@ -223,7 +220,7 @@ fn linux_sees_the_mac_the_link_and_the_mtu_and_no_offloads() {
     wr(&mut b.t, 0x070, 0);
     wr(&mut b.t, 0x070, status::ACKNOWLEDGE | status::DRIVER);
     wr(&mut b.t, 0x024, 0);
-    wr(&mut b.t, 0x020, (f::MAC | f::CSUM) as u32);
+    wr(&mut b.t, 0x020, (f::MAC | 1 << 2) as u32);
     wr(&mut b.t, 0x024, 1);
     wr(&mut b.t, 0x020, 1);
     wr(
@@ -605,4 +602,149 @@ fn storm_control_limits_flooding_not_unicast() {
     a.send(&frame(b.mac, a.mac, 60, 1));
     assert_eq!(b.received().len(), 1);
     assert!(std::format!("{s}").contains("storm 50"));
+}
+
+/// Every offload offered, as Linux takes them.
+const OFFLOADS: u64 = FEATURES
+    | f::CSUM
+    | f::GUEST_CSUM
+    | f::HOST_TSO4
+    | f::HOST_TSO6
+    | f::GUEST_TSO4
+    | f::GUEST_TSO6
+    | f::MRG_RXBUF;
+
+impl Vm {
+    /// Sends a large frame with header `hdr` (16 KiB buffers in a data
+    /// area of its own).
+    fn send_big(&mut self, hdr: [u8; HDR], frame: &[u8]) {
+        let mut bytes = hdr.to_vec();
+        bytes.extend_from_slice(frame);
+        let at = DATA + 0x5_0000;
+        let mut ram = self.ram.lock().unwrap();
+        assert!(ram.write(at, &bytes));
+        let bufs: Vec<(u64, u32, bool)> = (0..bytes.len())
+            .step_by(0x4000)
+            .map(|o| (at + o as u64, 0x4000.min(bytes.len() - o) as u32, false))
+            .collect();
+        self.tx.add(&mut ram, &bufs);
+        drop(ram);
+        wr(&mut self.t, 0x050, 1);
+    }
+
+    /// The used receive buffers' bytes since last asked, one per buffer.
+    fn received_raw(&mut self) -> Vec<Vec<u8>> {
+        let mut ram = self.ram.lock().unwrap();
+        let used = self.rx.take_used(&mut ram);
+        used.into_iter()
+            .map(|(head, len)| {
+                let d = self.rx.desc + 16 * u64::from(head);
+                let mut a = [0u8; 8];
+                assert!(ram.read(d, &mut a));
+                ram.bytes(u64::from_le_bytes(a), len as usize).to_vec()
+            })
+            .collect()
+    }
+}
+
+use crate::virtio::offload::tests::{hdr as oh, tcp, valid};
+
+#[test]
+fn linux_takes_checksum_and_segmentation_offloads_and_merged_buffers() {
+    let l = lan(vec![spec(1, 0)]);
+    let mut a = vm(&l, 0, OFFLOADS);
+    wr(&mut a.t, 0x014, 0);
+    let lo = rd(&mut a.t, 0x010);
+    wr(&mut a.t, 0x014, 1);
+    let hi = rd(&mut a.t, 0x010);
+    let offered = u64::from(hi) << 32 | u64::from(lo);
+    assert_eq!(offered & OFFLOADS, OFFLOADS);
+    assert_eq!(
+        rd(&mut a.t, 0x070) & status::FEATURES_OK,
+        status::FEATURES_OK
+    );
+}
+
+#[test]
+fn a_tso_frame_crosses_whole_into_merged_buffers_of_a_receiver_that_takes_it() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, OFFLOADS), vm(&l, 1, OFFLOADS));
+    let fr = tcp(false, 20_000, 12);
+    // Too few buffers: nothing taken, the frame dropped.
+    b.post_rx(3, 2048);
+    a.send_big(oh(1, 1, 1448, 34, 16), &fr);
+    assert!(b.received_raw().is_empty());
+    assert_eq!(b.stats().dropped(DropReason::NoRxBuffer), 1);
+    // Enough: the same three and more, one frame over eleven buffers.
+    b.post_rx(13, 2048);
+    a.send_big(oh(1, 1, 1448, 34, 16), &fr);
+    let bufs = b.received_raw();
+    let n = (HDR + fr.len()).div_ceil(2048);
+    assert_eq!(bufs.len(), n);
+    let h = &bufs[0][..HDR];
+    assert_eq!(h[0], 1, "NEEDS_CSUM");
+    assert_eq!(h[1], 1, "GSO TCPv4");
+    assert_eq!(u16::from_le_bytes([h[2], h[3]]), 66, "hdr_len");
+    assert_eq!(u16::from_le_bytes([h[4], h[5]]), 1448, "gso_size");
+    assert_eq!(u16::from_le_bytes([h[10], h[11]]), n as u16, "num_buffers");
+    let joined: Vec<u8> = bufs.concat()[HDR..].to_vec();
+    assert_eq!(joined, fr);
+    assert_eq!(b.stats().rx_frames, 1);
+    // Both times the switch took it (the first time the receiver
+    // dropped it).
+    assert_eq!(a.stats().tx_bytes, 2 * fr.len() as u64);
+}
+
+#[test]
+fn the_switch_segments_and_checksums_for_a_receiver_without_offloads() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, OFFLOADS), vm(&l, 1, FEATURES));
+    b.post_rx(16, 1526);
+    for v6 in [false, true] {
+        let fr = tcp(v6, 10_000, 0);
+        let (ty, l4) = if v6 { (4, 54) } else { (1, 34) };
+        a.send_big(oh(1, ty, 1400, l4, 16), &fr);
+        let got = b.received();
+        assert_eq!(
+            got.len(),
+            10_000usize.div_ceil(1400),
+            "{} / {}",
+            a.stats(),
+            b.stats()
+        );
+        let mut payload = Vec::new();
+        for (h, f) in &got {
+            assert_eq!(h, &vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+            assert!(valid(f, v6));
+            payload.extend_from_slice(&f[usize::from(l4) + 20..]);
+        }
+        assert_eq!(payload, fr[usize::from(l4) + 20..]);
+        b.post_rx(got.len(), 1526);
+    }
+    // A partial checksum alone is finished too.
+    let fr = tcp(false, 500, 0);
+    a.send_big(oh(1, 0, 0, 34, 16), &fr);
+    let got = b.received();
+    assert_eq!(got.len(), 1);
+    assert!(valid(&got[0].1, false));
+    assert!(!valid(&fr, false));
+    // More segments than the fallback makes: dropped, counted.
+    let fr = tcp(false, 60_000, 0);
+    a.send_big(oh(1, 1, 400, 34, 16), &fr);
+    assert!(b.received().is_empty());
+    assert_eq!(b.stats().dropped(DropReason::Segments), 1);
+}
+
+#[test]
+fn offloads_a_driver_did_not_take_are_refused_and_reset_forgets_them() {
+    let l = lan(vec![spec(1, 0), spec(2, 0)]);
+    let (mut a, mut b) = (vm(&l, 0, OFFLOADS), vm(&l, 1, OFFLOADS));
+    b.post_rx(16, 2048);
+    let fr = tcp(false, 3000, 0);
+    // A reset, then only the basic features: TSO refused.
+    wr(&mut a.t, 0x070, 0);
+    a = vm(&l, 0, FEATURES);
+    a.send_big(oh(1, 1, 1448, 34, 16), &fr);
+    assert_eq!(a.stats().dropped(DropReason::BadHeader), 1);
+    assert!(b.received_raw().is_empty());
 }

@@ -5,17 +5,18 @@
 //! VM's transport's, and never wait for its vCPU.
 
 use super::irq::{isr, IrqLine};
+use super::offload::{finish, segments, Meta, Offer, MAX_SEGS};
 use super::queue::{Buf, Queue, QueueError};
+use super::rxfill::{fill, Bytes, Fill, Scratch};
+use super::stream::copy;
 use super::GuestRam;
 use crate::sync::Mutex;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// The header before every frame (`virtio_net_hdr` with num_buffers).
-pub const HDR: usize = 12;
+pub use super::rxfill::HDR;
 
 /// An Ethernet MAC address.
 pub type Mac = [u8; 6];
@@ -52,11 +53,15 @@ pub enum DropReason {
     /// Sent: a group frame past the port's share of flooding (storm
     /// control).
     Storm,
+    /// Received: a segmentation offload the receiver's driver did not
+    /// take, whose frame would be cut into more than
+    /// [`MAX_SEGS`](super::offload::MAX_SEGS) segments.
+    Segments,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::Runt,
         DropReason::Oversized,
         DropReason::BadHeader,
@@ -66,6 +71,7 @@ impl DropReason {
         DropReason::RxTooSmall,
         DropReason::RxFault,
         DropReason::Storm,
+        DropReason::Segments,
     ];
 
     /// Its short name (counters, logs, the tests).
@@ -80,6 +86,7 @@ impl DropReason {
             DropReason::RxTooSmall => "rx-too-small",
             DropReason::RxFault => "rx-fault",
             DropReason::Storm => "storm",
+            DropReason::Segments => "segments",
         }
     }
 }
@@ -188,6 +195,12 @@ struct Rx {
     queue: Queue,
     live: bool,
     broken: bool,
+    /// The offloads its driver takes (GUEST_CSUM, GUEST_TSO4/6).
+    offer: Offer,
+    /// MRG_RXBUF: a frame may span receive chains.
+    merge: bool,
+    /// Lists reused from frame to frame.
+    scratch: Scratch,
     mem: Option<Box<dyn GuestRam + Send>>,
     irq: Option<Arc<IrqLine>>,
     problem: Option<ProblemSink>,
@@ -214,6 +227,9 @@ impl Port {
                 queue: Queue::default(),
                 live: false,
                 broken: false,
+                offer: Offer::default(),
+                merge: false,
+                scratch: Scratch::default(),
                 mem: None,
                 irq: None,
                 problem: None,
@@ -230,15 +246,60 @@ impl Port {
     }
 
     /// Puts the frame `frame` (`len` bytes in the sender's RAM `src`, as
-    /// checked buffers) into this port's next receive buffer, or says why
-    /// not (counted here, the receiver's side).
+    /// checked buffers, its offload request `meta`) into this port's
+    /// next receive buffers, or says why not (counted here, the
+    /// receiver's side). A frame whose offload the receiver's driver did
+    /// not take is finished here first (checksum, segments): copied
+    /// into the hypervisor, then into the receiver.
     pub fn deliver(
         &self,
         src: &mut dyn GuestRam,
         frame: &[Buf],
         len: u32,
+        meta: &Meta,
     ) -> Result<(), DropReason> {
-        let r = self.try_deliver(src, frame, len);
+        let mut guard = self.rx.lock();
+        let rx = &mut *guard;
+        if !rx.live || rx.broken || !rx.queue.ready || rx.mem.is_none() {
+            self.counters.dropped(DropReason::NoRxBuffer);
+            return Err(DropReason::NoRxBuffer);
+        }
+        if let Some(h) = meta.rx_header(rx.offer) {
+            return self.fill_one(rx, src, frame, len, h);
+        }
+        if segments(meta, len) > MAX_SEGS {
+            self.counters.dropped(DropReason::Segments);
+            return Err(DropReason::Segments);
+        }
+        let mut whole = alloc::vec![0u8; len as usize];
+        if !copy(src, frame, 0, &mut whole, false) {
+            // The sender's buffers were checked: not reached.
+            self.counters.dropped(DropReason::BadHeader);
+            return Err(DropReason::BadHeader);
+        }
+        let mut r = Ok(());
+        finish(&mut whole, meta, &mut |seg| {
+            let b = [Buf {
+                addr: 0,
+                len: seg.len() as u32,
+                writable: false,
+            }];
+            r = self.fill_one(rx, &mut Bytes(seg), &b, seg.len() as u32, [0; HDR]);
+            r.is_ok()
+        });
+        r
+    }
+
+    /// One frame into the receive queue with header `hdr`, counted.
+    fn fill_one(
+        &self,
+        rx: &mut Rx,
+        src: &mut dyn GuestRam,
+        frame: &[Buf],
+        len: u32,
+        hdr: [u8; HDR],
+    ) -> Result<(), DropReason> {
+        let r = Self::try_fill(rx, src, frame, len, hdr);
         match r {
             Ok(()) => self.counters.received(len),
             Err(d) => self.counters.dropped(d),
@@ -246,21 +307,26 @@ impl Port {
         r
     }
 
-    fn try_deliver(
-        &self,
+    fn try_fill(
+        rx: &mut Rx,
         src: &mut dyn GuestRam,
         frame: &[Buf],
         len: u32,
+        hdr: [u8; HDR],
     ) -> Result<(), DropReason> {
-        let mut guard = self.rx.lock();
-        let rx = &mut *guard;
-        if !rx.live || rx.broken || !rx.queue.ready {
-            return Err(DropReason::NoRxBuffer);
-        }
         let Some(mem) = rx.mem.as_deref_mut() else {
             return Err(DropReason::NoRxBuffer);
         };
-        let r = fill(&mut rx.queue, mem, src, frame, len);
+        let r = fill(
+            &mut rx.queue,
+            mem,
+            src,
+            frame,
+            len,
+            hdr,
+            rx.merge,
+            &mut rx.scratch,
+        );
         match r {
             Ok(Some(())) => {
                 if rx.queue.should_interrupt(mem) {
@@ -292,6 +358,14 @@ impl Port {
         }
     }
 
+    /// The receive offloads the VM's driver negotiated (set when it
+    /// goes live, cleared at reset).
+    pub fn set_offer(&self, offer: Offer, merge: bool) {
+        let mut rx = self.rx.lock();
+        rx.offer = offer;
+        rx.merge = merge;
+    }
+
     /// The VM's receive queue, as its transport hands it over (made
     /// ready, stopped or reset).
     pub fn set_queue(&self, queue: &Queue) {
@@ -316,119 +390,5 @@ impl Port {
     pub(crate) fn rx_ready(&self) -> bool {
         let rx = self.rx.lock();
         rx.live && rx.queue.ready && !rx.broken
-    }
-}
-
-enum Fill {
-    TooSmall,
-    Queue(QueueError),
-}
-
-impl From<QueueError> for Fill {
-    fn from(e: QueueError) -> Self {
-        Fill::Queue(e)
-    }
-}
-
-/// Takes the receiver's next chain and copies the header and the frame
-/// into it. `Ok(None)`: no chain posted.
-fn fill(
-    queue: &mut Queue,
-    mem: &mut (dyn GuestRam + Send),
-    src: &mut dyn GuestRam,
-    frame: &[Buf],
-    len: u32,
-) -> Result<Option<()>, Fill> {
-    // No avail_event update: a refill needs no notify (frames come
-    // from the switch, not from the driver's kick).
-    let Some(c) = queue.pop(mem)? else {
-        return Ok(None);
-    };
-    let dst: Vec<Buf> = c.bufs.iter().copied().filter(|b| b.writable).collect();
-    let room: u64 = dst.iter().map(|b| u64::from(b.len)).sum();
-    if room < HDR as u64 + u64::from(len) {
-        queue.push_used(mem, c.head, 0)?;
-        return Err(Fill::TooSmall);
-    }
-    let mut hdr = [0u8; HDR];
-    hdr[10] = 1; // num_buffers
-    let mut out = Cursor::new(&dst);
-    if !out.write(mem, &hdr) {
-        return Err(Fill::Queue(QueueError::BadRequest(
-            "receive buffer unwritable",
-        )));
-    }
-    for b in frame {
-        // At most one destination buffer's worth at a time, so every
-        // piece `read_with` hands over lands in one contiguous run.
-        let mut at = b.addr;
-        let mut left = u64::from(b.len);
-        while left > 0 {
-            let Some((daddr, davail)) = out.current() else {
-                return Err(Fill::TooSmall);
-            };
-            let n = left.min(davail);
-            let mut w = daddr;
-            let ok = src.read_with(at, n, &mut |bytes| {
-                let ok = mem.write(w, bytes);
-                w += bytes.len() as u64;
-                ok
-            });
-            if !ok {
-                return Err(Fill::Queue(QueueError::BadRequest(
-                    "receive buffer unwritable",
-                )));
-            }
-            out.advance(n);
-            at += n;
-            left -= n;
-        }
-    }
-    queue.push_used(mem, c.head, HDR as u32 + len)?;
-    Ok(Some(()))
-}
-
-/// A write position in a stream of buffers.
-struct Cursor<'a> {
-    bufs: &'a [Buf],
-    i: usize,
-    off: u64,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(bufs: &'a [Buf]) -> Self {
-        Self { bufs, i: 0, off: 0 }
-    }
-
-    /// The current buffer's next address and the room left in it.
-    fn current(&mut self) -> Option<(u64, u64)> {
-        loop {
-            let b = self.bufs.get(self.i)?;
-            if self.off < u64::from(b.len) {
-                return Some((b.addr + self.off, u64::from(b.len) - self.off));
-            }
-            self.i += 1;
-            self.off = 0;
-        }
-    }
-
-    fn advance(&mut self, n: u64) {
-        self.off += n;
-    }
-
-    /// Writes `data` at the cursor (across buffers).
-    fn write(&mut self, mem: &mut (dyn GuestRam + Send), mut data: &[u8]) -> bool {
-        while !data.is_empty() {
-            let Some((a, room)) = self.current() else {
-                return false;
-            };
-            let n = (room as usize).min(data.len());
-            if !mem.write(a, &data[..n]) {
-                return false;
-            }
-            self.advance(n as u64);
-            data = &data[n..];
-        }
-        true
     }
 }

@@ -255,6 +255,20 @@ impl Queue {
 
     /// Takes the next available chain, if any, every descriptor checked.
     pub fn pop(&mut self, mem: &mut (impl GuestRam + ?Sized)) -> Result<Option<Chain>, QueueError> {
+        let mut bufs = Vec::new();
+        Ok(self
+            .pop_into(mem, &mut bufs)?
+            .map(|head| Chain { head, bufs }))
+    }
+
+    /// Takes the next available chain, if any, every descriptor checked,
+    /// appending its buffers to `bufs` (a caller's reused list: no
+    /// allocation per chain); its head.
+    pub fn pop_into(
+        &mut self,
+        mem: &mut (impl GuestRam + ?Sized),
+        bufs: &mut Vec<Buf>,
+    ) -> Result<Option<u16>, QueueError> {
         if self.pending(mem)? == 0 {
             return Ok(None);
         }
@@ -262,14 +276,19 @@ impl Queue {
         mem.fence();
         let slot = self.avail + 4 + 2 * u64::from(self.next_avail % self.size);
         let head = r16(mem, slot).ok_or(QueueError::RingNotRam("available", self.avail))?;
-        let chain = self.walk(mem, head)?;
+        self.walk(mem, head, bufs)?;
         self.next_avail = self.next_avail.wrapping_add(1);
-        Ok(Some(chain))
+        Ok(Some(head))
     }
 
-    fn walk(&self, mem: &mut (impl GuestRam + ?Sized), head: u16) -> Result<Chain, QueueError> {
+    fn walk(
+        &self,
+        mem: &mut (impl GuestRam + ?Sized),
+        head: u16,
+        bufs: &mut Vec<Buf>,
+    ) -> Result<(), QueueError> {
         let size = u32::from(self.size);
-        let mut bufs = Vec::new();
+        let start = bufs.len();
         let mut total: u64 = 0;
         let mut i = u32::from(head);
         // Direct descriptors visited: more than the table holds is a loop.
@@ -288,16 +307,16 @@ impl Queue {
                 if d.flags & flags::NEXT != 0 {
                     return Err(QueueError::IndirectWithNext);
                 }
-                self.walk_indirect(mem, &d, &mut bufs, &mut total)?;
+                self.walk_indirect(mem, &d, bufs, start, &mut total)?;
                 break;
             }
-            push(mem, &mut bufs, &mut total, &d)?;
+            push(mem, bufs, &mut total, &d)?;
             if d.flags & flags::NEXT == 0 {
                 break;
             }
             i = u32::from(d.next);
         }
-        Ok(Chain { head, bufs })
+        Ok(())
     }
 
     fn walk_indirect(
@@ -305,10 +324,15 @@ impl Queue {
         mem: &mut (impl GuestRam + ?Sized),
         table: &Desc,
         bufs: &mut Vec<Buf>,
+        start: usize,
         total: &mut u64,
     ) -> Result<(), QueueError> {
         let n = table.len / 16;
-        if table.len == 0 || !table.len.is_multiple_of(16) || n > MAX_INDIRECT || !bufs.is_empty() {
+        if table.len == 0
+            || !table.len.is_multiple_of(16)
+            || n > MAX_INDIRECT
+            || bufs.len() != start
+        {
             return Err(QueueError::BadIndirect(table.len));
         }
         if !mem.contains(table.addr, u64::from(table.len)) {
@@ -343,8 +367,27 @@ impl Queue {
         }
     }
 
+    /// Gives back the last `n` chains taken and not yet returned (the
+    /// driver never saw them taken): they are taken again next time.
+    pub fn unpop(&mut self, n: u16) {
+        self.next_avail = self.next_avail.wrapping_sub(n);
+    }
+
     /// Returns chain `head` to the driver with `len` bytes written.
     pub fn push_used(
+        &mut self,
+        mem: &mut (impl GuestRam + ?Sized),
+        head: u16,
+        len: u32,
+    ) -> Result<(), QueueError> {
+        self.stage_used(mem, head, len)?;
+        self.publish_used(mem)
+    }
+
+    /// Writes the used element for chain `head` without publishing it:
+    /// [`Queue::publish_used`] makes every staged element visible at
+    /// once (a frame spread over several receive buffers).
+    pub fn stage_used(
         &mut self,
         mem: &mut (impl GuestRam + ?Sized),
         head: u16,
@@ -358,7 +401,12 @@ impl Queue {
             return Err(QueueError::RingNotRam("used", self.used));
         }
         self.next_used = self.next_used.wrapping_add(1);
-        // The element before the index that publishes it.
+        Ok(())
+    }
+
+    /// Publishes the staged used elements (the used index).
+    pub fn publish_used(&mut self, mem: &mut (impl GuestRam + ?Sized)) -> Result<(), QueueError> {
+        // The elements before the index that publishes them.
         mem.fence();
         if !mem.write(self.used + 2, &self.next_used.to_le_bytes()) {
             return Err(QueueError::RingNotRam("used", self.used));

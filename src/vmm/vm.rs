@@ -2,6 +2,7 @@
 //! RAM accesses (scrub, load, copy for the mailbox), exit counts and
 //! rate-limited guest-caused log lines.
 
+use crate::arch::copy::copy_normal;
 use crate::arch::cpu;
 use crate::devices::bus::MmioBus;
 use crate::devices::mailbox::policy::Policy;
@@ -270,8 +271,8 @@ impl Vm {
         let mut at = 0usize;
         for (pa, n) in pieces {
             // SAFETY: VM RAM, identity-mapped, inside the VM (checked).
-            let dst = unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, n as usize) };
-            dst.copy_from_slice(&data[at..at + n as usize]);
+            // The hypervisor's side is Normal memory too (heap, stack).
+            unsafe { copy_normal(pa as *mut u8, data[at..].as_ptr(), n as usize) };
             at += n as usize;
         }
         true
@@ -286,8 +287,7 @@ impl Vm {
         let mut at = 0usize;
         for (pa, n) in pieces {
             // SAFETY: VM RAM, identity-mapped, inside the VM (checked).
-            let src = unsafe { core::slice::from_raw_parts(pa as *const u8, n as usize) };
-            out[at..at + n as usize].copy_from_slice(src);
+            unsafe { copy_normal(out[at..].as_mut_ptr(), pa as *const u8, n as usize) };
             at += n as usize;
         }
         true
@@ -303,8 +303,8 @@ impl Vm {
         let mut at = 0usize;
         for (pa, n) in pieces {
             // SAFETY: VM RAM, identity-mapped, inside the VM (checked).
-            let dst = unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, n as usize) };
-            dst.copy_from_slice(&data[at..at + n as usize]);
+            // The hypervisor's side is Normal memory too (heap, stack).
+            unsafe { copy_normal(pa as *mut u8, data[at..].as_ptr(), n as usize) };
             cpu::clean_inval_dcache(pa, n);
             at += n as usize;
         }
@@ -322,8 +322,7 @@ impl Vm {
         for (pa, n) in pieces {
             cpu::clean_inval_dcache(pa, n);
             // SAFETY: VM RAM, identity-mapped, inside the VM (checked).
-            let src = unsafe { core::slice::from_raw_parts(pa as *const u8, n as usize) };
-            out[at..at + n as usize].copy_from_slice(src);
+            unsafe { copy_normal(out[at..].as_mut_ptr(), pa as *const u8, n as usize) };
             at += n as usize;
         }
         true

@@ -1,8 +1,11 @@
 //! The hostile VM's attacks on its LAN (guests/linux-lans.conf puts it on
 //! lan0 beside two Linux VMs exchanging traffic): a minimal polling
 //! virtio-net driver that floods broadcast frames, sends from MACs not
-//! its own, sends oversized, runt and zero-length frames and headers
-//! asking for offloads nobody offered, and posts transmit and receive
+//! its own, sends oversized, runt and zero-length frames, headers
+//! asking for offloads it did not negotiate (ECN, IPv6 segmentation) and
+//! offload requests that contradict their frame (a checksum position
+//! past its end, TCP segmentation of a frame that is not TCP), and posts
+//! transmit and receive
 //! descriptors outside its RAM, round after round until a victim asks
 //! for its address (an ARP request for `ip`, which the harness makes a
 //! victim send once its transfer is done; `secs` seconds at most). The
@@ -51,7 +54,8 @@ fn desc(table: u64, i: u16, addr: u64, len: u32, flags: u16) {
     w16(d + 14, 0);
 }
 
-/// Resets the device and brings it up (VERSION_1 and MAC), its receive
+/// Resets the device and brings it up (VERSION_1, MAC, CSUM and
+/// HOST_TSO4: it may ask for offloads, and lies in them), its receive
 /// queue holding eight buffers at `rx_at` (outside RAM for an attack).
 /// Whether both queues took.
 fn up(rx_at: u64) -> bool {
@@ -60,7 +64,7 @@ fn up(rx_at: u64) -> bool {
     w32(VIO + 0x24, 1);
     w32(VIO + 0x20, 1);
     w32(VIO + 0x24, 0);
-    w32(VIO + 0x20, 1 << 5);
+    w32(VIO + 0x20, 1 << 5 | 1 | 1 << 11);
     w32(VIO + 0x70, 1 | 2 | 8);
     for a in (RXD..RXD + 0x400)
         .step_by(8)
@@ -201,15 +205,20 @@ pub fn run(ram: u64, ip: [u8; 4], secs: u64) -> ! {
         seed ^= seed << 17;
         let s = seed.to_le_bytes();
         let spoof = [0x02, s[0], s[1], s[2], s[3], s[4]];
+        let past_end = frame(2, (1, 0), 60, bcast, mac);
+        w16(past_end.0 + 6, 0xfff0); // csum_start
         let b = [
             frame(0, (0, 0), 60, bcast, spoof),
             frame(1, (0, 0), 60, bcast, bcast),
-            frame(2, (1, 0), 60, bcast, mac),
+            past_end,
             frame(3, (0, 4), 60, bcast, mac),
             frame(4, (0, 0), 1600, bcast, mac),
             frame(5, (0, 0), 13, bcast, mac),
             frame(6, (0, 0), 0, bcast, mac),
             (FRAMES + 0x3800, 5),
+            frame(8, (1, 1), 3000, bcast, mac),
+            frame(9, (1, 0x81), 3000, bcast, mac),
+            frame(10, (1, 4), 3000, bcast, mac),
         ];
         if send(&b) {
             bad += b.len() as u64;

@@ -684,25 +684,41 @@ pub fn virtio_blk(data: &[u8]) {
 /// The virtio-net device of a hostile VM on a LAN with a well-behaved
 /// receiver and a VM on another LAN: the input is the hostile VM's RAM (a
 /// length, then up to 16 KiB of rings, descriptors and frames), then the
+/// whether the receiver takes offloads (checksum, segmentation, merged
+/// buffers: the switch passes them or finishes them in software), the
 /// features, both queues' sizes and rings, and a sequence of
 /// notifications, polls and register writes. Nothing panics, the work per
 /// notification is bounded (at most [`TX_BUDGET`] frames leave per
 /// serve), every frame the receiver gets is a legal one (an Ethernet
-/// header at least, the MTU at most), and nothing ever reaches the VM on
-/// the other LAN.
+/// header at least, the MTU at most unless it took segmentation
+/// offloads), and nothing ever reaches the VM on the other LAN.
 ///
 /// [`TX_BUDGET`]: pivisor::virtio::net::TX_BUDGET
 pub fn virtio_net(data: &[u8]) {
     use pivisor::net::lan::{Lan, LanPort};
     use pivisor::net::switch::PortSpec;
     use pivisor::virtio::mmio::{Sinks, Transport};
-    use pivisor::virtio::net::{Net, MAX_FRAME, MIN_FRAME, TX_BUDGET};
+    use pivisor::virtio::net::{f as nf, Net, MAX_FRAME, MIN_FRAME, TX_BUDGET};
+    use pivisor::virtio::offload::MAX_GSO_FRAME;
     use pivisor::virtio::GuestRam;
     let mut input = Input(data);
     let mut ram = vec![0u8; 64 * 1024];
     let n = (input.u16() as usize).min(16 * 1024).min(input.0.len());
     ram[..n].copy_from_slice(&input.0[..n]);
     input.0 = &input.0[n..];
+    let offloads = input.u8() & 1 == 1;
+    let rx_features = if offloads {
+        nf::MAC
+            | nf::MRG_RXBUF
+            | nf::CSUM
+            | nf::GUEST_CSUM
+            | nf::GUEST_TSO4
+            | nf::GUEST_TSO6
+            | nf::HOST_TSO4
+            | nf::HOST_TSO6
+    } else {
+        nf::MAC
+    };
     let spec = |m: u8, lan: u16| PortSpec {
         mac: [2, 0, 0, 0, 0, m],
         lan,
@@ -748,7 +764,7 @@ pub fn virtio_net(data: &[u8]) {
             (0x024, 1),
             (0x020, 1),
             (0x024, 0),
-            (0x020, 1 << 5),
+            (0x020, rx_features),
             (0x070, 11),
             (0x030, 0),
             (0x038, 8),
@@ -832,7 +848,8 @@ pub fn virtio_net(data: &[u8]) {
     }
     let rx = peers[0].device().port().counters.stats();
     assert!(rx.rx_bytes >= rx.rx_frames * u64::from(MIN_FRAME));
-    assert!(rx.rx_bytes <= rx.rx_frames * u64::from(MAX_FRAME));
+    let max = if offloads { MAX_GSO_FRAME } else { MAX_FRAME };
+    assert!(rx.rx_bytes <= rx.rx_frames * u64::from(max));
     let other = peers[1].device().port().counters.stats();
     assert_eq!(
         (other.rx_frames, other.rx_bytes),
