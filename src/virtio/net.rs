@@ -3,11 +3,11 @@
 //! transmit (1).
 //!
 //! Features offered: VERSION_1, MAC, STATUS, MTU (1500),
-//! RING_INDIRECT_DESC and RING_EVENT_IDX; no checksum or segmentation
-//! offloads (the switch copies frames as they are and could not honour
-//! them), no MRG_RXBUF (every receive buffer holds a whole frame), never
-//! ACCESS_PLATFORM. Configuration space: mac, status (LINK_UP),
-//! max_virtqueue_pairs 1, mtu 1500.
+//! RING_INDIRECT_DESC, RING_EVENT_IDX, MRG_RXBUF, and the checksum and
+//! TCP segmentation offloads both ways (CSUM, HOST_TSO4/6, GUEST_CSUM,
+//! GUEST_TSO4/6), which the switch honours for every receiver
+//! ([`super::offload`]); never ACCESS_PLATFORM. Configuration space: mac,
+//! status (LINK_UP), max_virtqueue_pairs 1, mtu 1500.
 //!
 //! Every frame starts with the 12-byte `virtio_net_hdr` (VERSION_1).
 //!
@@ -15,14 +15,17 @@
 //!   most [`TX_BUDGET`] frames per serve (the rest is carried over, so a
 //!   flooding VM is bounded per exit). A frame is the chain's
 //!   device-readable bytes after the header; dropped and counted if the
-//!   header asks for an offload (flags or gso_type not 0), if it is
-//!   shorter than an Ethernet header or longer than [`MAX_FRAME`], and by
-//!   the switch (spoofed source, nowhere to go). Every chain goes back
-//!   with used length 0, dropped or not.
+//!   header's offload request was not negotiated or contradicts the
+//!   frame ([`Meta::parse`]), if it is shorter than an Ethernet header
+//!   or longer than [`MAX_FRAME`] (a segmentation offload: 64 KiB of IP),
+//!   and by the switch (spoofed source, nowhere to go). Every chain goes
+//!   back with used length 0, dropped or not.
 //! - Receive ([`Port::deliver`], on the sender's core): the receiver's
-//!   next receive chain, the header (num_buffers 1) and the frame copied
-//!   once, straight from the sender's buffers into the receiver's; no
-//!   buffer posted, or too small a one, drops the frame on the receiver's
+//!   next receive chain (with MRG_RXBUF, as many as the frame needs), the
+//!   header and the frame copied once, straight from the sender's buffers
+//!   into the receiver's, or finished by the hypervisor first when the
+//!   receiver did not take the offload the frame asks for; no buffer
+//!   posted, or too small a one, drops the frame on the receiver's
 //!   counters and never makes the sender wait. The receive queue's state
 //!   lives in the port ([`Port`]), not in the transport: the transport
 //!   hands it over when the driver makes the queue ready or resets it

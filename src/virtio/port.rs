@@ -36,8 +36,9 @@ pub enum DropReason {
     Runt,
     /// Sent: longer than the MTU allows (1500 + 14 + a VLAN tag).
     Oversized,
-    /// Sent: a virtio-net header asking for an offload nobody offered
-    /// (checksum or segmentation), or too short for the header.
+    /// Sent: a virtio-net header asking for an offload its driver did not
+    /// negotiate or that contradicts the frame, or too short for the
+    /// header.
     BadHeader,
     /// Sent with a source MAC that is not the port's (or a group one).
     Spoofed,
@@ -55,7 +56,7 @@ pub enum DropReason {
     Storm,
     /// Received: a segmentation offload the receiver's driver did not
     /// take, whose frame would be cut into more than
-    /// [`MAX_SEGS`](super::offload::MAX_SEGS) segments.
+    /// [`MAX_SEGS`] segments.
     Segments,
 }
 
