@@ -28,8 +28,11 @@
 //!   so the two never share a line.
 //! - Typed bytes go to the focused VM, except for the escape key
 //!   (Ctrl-], 0x1d; Ctrl-A is QEMU's own with `-serial mon:stdio`) which
-//!   starts a command: a digit focuses that VM, `l` lists the VMs, Ctrl-]
-//!   sends a literal Ctrl-], anything else shows the help.
+//!   starts a command: a digit focuses that VM, `l` lists the VMs, `m`
+//!   opens the hypervisor's monitor ([`crate::monitor`]: typed bytes go
+//!   to it, every VM's output is shown as background lines, until a digit
+//!   focuses a VM again), Ctrl-] sends a literal Ctrl-], anything else
+//!   shows the help.
 //!
 //! Pure logic: the caller writes the returned bytes and delivers input.
 
@@ -59,6 +62,10 @@ pub const BACKGROUND_WORST: usize = REASSERT.len() + 2 + NAME_MAX + 3 + 4 * LINE
 pub enum Input {
     /// Deliver to VM `.0`.
     ToVm(usize, u8),
+    /// The monitor was opened (Ctrl-] m): show its prompt.
+    MonitorOpened,
+    /// A byte for the monitor's line editor.
+    ToMonitor(u8),
     /// Nothing to deliver (escape pending, or a command was handled and
     /// its text returned).
     Handled,
@@ -74,6 +81,8 @@ pub struct Mux {
     /// The focused VM wrote control bytes since the last re-assertion.
     dirty: bool,
     escape: bool,
+    /// The monitor has the keyboard (no VM is focused).
+    monitor: bool,
 }
 
 impl Mux {
@@ -87,12 +96,23 @@ impl Mux {
             at_line_start: true,
             dirty: false,
             escape: false,
+            monitor: false,
         }
     }
 
     /// The focused VM.
     pub fn focus(&self) -> usize {
         self.focus
+    }
+
+    /// Whether the monitor has the keyboard.
+    pub fn in_monitor(&self) -> bool {
+        self.monitor
+    }
+
+    /// Whether VM `vm`'s output passes straight through.
+    fn passes(&self, vm: usize) -> bool {
+        vm == self.focus && !self.monitor
     }
 
     /// Ends the focused VM's unfinished line, if any (before a line of
@@ -115,13 +135,21 @@ impl Mux {
         self.at_line_start = true;
     }
 
+    /// Notes that the monitor wrote `bytes` (a prompt, an echo): a
+    /// background line then starts on a line of its own.
+    pub fn wrote(&mut self, bytes: &[u8]) {
+        if let Some(&l) = bytes.last() {
+            self.at_line_start = l == b'\n';
+        }
+    }
+
     /// A byte VM `vm` transmitted; what to write to the console goes to
     /// `out`.
     pub fn output(&mut self, vm: usize, b: u8, out: &mut Vec<u8>) {
         if vm >= self.names.len() {
             return;
         }
-        if vm == self.focus {
+        if self.passes(vm) {
             out.push(b);
             self.at_line_start = b == b'\n';
             self.dirty |= changes_terminal(b);
@@ -141,7 +169,7 @@ impl Mux {
     /// The most VM `vm`'s next byte can make the switch write (what its
     /// UART asks the output queue for before it takes a byte).
     pub fn worst_next(&self, vm: usize) -> usize {
-        if vm == self.focus {
+        if self.passes(vm) {
             1
         } else {
             BACKGROUND_WORST
@@ -174,6 +202,7 @@ impl Mux {
             self.names[vm]
         );
         self.focus = vm;
+        self.monitor = false;
         if !self.pending[vm].is_empty() {
             self.dirty = self.pending[vm].iter().any(|&b| changes_terminal(b));
             out.append(&mut self.pending[vm]);
@@ -189,11 +218,28 @@ impl Mux {
                 self.escape = true;
                 return Input::Handled;
             }
+            if self.monitor {
+                return Input::ToMonitor(b);
+            }
             return Input::ToVm(self.focus, b);
         }
         self.escape = false;
         match b {
+            ESCAPE if self.monitor => Input::ToMonitor(ESCAPE),
             ESCAPE => Input::ToVm(self.focus, ESCAPE),
+            b'm' | b'M' => {
+                if !self.monitor {
+                    out.extend_from_slice(FOCUS_RESET);
+                    self.dirty = false;
+                    self.break_line(out);
+                    let _ = write!(
+                        Bytes(out),
+                        "[pivisor: monitor; help lists its commands, Ctrl-] then a VM number goes back]\r\n"
+                    );
+                    self.monitor = true;
+                }
+                Input::MonitorOpened
+            }
             b'0'..=b'9' if ((b - b'0') as usize) < self.names.len() => {
                 self.set_focus((b - b'0') as usize, out);
                 Input::Handled
@@ -210,7 +256,7 @@ impl Mux {
                 self.break_line(out);
                 let _ = write!(
                     Bytes(out),
-                    "[pivisor: Ctrl-] then 0-{} focuses a VM, l lists them, Ctrl-] sends Ctrl-]]\r\n",
+                    "[pivisor: Ctrl-] then 0-{} focuses a VM, l lists them, m opens the monitor, Ctrl-] sends Ctrl-]]\r\n",
                     self.names.len().saturating_sub(1)
                 );
                 Input::Handled
@@ -278,6 +324,32 @@ mod tests {
             m.output(vm, b, &mut out);
         }
         out
+    }
+
+    #[test]
+    fn the_monitor_takes_the_keyboard_until_a_vm_is_focused_again() {
+        let mut m = mux();
+        let mut out = Vec::new();
+        assert_eq!(m.input(ESCAPE, &mut out), Input::Handled);
+        assert_eq!(m.input(b'm', &mut out), Input::MonitorOpened);
+        assert!(m.in_monitor());
+        assert!(std::string::String::from_utf8_lossy(&out).contains("monitor"));
+        assert_eq!(m.input(b'l', &mut out), Input::ToMonitor(b'l'));
+        // Ctrl-] Ctrl-] reaches the monitor (which ignores it), not a VM.
+        m.input(ESCAPE, &mut out);
+        assert_eq!(m.input(ESCAPE, &mut out), Input::ToMonitor(ESCAPE));
+        // Every VM is background meanwhile, the focused one too.
+        assert_eq!(feed(&mut m, 0, b"# "), b"");
+        assert_eq!(m.worst_next(0), BACKGROUND_WORST);
+        let shown = feed(&mut m, 0, b"\n");
+        assert!(shown.ends_with(b"[linux] # \r\n"));
+        // Ctrl-] 1 goes back to a VM.
+        out.clear();
+        m.input(ESCAPE, &mut out);
+        assert_eq!(m.input(b'1', &mut out), Input::Handled);
+        assert!(!m.in_monitor());
+        assert_eq!(m.input(b'x', &mut out), Input::ToVm(1, b'x'));
+        assert_eq!(feed(&mut m, 1, b"$ "), b"$ ");
     }
 
     #[test]

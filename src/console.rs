@@ -170,6 +170,38 @@ impl<const N: usize> LogRing<N> {
             (&self.buf[start..], &self.buf[..self.head])
         }
     }
+
+    /// The last `n` whole lines held (a line cut by the ring's start is
+    /// not whole), oldest first, appended to `out`.
+    pub fn last_lines(&self, n: usize, out: &mut alloc::vec::Vec<u8>) {
+        let (a, b) = self.contents();
+        let at = |i: usize| if i < a.len() { a[i] } else { b[i - a.len()] };
+        let len = a.len() + b.len();
+        // Back from the end: past the final newline, then n more.
+        let mut end = len;
+        while end > 0 && at(end - 1) != b'\n' {
+            end -= 1;
+        }
+        let mut start = end;
+        let mut seen = 0;
+        while start > 0 {
+            if at(start - 1) == b'\n' {
+                seen += 1;
+                if seen > n {
+                    break;
+                }
+            }
+            start -= 1;
+        }
+        if start == 0 && self.len == N && seen <= n {
+            // The oldest line may be cut: skip to its end.
+            while start < end && at(start) != b'\n' {
+                start += 1;
+            }
+            start = (start + 1).min(end);
+        }
+        out.extend((start..end).map(at));
+    }
 }
 
 impl<const N: usize> Default for LogRing<N> {
@@ -213,6 +245,19 @@ impl<const N: usize> ConsoleSink for RingTee<N> {
     }
 }
 
+/// A line on its way to the sink, kept in the history too.
+struct Tee<'a> {
+    sink: &'a mut dyn ConsoleSink,
+    history: &'a mut LogRing<HISTORY>,
+}
+
+impl ConsoleSink for Tee<'_> {
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        self.history.push(bytes);
+        self.sink.write_bytes(bytes);
+    }
+}
+
 /// The console logger.
 pub struct Logger {
     sink: UnsafeCell<Option<&'static mut dyn ConsoleSink>>,
@@ -222,7 +267,13 @@ pub struct Logger {
     early: AtomicBool,
     /// A [`LineHook`] as a usize (0: none).
     hook: AtomicUsize,
+    /// Every line logged, the newest [`HISTORY`] bytes (the monitor's
+    /// `log`), written and read under the line lock.
+    history: UnsafeCell<LogRing<HISTORY>>,
 }
+
+/// Bytes of log lines the logger keeps for the monitor.
+pub const HISTORY: usize = 16 * 1024;
 
 // SAFETY: the sink and hooks are written only by `install`, in early mode,
 // while a single core runs; afterwards the sink is used only under `owner`.
@@ -241,7 +292,14 @@ impl Logger {
             owner: AtomicUsize::new(0),
             early: AtomicBool::new(true),
             hook: AtomicUsize::new(0),
+            history: UnsafeCell::new(LogRing::new()),
         }
+    }
+
+    /// The last `n` lines logged, appended to `out` (under the line lock).
+    pub fn last_lines(&self, n: usize, out: &mut alloc::vec::Vec<u8>) {
+        // SAFETY: under the line lock, which `log` writes it under.
+        self.with_sink(|_, _| unsafe { (*self.history.get()).last_lines(n, out) });
     }
 
     /// Sets the sink and hooks.
@@ -372,7 +430,10 @@ impl Log for Logger {
                 core: (h.core)(),
                 level: record.level(),
             };
-            write_line(sink, &p, *record.args());
+            // SAFETY: under the line lock (or alone, in early mode).
+            let history = unsafe { &mut *self.history.get() };
+            let mut tee = Tee { sink, history };
+            write_line(&mut tee, &p, *record.args());
         });
     }
 
@@ -389,6 +450,27 @@ mod tests {
         fn write_bytes(&mut self, b: &[u8]) {
             self.0.extend_from_slice(b);
         }
+    }
+
+    #[test]
+    fn the_last_lines_are_whole_lines() {
+        let mut r = LogRing::<32>::new();
+        let mut out = Vec::new();
+        r.last_lines(3, &mut out);
+        assert!(out.is_empty());
+        r.push(b"0123456789\none\ntwo\nthree\nfour\npartial");
+        // The ring holds the newest 32 bytes: the first line cut.
+        out.clear();
+        r.last_lines(2, &mut out);
+        assert_eq!(out, b"three\nfour\n");
+        out.clear();
+        r.last_lines(10, &mut out);
+        assert_eq!(out, b"one\ntwo\nthree\nfour\n");
+        let mut r = LogRing::<64>::new();
+        r.push(b"a\nb\n");
+        out.clear();
+        r.last_lines(10, &mut out);
+        assert_eq!(out, b"a\nb\n", "nothing cut while the ring is not full");
     }
 
     #[test]

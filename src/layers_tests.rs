@@ -33,6 +33,7 @@ const LAYERS: [&[&str]; 6] = [
         "devices",
         "vgic",
         "conmux",
+        "monitor",
         "virtio",
         "net",
         "disk",

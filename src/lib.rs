@@ -21,6 +21,7 @@ pub mod dt;
 pub mod exception;
 pub mod fixedvec;
 pub mod mm;
+pub mod monitor;
 pub mod net;
 pub mod platform;
 pub mod ratelimit;

@@ -167,6 +167,7 @@ fn boot_mmu_on(early: EarlyBoot) -> ! {
 
     let mut usable = plan.usable;
     heap::setup_heap(&mut usable);
+    vmm::monitor::set_board(info.model, plan.ram.total());
     // VM RAM comes out of `usable` before the frame allocator gets the rest.
     let prepared = vmm::build::prepare(&info, &mut usable);
     heap::setup_frames(&usable);

@@ -234,6 +234,11 @@ impl Backoff {
         self.started = now;
     }
 
+    /// Counter time of the VM's last start.
+    pub fn started_at(&self) -> u64 {
+        self.started
+    }
+
     /// The VM ends at `now` (counter frequency `freq`) and restarts: how
     /// many milliseconds to wait before it starts again (0: at once), and
     /// how many quick restarts in a row this makes.

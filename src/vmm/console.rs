@@ -81,6 +81,11 @@ pub fn flush() {
     with_console(|s| s.flush());
 }
 
+/// The hypervisor's last `n` log lines (the monitor's `log`).
+pub fn log_tail(n: usize, out: &mut alloc::vec::Vec<u8>) {
+    LOGGER.last_lines(n, out);
+}
+
 /// Runs `f` with the console under the line lock (whole lines and
 /// console-switch output never interleave).
 pub fn with_console(f: impl FnOnce(&mut dyn ConsoleSink)) {

@@ -139,6 +139,17 @@ pub fn console_interrupt(intid: u32) {
     CONSOLE_INTID.store(intid, Ordering::Release);
 }
 
+/// Writes the monitor's `bytes` (its prompt, echo and answers) to the
+/// console, so that a VM's background line never shares their line.
+fn write_monitor(bytes: &[u8]) {
+    with_console(|s| {
+        if let Some((m, _)) = MUX.lock().as_mut() {
+            m.wrote(bytes);
+        }
+        s.write_bytes(bytes);
+    });
+}
+
 /// Whether `intid` is the console's interrupt.
 pub fn is_input(intid: u32) -> bool {
     intid != 0 && CONSOLE_INTID.load(Ordering::Relaxed) == intid
@@ -175,11 +186,16 @@ pub fn interrupt() -> u64 {
                 s.write_bytes(out);
             }
         });
-        if let Input::ToVm(vm_index, b) = r {
-            if let Some(u) = vm(vm_index).and_then(|v| v.uart.as_ref()) {
-                u.lock().receive(b);
-                to |= 1 << (vm_index % 64);
+        match r {
+            Input::ToVm(vm_index, b) => {
+                if let Some(u) = vm(vm_index).and_then(|v| v.uart.as_ref()) {
+                    u.lock().receive(b);
+                    to |= 1 << (vm_index % 64);
+                }
             }
+            Input::MonitorOpened => super::monitor::opened(&mut write_monitor),
+            Input::ToMonitor(b) => super::monitor::key(b, true, &mut write_monitor),
+            Input::Handled => {}
         }
     }
     wake_pending();

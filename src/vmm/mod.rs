@@ -48,6 +48,8 @@ pub mod irq;
 
 pub mod lifecycle;
 
+pub mod monitor;
+
 pub mod sd;
 
 pub mod vcpu;

@@ -262,3 +262,72 @@ fn linux_under_kvm_runs_pv_bench() {
         .expect(r"BENCH M4 getppid n=100000 ns=[\d.]+ exits=\d+")
         .expect(r"pv-vmm: VM 'linux' powered off \(PSCI SYSTEM_OFF\)");
 }
+
+#[test]
+fn the_monitor_lists_the_vms_and_their_counters_grow() {
+    // Ctrl-] m opens the monitor on the hypervisor's console: `list`
+    // shows both VMs running, `stats left --json` twice shows left's exits
+    // growing, unknown commands and VM names get errors, `log` and `info`
+    // answer; Ctrl-] 0 goes back to left, whose shell answers as before.
+    let o = linux("PIVISOR_BUNDLE_LINUX_TWO")
+        .type_after(r"(?m)^\[right\] LINUX ready", b"")
+        .type_after(
+            r"VM left \(",
+            b"(for i in 1 2 3 4 5 6 7 8; do sleep 1; echo TICK-$i; done) &\r",
+        )
+        .type_after(r"TICK-1", b"\x1dm")
+        .type_after(r"pivisor> ", b"list\r")
+        .type_after(r"(?m)^1\s+right\s+running", b"stats left --json\r")
+        // left keeps running with the monitor open: its ticks arrive as
+        // background lines, and its exits grow.
+        .type_after(
+            r#"(?s)MONITOR \{"vm":"left".*\[left\] TICK-"#,
+            b"stats left --json\r",
+        )
+        .type_after(
+            r#"(?s)MONITOR \{"vm":"left".*MONITOR \{"vm":"left""#,
+            b"frob\r",
+        )
+        .type_after(r"unknown command 'frob'", b"stats nosuch\r")
+        .type_after(r"no VM 'nosuch'", b"log 3\rinfo\r")
+        .type_after(r"VM 1 'right': emulated UART", b"\x1d0")
+        .type_after(
+            r"(?s)nosuch.*console -> VM 0 'left'",
+            b"echo BACK-$((6*7))\r",
+        )
+        .run_until_match(r"(?m)^BACK-42");
+    o.reject(r"ERROR|FAULT|PANIC|parked");
+    o.expect(r"\[pivisor: monitor; help lists its commands")
+        .expect(r"(?m)^0\s+left\s+running\s+0-1\s+\d+ MiB\s+\S+\s+0\s*$")
+        .expect(r"(?m)^1\s+right\s+running\s+2-3\s+\d+ MiB")
+        .expect(r"error: unknown command 'frob' \(help lists the commands\)")
+        .expect(r"error: no VM 'nosuch' \(list shows them: left, right\)")
+        .expect(r"(?m)^pivisor \d+\.\d+\.\d+")
+        .expect(r"board: Raspberry Pi 4")
+        .expect(r"console: the hypervisor's PL011, switched");
+    // Both snapshots are whole JSON lines; the second counts more exits.
+    let text = o.serial.clone();
+    if std::env::var_os("PIVISOR_SHOW").is_some() {
+        eprintln!("{text}");
+    }
+    let totals: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("MONITOR {\"vm\":\"left\""))
+        .map(|l| {
+            let exits = l
+                .split("\"exits\":{")
+                .nth(1)
+                .unwrap()
+                .split('}')
+                .next()
+                .unwrap();
+            exits
+                .split(',')
+                .map(|kv| kv.split(':').nth(1).unwrap().parse::<u64>().unwrap())
+                .sum()
+        })
+        .collect();
+    assert_eq!(totals.len(), 2, "two stats lines: {totals:?}");
+    assert!(totals[1] > totals[0], "left's exits grew: {totals:?}");
+    assert!(text.contains("\"net_drops\"") || !text.contains("\"net\""));
+}

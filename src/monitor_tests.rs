@@ -1,0 +1,158 @@
+use super::*;
+use std::string::ToString;
+use std::vec;
+
+fn typed(e: &mut LineEditor, bytes: &[u8]) -> (Vec<u8>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut lines = Vec::new();
+    for &b in bytes {
+        if let Some(l) = e.key(b, &mut out) {
+            lines.push(l);
+        }
+    }
+    (out, lines)
+}
+
+#[test]
+fn the_line_editor_echoes_erases_and_ends_lines() {
+    let mut e = LineEditor::default();
+    let (out, lines) = typed(&mut e, b"lisx\x7ft\r");
+    assert_eq!(lines, vec!["list".to_string()]);
+    assert_eq!(out, b"lisx\x08 \x08t\r\n");
+    // Ctrl-U erases the line, Ctrl-C abandons it with a fresh prompt.
+    let (out, lines) = typed(&mut e, b"ab\x15stats\x03info\n");
+    assert_eq!(lines, vec!["info".to_string()]);
+    assert!(out.starts_with(b"ab\x08 \x08\x08 \x08stats^C\r\npivisor> info"));
+    // Arrow keys and other controls are ignored; backspace on nothing
+    // echoes nothing.
+    let (out, lines) = typed(&mut e, b"\x08\x1b[A\x1bOBl\x01s\x1b[1;5C\r");
+    assert_eq!(lines, vec!["ls".to_string()]);
+    assert_eq!(out, b"ls\r\n");
+}
+
+#[test]
+fn a_line_is_bounded_and_trimmed() {
+    let mut e = LineEditor::default();
+    let long = vec![b'x'; 500];
+    let (out, _) = typed(&mut e, &long);
+    assert_eq!(out.len(), LINE_MAX);
+    let (_, lines) = typed(&mut e, b"\r");
+    assert_eq!(lines[0].len(), LINE_MAX);
+    let (_, lines) = typed(&mut e, b"   list  \r");
+    assert_eq!(lines, vec!["list".to_string()]);
+    // Bytes that are not ASCII are not kept.
+    let (out, lines) = typed(&mut e, &[0xc3, 0xa9, b'\r']);
+    assert_eq!(lines, vec![String::new()]);
+    assert_eq!(out, b"\r\n");
+}
+
+#[test]
+fn commands_parse_and_errors_say_what_is_wrong() {
+    let names = ["left", "right"];
+    assert_eq!(parse("", &names), Ok(Command::Nothing));
+    assert_eq!(parse("help", &names), Ok(Command::Help));
+    assert_eq!(parse("list", &names), Ok(Command::List));
+    assert_eq!(parse("info", &names), Ok(Command::Info));
+    assert_eq!(
+        parse("stats", &names),
+        Ok(Command::Stats {
+            vm: None,
+            json: false
+        })
+    );
+    assert_eq!(
+        parse("stats right --json", &names),
+        Ok(Command::Stats {
+            vm: Some(1),
+            json: true
+        })
+    );
+    assert_eq!(
+        parse("stats --json 0", &names),
+        Ok(Command::Stats {
+            vm: Some(0),
+            json: true
+        })
+    );
+    assert_eq!(parse("log", &names), Ok(Command::Log(LOG_DEFAULT)));
+    assert_eq!(parse("log 5", &names), Ok(Command::Log(5)));
+    let err = |l: &str| parse(l, &names).unwrap_err();
+    assert_eq!(
+        err("frobnicate"),
+        "unknown command 'frobnicate' (help lists the commands)"
+    );
+    assert_eq!(
+        err("stats nosuch"),
+        "no VM 'nosuch' (list shows them: left, right)"
+    );
+    assert_eq!(err("stats 2"), "no VM '2' (list shows them: left, right)");
+    assert_eq!(err("stats left right"), "stats takes one VM at most");
+    assert_eq!(err("list all"), "list takes no argument");
+    assert!(err("log 0").starts_with("log N"));
+    assert!(err("log 99999999999999999999").starts_with("log N"));
+    assert!(err("log x").starts_with("log N"));
+}
+
+#[test]
+fn list_shows_every_vm() {
+    let rows = [
+        VmRow {
+            name: "left",
+            state: "running",
+            cores: "0-1".into(),
+            memory_mib: 256,
+            uptime_ms: 61_500,
+            restarts: 2,
+        },
+        VmRow {
+            name: "right",
+            state: "halted",
+            cores: "2-3".into(),
+            memory_mib: 256,
+            uptime_ms: 5,
+            restarts: 0,
+        },
+    ];
+    let mut s = String::new();
+    list(&rows, &mut s);
+    let lines: Vec<&str> = s.split("\r\n").collect();
+    assert!(lines[0].starts_with("#   name"));
+    assert!(lines[1].contains("left") && lines[1].contains("running"));
+    assert!(lines[1].contains("1m01s") && lines[1].contains("256 MiB"));
+    assert!(lines[2].contains("right") && lines[2].contains("halted"));
+    assert!(lines[2].contains(" - "), "no uptime when not running");
+    assert_eq!(uptime(3_723_000), "1h02m03s");
+}
+
+#[test]
+fn stats_give_rates_since_the_last_call_and_json() {
+    let a = Figures {
+        exits: vec![("irq", 100), ("mmio", 50), ("wfx", 0)],
+        counters: vec![
+            ("guest", "refused", 3),
+            ("net", "tx_frames", 10),
+            ("net", "rx_frames", 12),
+        ],
+    };
+    let b = Figures {
+        exits: vec![("irq", 300), ("mmio", 70), ("wfx", 0)],
+        counters: a.counters.clone(),
+    };
+    let mut s = String::new();
+    stats("left", &a, None, &mut s);
+    assert!(s.starts_with("VM 'left': exits 150\r\n"));
+    assert!(!s.contains("/s"));
+    assert!(!s.contains("wfx"), "zero kinds left out");
+    let mut s = String::new();
+    stats("left", &b, Some((&a, 2.0)), &mut s);
+    assert!(s.starts_with("VM 'left': exits 370, 110.0/s over the last 2.0 s"));
+    assert!(s.contains("exits irq"));
+    assert!(s.contains("100.0/s") && s.contains("10.0/s"));
+    assert!(s.contains("refused"));
+    let mut j = String::new();
+    stats_json("le\"ft", &b, &mut j);
+    assert_eq!(
+        j,
+        "MONITOR {\"vm\":\"le\\\"ft\",\"exits\":{\"irq\":300,\"mmio\":70,\"wfx\":0},\"guest\":{\"refused\":3},\"net\":{\"tx_frames\":10,\"rx_frames\":12}}\r\n"
+    );
+}
