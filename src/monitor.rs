@@ -12,6 +12,10 @@
 //! | `stats [VM] [--json]` | exits by kind and per second since the last `stats`, refusals, device counters; `--json`: one `MONITOR {...}` line per VM |
 //! | `log [N]` | the last N (default 20) lines of the hypervisor's log |
 //! | `info` | version, board, RAM, console layout, which VM owns which device |
+//! | `stop VM` | its cores leave the guest and sleep, its devices quiesced |
+//! | `start VM` | a halted VM booted again from its images, RAM scrubbed |
+//! | `restart VM` | a running VM reloaded and booted again, whatever its policy |
+//! | `reset VM` | what the VM's own SYSTEM_RESET does (its restart policy decides) |
 //!
 //! Line editing: printable ASCII is echoed and kept (at most
 //! [`LINE_MAX`] bytes), Backspace or DEL erases a character, Ctrl-U the
@@ -126,6 +130,67 @@ pub enum Command {
     Log(usize),
     /// `info`.
     Info,
+    /// `stop VM`, `start VM`, `restart VM`, `reset VM`.
+    Life(Life, usize),
+}
+
+/// A change of a VM's state the monitor asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    /// Halt it.
+    Stop,
+    /// Boot a halted VM.
+    Start,
+    /// Reload and boot a running VM.
+    Restart,
+    /// SYSTEM_RESET on its behalf.
+    Reset,
+}
+
+impl Life {
+    /// The command's word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Life::Stop => "stop",
+            Life::Start => "start",
+            Life::Restart => "restart",
+            Life::Reset => "reset",
+        }
+    }
+}
+
+/// A VM's state as the monitor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Running (some vCPUs may be off).
+    Running,
+    /// Halted: stopped, powered off, or crashed and not restarted.
+    Halted,
+    /// Being reloaded.
+    Restarting,
+}
+
+impl State {
+    /// Its name in `list`.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Halted => "halted",
+            State::Restarting => "restarting",
+        }
+    }
+}
+
+/// Why `what` cannot be done to VM `name` in state `st` (None: it can).
+pub fn refusal(what: Life, name: &str, st: State) -> Option<String> {
+    let why = match (what, st) {
+        (_, State::Restarting) => "it is restarting; try again in a moment",
+        (Life::Stop, State::Halted) => "it is already halted",
+        (Life::Start, State::Running) => "it is running (restart reloads it)",
+        (Life::Restart | Life::Reset, State::Halted) => "it is halted (start boots it)",
+        _ => return None,
+    };
+    Some(alloc::format!("cannot {} VM '{name}': {why}", what.word()))
 }
 
 /// The help text.
@@ -134,6 +199,10 @@ pub const HELP: &str = "commands:\r\n\
   stats [VM] [--json]   exits, per second since the last stats, refusals, devices\r\n\
   log [N]               the hypervisor's last N log lines (default 20)\r\n\
   info                  version, board, RAM, console layout, devices\r\n\
+  stop VM               halt it: its cores sleep, its devices stop\r\n\
+  start VM              boot a halted VM again (RAM scrubbed)\r\n\
+  restart VM            reload and boot a running VM\r\n\
+  reset VM              what its SYSTEM_RESET does (its policy decides)\r\n\
   help                  this text\r\n\
 Ctrl-] then a VM's number goes back to that VM.\r\n";
 
@@ -183,6 +252,18 @@ pub fn parse(line: &str, names: &[&str]) -> Result<Command, String> {
             }
             Ok(Command::Stats { vm, json })
         }
+        "stop" | "start" | "restart" | "reset" => {
+            let life = match cmd {
+                "stop" => Life::Stop,
+                "start" => Life::Start,
+                "restart" => Life::Restart,
+                _ => Life::Reset,
+            };
+            match rest.as_slice() {
+                [vm] => Ok(Command::Life(life, find_vm(vm, names)?)),
+                _ => Err(alloc::format!("{cmd} takes one VM")),
+            }
+        }
         "log" => match rest.as_slice() {
             [] => Ok(Command::Log(LOG_DEFAULT)),
             [n] => match n.parse::<usize>() {
@@ -204,8 +285,8 @@ pub fn parse(line: &str, names: &[&str]) -> Result<Command, String> {
 pub struct VmRow<'a> {
     /// Its name.
     pub name: &'a str,
-    /// running, halted, restarting.
-    pub state: &'a str,
+    /// Its state.
+    pub state: State,
     /// Its cores, e.g. "2-3".
     pub cores: String,
     /// Its memory in MiB.
@@ -224,7 +305,7 @@ pub fn list(rows: &[VmRow<'_>], out: &mut String) {
         "#", "name", "state", "cores", "memory", "uptime", "restarts"
     );
     for (i, r) in rows.iter().enumerate() {
-        let up = if r.state == "running" {
+        let up = if r.state == State::Running {
             uptime(r.uptime_ms)
         } else {
             "-".into()
@@ -232,7 +313,13 @@ pub fn list(rows: &[VmRow<'_>], out: &mut String) {
         let _ = write!(
             out,
             "{:<3} {:<16} {:<10} {:<7} {:>5} MiB {:>12} {:>8}\r\n",
-            i, r.name, r.state, r.cores, r.memory_mib, up, r.restarts
+            i,
+            r.name,
+            r.state.name(),
+            r.cores,
+            r.memory_mib,
+            up,
+            r.restarts
         );
     }
 }

@@ -98,7 +98,7 @@ fn list_shows_every_vm() {
     let rows = [
         VmRow {
             name: "left",
-            state: "running",
+            state: State::Running,
             cores: "0-1".into(),
             memory_mib: 256,
             uptime_ms: 61_500,
@@ -106,7 +106,7 @@ fn list_shows_every_vm() {
         },
         VmRow {
             name: "right",
-            state: "halted",
+            state: State::Halted,
             cores: "2-3".into(),
             memory_mib: 256,
             uptime_ms: 5,
@@ -155,4 +155,50 @@ fn stats_give_rates_since_the_last_call_and_json() {
         j,
         "MONITOR {\"vm\":\"le\\\"ft\",\"exits\":{\"irq\":300,\"mmio\":70,\"wfx\":0},\"guest\":{\"refused\":3},\"net\":{\"tx_frames\":10,\"rx_frames\":12}}\r\n"
     );
+}
+
+#[test]
+fn state_changes_parse_and_are_refused_where_they_cannot_apply() {
+    let names = ["left", "right"];
+    assert_eq!(
+        parse("stop right", &names),
+        Ok(Command::Life(Life::Stop, 1))
+    );
+    assert_eq!(parse("start 1", &names), Ok(Command::Life(Life::Start, 1)));
+    assert_eq!(
+        parse("restart left", &names),
+        Ok(Command::Life(Life::Restart, 0))
+    );
+    assert_eq!(
+        parse("reset left", &names),
+        Ok(Command::Life(Life::Reset, 0))
+    );
+    assert_eq!(parse("stop", &names).unwrap_err(), "stop takes one VM");
+    assert_eq!(
+        parse("stop left right", &names).unwrap_err(),
+        "stop takes one VM"
+    );
+    assert!(parse("start nosuch", &names)
+        .unwrap_err()
+        .starts_with("no VM 'nosuch'"));
+    use Life::*;
+    use State::*;
+    for (what, st, ok) in [
+        (Stop, Running, true),
+        (Stop, Halted, false),
+        (Start, Halted, true),
+        (Start, Running, false),
+        (Restart, Running, true),
+        (Restart, Halted, false),
+        (Reset, Running, true),
+        (Reset, Halted, false),
+        (Stop, Restarting, false),
+        (Start, Restarting, false),
+    ] {
+        let r = refusal(what, "right", st);
+        assert_eq!(r.is_none(), ok, "{what:?} in {st:?}: {r:?}");
+        if let Some(m) = r {
+            assert!(m.starts_with(&std::format!("cannot {} VM 'right': ", what.word())));
+        }
+    }
 }

@@ -318,6 +318,7 @@ fn new_vm(
         blk: dev.blk,
         net: dev.net,
         io_pending: core::sync::atomic::AtomicBool::new(false),
+        request: core::sync::atomic::AtomicU8::new(0),
         pl011_pa,
         counters: p.cfg.devices.contains(&Device::Counters),
         name,
@@ -364,6 +365,11 @@ static HOST_MINI_UART_INTID: AtomicU32 = AtomicU32::new(0);
 
 /// Starts the VMs if every core they need is online (`online` bitmask).
 pub fn start(online: u32) -> Result<(), String> {
+    super::vcpu::on_requests(super::lifecycle::take_request);
+    conswitch::connect_monitor(conswitch::MonitorHooks {
+        opened: super::monitor::opened,
+        key: super::monitor::key,
+    });
     let vms = vms();
     if vms.is_empty() {
         return Err("no VMs built".into());

@@ -39,6 +39,26 @@ static MUX: Mutex<Option<(Mux, Vec<u8>)>> = Mutex::new(None);
 /// block's when a VM owns the PL011 (the mini UART's output).
 static CONSOLE_INTID: AtomicU32 = AtomicU32::new(0);
 
+/// The monitor's entry points (`vmm::monitor`, set by `build::start`:
+/// the monitor reaches the lifecycle, which reaches the interrupts, which
+/// call this module, so this module does not call it by name).
+pub struct MonitorHooks {
+    /// The monitor was opened.
+    pub opened: fn(Sink<'_>),
+    /// A byte typed into it; whether the console is the mux.
+    pub key: fn(u8, bool, Sink<'_>),
+}
+
+/// Where the monitor writes.
+pub type Sink<'a> = &'a mut dyn FnMut(&[u8]);
+
+static MONITOR: crate::sync::Once<MonitorHooks> = crate::sync::Once::new();
+
+/// Connects the monitor.
+pub fn connect_monitor(h: MonitorHooks) {
+    MONITOR.call_once(|| h);
+}
+
 /// VMs whose emulated UART is to be told the console has room again
 /// (bit per VM index), collected where that UART's lock may be held.
 static PENDING_WAKE: AtomicU64 = AtomicU64::new(0);
@@ -193,8 +213,16 @@ pub fn interrupt() -> u64 {
                     to |= 1 << (vm_index % 64);
                 }
             }
-            Input::MonitorOpened => super::monitor::opened(&mut write_monitor),
-            Input::ToMonitor(b) => super::monitor::key(b, true, &mut write_monitor),
+            Input::MonitorOpened => {
+                if let Some(m) = MONITOR.get() {
+                    (m.opened)(&mut write_monitor);
+                }
+            }
+            Input::ToMonitor(b) => {
+                if let Some(m) = MONITOR.get() {
+                    (m.key)(b, true, &mut write_monitor);
+                }
+            }
             Input::Handled => {}
         }
     }

@@ -128,6 +128,9 @@ fn handle_exit(frame: &mut Frame, slot: u64) {
     if vm.state.load(Ordering::Acquire) != state::RUNNING {
         leave(core);
     }
+    // The monitor's stop, restart or reset (never returns if one is
+    // carried out).
+    super::lifecycle::take_request(vm, v, core);
     if let Some(w) = &vm.watchdog {
         watchdog::check(vm, v, core, w);
     }

@@ -1,12 +1,15 @@
 //! A VM's life: SYSTEM_OFF, SYSTEM_RESET and crashes end it, and its
-//! restart policy (vm::restart) halts or restarts it. The one path every
-//! state change of a VM goes through.
+//! restart policy (vm::restart) halts or restarts it; the monitor's
+//! requests (stop, start, restart, reset) are taken by the VM's own cores
+//! into the same functions. The one path every state change of a VM goes
+//! through.
 
 use super::vcpu::leave;
-use super::vm::Vm;
+use super::vm::{vtcr, Vm};
 use super::{cores, irq};
 use crate::arch::{cpu, guest};
-use crate::vm::psci::Power;
+use crate::monitor::Life;
+use crate::vm::psci::{self, Power};
 use crate::vm::restart::state;
 use crate::vm::restart::{claim_end, Action, Backoff, End, RestartPolicy};
 use core::sync::atomic::Ordering;
@@ -14,6 +17,98 @@ use log::warn;
 
 /// How long SYSTEM_RESET waits for the other vCPUs to leave the guest.
 const STOP_TIMEOUT_MS: u64 = 1000;
+
+/// The monitor's requests (`Vm::request`).
+pub mod request {
+    /// None pending.
+    pub const NONE: u8 = 0;
+    /// Halt the VM.
+    pub const STOP: u8 = 1;
+    /// Boot the halted VM.
+    pub const START: u8 = 2;
+    /// Reload and boot the running VM.
+    pub const RESTART: u8 = 3;
+    /// SYSTEM_RESET on its behalf.
+    pub const RESET: u8 = 4;
+}
+
+/// Asks for `what` to be done to `vm` by its own cores (the monitor,
+/// on whichever core): false if another request is still pending. Never
+/// waits: the VM's cores are kicked and take it on their next exit (or,
+/// sleeping, on waking).
+pub fn ask(vm: &Vm, what: Life) -> bool {
+    let r = match what {
+        Life::Stop => request::STOP,
+        Life::Start => request::START,
+        Life::Restart => request::RESTART,
+        Life::Reset => request::RESET,
+    };
+    if vm
+        .request
+        .compare_exchange(request::NONE, r, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return false;
+    }
+    for c in &vm.vcpus {
+        irq::kick(c.core);
+    }
+    true
+}
+
+/// On vCPU `v`'s core (`core`), out of the guest or sleeping: carries
+/// out a pending request of the monitor, if any, through the same paths
+/// the VM's own SYSTEM_OFF and SYSTEM_RESET take. Returns when there is
+/// none (or it does not apply any more).
+pub fn take_request(vm: &Vm, v: usize, core: usize) {
+    if vm.request.load(Ordering::Relaxed) == request::NONE {
+        return;
+    }
+    let running = vm.state.load(Ordering::Acquire) == state::RUNNING;
+    let r = vm.request.load(Ordering::Acquire);
+    // A start is for a halted VM, the others for a running one; a
+    // request that no longer applies (the VM ended meanwhile) is dropped.
+    let applies = if r == request::START {
+        vm.state.load(Ordering::Acquire) == state::OFF && v == 0
+    } else {
+        running
+    };
+    if !applies {
+        if r == request::START && v != 0 {
+            return; // vCPU 0's core takes it
+        }
+        if vm.state.load(Ordering::Acquire) != state::RESETTING {
+            vm.request.store(request::NONE, Ordering::Release);
+        }
+        return;
+    }
+    if vm
+        .request
+        .compare_exchange(r, request::NONE, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    match r {
+        request::STOP => halt_vm(
+            vm,
+            v,
+            core,
+            End::PowerOff,
+            format_args!("stop from the monitor"),
+        ),
+        request::RESTART => restart_vm(vm, v, core, format_args!("restart from the monitor")),
+        request::RESET => end_vm(
+            vm,
+            v,
+            core,
+            End::Reset,
+            format_args!("reset from the monitor"),
+        ),
+        request::START => start_vm(vm, core),
+        _ => {}
+    }
+}
 
 fn kick_siblings(vm: &Vm, v: usize) {
     for (i, c) in vm.vcpus.iter().enumerate() {
@@ -124,12 +219,57 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
     if let Some(n) = vm.net_report() {
         vm.note(format_args!("network: {n}"));
     }
-    // Before the RAM is scrubbed: no other VM's frame lands in it after.
-    vm.stop_net();
     let (wait_ms, quick) = vm
         .backoff
         .lock()
         .restart(cpu::counter(), cpu::counter_freq());
+    if wait_ms > 0 {
+        warn!(
+            "VM '{}': restart loop ({quick} restarts in a row, each within {} ms of its start): next start in {wait_ms} ms",
+            vm.name,
+            Backoff::SHORT_LIFE_MS
+        );
+    }
+    reload(vm, wait_ms);
+    leave(core)
+}
+
+/// Boots a halted VM again (the monitor's `start`), on vCPU 0's core:
+/// the same cleaning as a restart.
+fn start_vm(vm: &Vm, core: usize) -> ! {
+    let won = {
+        let _power = vm.power.lock();
+        vm.state
+            .compare_exchange(
+                state::OFF,
+                state::RESETTING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    };
+    if !won {
+        leave(core);
+    }
+    vm.note(format_args!("start from the monitor: reloading"));
+    // The TLB maintenance in reload acts on the VMID loaded here: this
+    // VM's (a core serves one vCPU of one VM; load it in case it never ran).
+    guest::configure_vcpu(
+        vtcr(),
+        vm.vttbr,
+        psci::vmpidr(0),
+        vm.cntvoff.load(Ordering::Relaxed),
+    );
+    reload(vm, 0);
+    leave(core)
+}
+
+/// Scrubs and reloads a stopped VM (every vCPU out of the guest, state
+/// RESETTING) and starts its vCPU 0, after `wait_ms` (a restart loop's
+/// backoff; this core waits, handling interrupts, the other VMs run on).
+fn reload(vm: &Vm, wait_ms: u64) {
+    // Before the RAM is scrubbed: no other VM's frame lands in it after.
+    vm.stop_net();
     for c in &vm.vcpus {
         c.exits.reset();
     }
@@ -152,13 +292,6 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
     }
     irq::reset_vgic(vm);
     if wait_ms > 0 {
-        // A restart loop: this core (the VM's own) waits, handling
-        // interrupts; the other VMs run on.
-        warn!(
-            "VM '{}': restart loop ({quick} restarts in a row, each within {} ms of its start): next start in {wait_ms} ms",
-            vm.name,
-            Backoff::SHORT_LIFE_MS
-        );
         irq::wait_until(wait_ms, || false);
     }
     vm.cntvoff.store(cpu::counter(), Ordering::Relaxed);
@@ -170,5 +303,4 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
         vm.state.store(state::RUNNING, Ordering::Release);
     }
     irq::kick(vm.vcpus[0].core);
-    leave(core)
 }

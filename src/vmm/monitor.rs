@@ -1,17 +1,20 @@
 //! The monitor on the hypervisor's console ([`crate::monitor`]): typed
 //! bytes from the console's interrupt (core 0) through the line editor,
-//! each command answered from the VMs' own counters. Read-only: it takes
-//! a VM's device lock for the moment of a snapshot and never waits for a
-//! VM's core, so an open monitor costs the VMs nothing.
+//! each command answered from the VMs' own counters. It takes a VM's
+//! device lock for the moment of a snapshot and never waits for a VM's
+//! core, so an open monitor costs the VMs nothing.
 //!
-//! Not yet: `stop`, `start`, `restart` and `reset` (issue 24 asks for
-//! them through the lifecycle path), and the monitor when a VM owns the
-//! PL011 (the mini UART, the hypervisor's console then, takes no input).
+//! `stop`, `start`, `restart` and `reset` only ask
+//! ([`super::lifecycle::ask`]): the VM's own cores carry them out through
+//! the lifecycle path SYSTEM_OFF and SYSTEM_RESET take.
+//!
+//! Not yet: the monitor when a VM owns the PL011 (the mini UART, the
+//! hypervisor's console then, takes no input).
 
 use super::console::log_tail;
 use super::vm::{vms, Vm};
 use crate::arch::cpu;
-use crate::monitor::{self, Command, Figures, LineEditor, VmRow, PROMPT};
+use crate::monitor::{self, Command, Figures, LineEditor, State, VmRow, PROMPT};
 use crate::sync::{Mutex, Once};
 use crate::trap::stats::ExitCounts;
 use crate::virtio::net::DropReason;
@@ -109,16 +112,40 @@ fn run(c: Command, mux: bool, out: &mut String) {
             }
         }
         Command::Info => info(mux, out),
+        Command::Life(what, i) => {
+            let Some(v) = vms().get(i) else { return };
+            if let Some(why) = monitor::refusal(what, &v.name, state_of(v)) {
+                let _ = write!(out, "error: {why}\r\n");
+            } else if !super::lifecycle::ask(v, what) {
+                let _ = write!(
+                    out,
+                    "error: cannot {} VM '{}': an earlier request is still being carried out\r\n",
+                    what.word(),
+                    v.name
+                );
+            } else {
+                let _ = write!(
+                    out,
+                    "{} VM '{}': asked (its own cores carry it out)\r\n",
+                    what.word(),
+                    v.name
+                );
+            }
+        }
+    }
+}
+
+/// A VM's state as the monitor names it.
+fn state_of(v: &Vm) -> State {
+    match v.state.load(Ordering::Acquire) {
+        state::RUNNING => State::Running,
+        state::OFF => State::Halted,
+        _ => State::Restarting,
     }
 }
 
 fn row(v: &Vm) -> VmRow<'_> {
-    let st = match v.state.load(Ordering::Acquire) {
-        state::RUNNING => "running",
-        state::OFF => "halted",
-        state::RESETTING => "restarting",
-        _ => "?",
-    };
+    let st = state_of(v);
     let started = v.backoff.lock().started_at();
     let ms = cpu::counter().saturating_sub(started) * 1000 / cpu::counter_freq().max(1);
     VmRow {

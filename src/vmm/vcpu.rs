@@ -7,6 +7,7 @@ use super::vm::{vtcr, Vm};
 use crate::arch::{boot, cpu, guest};
 use crate::exception::Frame;
 use crate::platform::MAX_CORES;
+use crate::sync::Once;
 use crate::trap::inject::PSTATE_EL1H_MASKED;
 use crate::vm::psci::{self, Power};
 use crate::vm::restart::state;
@@ -20,6 +21,16 @@ unsafe impl Sync for EntryFrames {}
 
 static ENTRY: EntryFrames = EntryFrames([const { UnsafeCell::new(Frame::ZERO) }; MAX_CORES]);
 
+/// What a sleeping core does about the monitor's requests
+/// (`lifecycle::take_request`, set by `build::start`: the lifecycle
+/// calls into this module, not the other way round).
+static REQUESTS: Once<fn(&Vm, usize, usize)> = Once::new();
+
+/// Sets what a sleeping core does about the monitor's requests.
+pub fn on_requests(f: fn(&Vm, usize, usize)) {
+    REQUESTS.call_once(|| f);
+}
+
 /// A core's life after boot: run its vCPU whenever it is on, sleep
 /// otherwise. Never returns; also re-entered when a vCPU stops.
 pub fn run_core(core: usize) -> ! {
@@ -30,6 +41,11 @@ pub fn run_core(core: usize) -> ! {
     cores::set_in_guest(core, false);
     loop {
         irq::handle_irqs(core);
+        // The monitor's requests reach a sleeping core too (a start of
+        // a halted VM: vCPU 0's core).
+        if let Some(take) = REQUESTS.get() {
+            take(vm, v, core);
+        }
         {
             let mut power = vm.power.lock();
             if vm.state.load(Ordering::Acquire) == state::RUNNING {

@@ -112,6 +112,9 @@ pub struct Vm {
     pub net: Option<Arc<Mutex<crate::vm::attach::NetDevice>>>,
     /// A virtio device has work left (polled on the VM's next exit).
     pub io_pending: core::sync::atomic::AtomicBool,
+    /// A state change the monitor asked for (`lifecycle::request`), taken
+    /// by one of the VM's own cores.
+    pub request: AtomicU8,
 }
 
 /// All VMs, once built.

@@ -273,7 +273,7 @@ fn the_monitor_lists_the_vms_and_their_counters_grow() {
         .type_after(r"(?m)^\[right\] LINUX ready", b"")
         .type_after(
             r"VM left \(",
-            b"(for i in 1 2 3 4 5 6 7 8; do sleep 1; echo TICK-$i; done) &\r",
+            b"(i=0; while [ $i -lt 300 ]; do sleep 1; i=$((i+1)); echo TICK-$i; done) &\r",
         )
         .type_after(r"TICK-1", b"\x1dm")
         .type_after(r"pivisor> ", b"list\r")
@@ -290,9 +290,35 @@ fn the_monitor_lists_the_vms_and_their_counters_grow() {
         )
         .type_after(r"unknown command 'frob'", b"stats nosuch\r")
         .type_after(r"no VM 'nosuch'", b"log 3\rinfo\r")
-        .type_after(r"VM 1 'right': emulated UART", b"\x1d0")
+        // stop: right's cores leave the guest, its exits stop growing,
+        // left goes on; start boots it again; reset reloads it.
+        .type_after(r"VM 1 'right': emulated UART", b"stop right\r")
+        .type_after(r"VM 'right': stop from the monitor: stopped", b"list\r")
+        .type_after(r"(?m)^1\s+right\s+halted", b"stats right --json\r")
         .type_after(
-            r"(?s)nosuch.*console -> VM 0 'left'",
+            r#"(?s)MONITOR \{"vm":"right".*\[left\] TICK-"#,
+            b"stats right --json\r",
+        )
+        .type_after(
+            r#"(?s)MONITOR \{"vm":"right".*MONITOR \{"vm":"right""#,
+            b"start left\r",
+        )
+        .type_after(r"cannot start VM 'left'", b"stop right\r")
+        .type_after(r"cannot stop VM 'right'", b"start right\r")
+        .type_after(
+            r"(?s)start from the monitor.*\[right\] LINUX ready",
+            b"reset right\r",
+        )
+        .type_after(
+            r"(?s)reset from the monitor.*\[right\] LINUX ready",
+            b"list\r",
+        )
+        .type_after(
+            r"(?s)reset from the monitor.*\n1\s+right\s+running",
+            b"\x1d0",
+        )
+        .type_after(
+            r"(?s)reset from the monitor.*console -> VM 0 'left'",
             b"echo BACK-$((6*7))\r",
         )
         .run_until_match(r"(?m)^BACK-42");
@@ -310,9 +336,30 @@ fn the_monitor_lists_the_vms_and_their_counters_grow() {
     if std::env::var_os("PIVISOR_SHOW").is_some() {
         eprintln!("{text}");
     }
-    let totals: Vec<u64> = text
-        .lines()
-        .filter(|l| l.starts_with("MONITOR {\"vm\":\"left\""))
+    let totals = exit_totals(&text, "left");
+    assert_eq!(totals.len(), 2, "two stats lines: {totals:?}");
+    assert!(totals[1] > totals[0], "left's exits grew: {totals:?}");
+    let right: Vec<u64> = exit_totals(&text, "right");
+    assert_eq!(right.len(), 2, "two stats lines of right: {right:?}");
+    assert_eq!(right[0], right[1], "a stopped VM makes no exits: {right:?}");
+    o.expect(r"error: cannot start VM 'left': it is running \(restart reloads it\)")
+        .expect(r"error: cannot stop VM 'right': it is already halted")
+        .expect(r"VM 'right': start from the monitor: reloading")
+        .expect(r"VM 'right': reset from the monitor: reloading \(reset 1")
+        .expect(r"(?m)^1\s+right\s+running\s+2-3\s+\d+ MiB\s+\S+\s+1\s*$");
+    assert_eq!(
+        o.count(r"\[right\] LINUX ready"),
+        3,
+        "right booted three times"
+    );
+    assert!(text.contains("\"net_drops\"") || !text.contains("\"net\""));
+}
+
+/// The exit totals of VM `vm`'s `MONITOR` lines, in order.
+fn exit_totals(text: &str, vm: &str) -> Vec<u64> {
+    let head = format!("MONITOR {{\"vm\":\"{vm}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&head))
         .map(|l| {
             let exits = l
                 .split("\"exits\":{")
@@ -326,8 +373,5 @@ fn the_monitor_lists_the_vms_and_their_counters_grow() {
                 .map(|kv| kv.split(':').nth(1).unwrap().parse::<u64>().unwrap())
                 .sum()
         })
-        .collect();
-    assert_eq!(totals.len(), 2, "two stats lines: {totals:?}");
-    assert!(totals[1] > totals[0], "left's exits grew: {totals:?}");
-    assert!(text.contains("\"net_drops\"") || !text.contains("\"net\""));
+        .collect()
 }
