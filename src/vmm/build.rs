@@ -287,6 +287,7 @@ fn new_vm(
                 sysregs: Mutex::new(SysRegState::reset()),
                 exits: ExitStats::default(),
                 foreign_irqs: AtomicU64::new(0),
+                injected: AtomicU64::new(0),
             })
             .collect(),
         ram: p.ram,
@@ -319,6 +320,7 @@ fn new_vm(
         net: dev.net,
         io_pending: core::sync::atomic::AtomicBool::new(false),
         request: core::sync::atomic::AtomicU8::new(0),
+        mailbox_tags: [const { AtomicU64::new(0) }; 3],
         pl011_pa,
         counters: p.cfg.devices.contains(&Device::Counters),
         name,

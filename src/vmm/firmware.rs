@@ -179,6 +179,13 @@ pub fn guest_request(index: usize, word: u32) -> Option<u32> {
         vm.warn(format_args!("{p}"));
     }
     if let Some(o) = &s.outcome {
+        for (c, n) in vm
+            .mailbox_tags
+            .iter()
+            .zip([o.local, o.forwarded, o.refused.len()])
+        {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
         debug!(
             "VM '{}': mailbox: {} local, {} forwarded, code {:#x}",
             vm.name, o.local, o.forwarded, o.code

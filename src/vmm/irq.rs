@@ -81,10 +81,20 @@ pub fn flush_lrs(vm: &Vm, v: usize) {
         let mut d = vm.vgic.lock();
         (d.flush(v, &mut lrs[..n]), d.take_released(v))
     };
+    let mut injected = 0;
     for i in 0..n {
         if lrs[i] != before[i] {
             gic.write_lr(i, lrs[i]);
+            let ((new, st), (old, was)) = (lr::decode(lrs[i]), lr::decode(before[i]));
+            // A newly pending interrupt (not one taken back or acked).
+            if st & 1 != 0 && (was == 0 || old != new) {
+                injected += 1;
+            }
         }
+    }
+    if injected > 0 {
+        let c = &vm.vcpus[v].injected;
+        c.store(c.load(Ordering::Relaxed) + injected, Ordering::Relaxed);
     }
     gic.set_underflow(underflow);
     for intid in released {

@@ -187,7 +187,20 @@ fn figures(v: &Vm) -> Figures {
         .sum();
     f.counters
         .push(("guest", "refused", v.refusals.load(Ordering::Relaxed)));
+    let injected: u64 = v
+        .vcpus
+        .iter()
+        .map(|c| c.injected.load(Ordering::Relaxed))
+        .sum();
+    f.counters.push(("guest", "irqs_injected", injected));
     f.counters.push(("guest", "irqs_for_others", foreign));
+    for (what, c) in ["local", "forwarded", "refused"]
+        .into_iter()
+        .zip(&v.mailbox_tags)
+    {
+        f.counters
+            .push(("mailbox", what, c.load(Ordering::Relaxed)));
+    }
     if let Some(b) = &v.blk {
         let s = b.lock().device().stats;
         f.counters.extend([

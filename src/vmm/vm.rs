@@ -38,6 +38,9 @@ pub struct Vcpu {
     /// it ran (console input, another VM's passed-through line): counted
     /// apart, never among its exits, so the VM cannot time them.
     pub foreign_irqs: AtomicU64,
+    /// Virtual interrupts put into its list registers (the monitor's
+    /// stats).
+    pub injected: AtomicU64,
 }
 
 /// One virtual machine.
@@ -112,6 +115,9 @@ pub struct Vm {
     pub net: Option<Arc<Mutex<crate::vm::attach::NetDevice>>>,
     /// A virtio device has work left (polled on the VM's next exit).
     pub io_pending: core::sync::atomic::AtomicBool,
+    /// Mailbox property tags answered from its own view, forwarded to
+    /// the firmware, refused by its policy (the monitor's stats).
+    pub mailbox_tags: [AtomicU64; 3],
     /// A state change the monitor asked for (`lifecycle::request`), taken
     /// by one of the VM's own cores.
     pub request: AtomicU8,

@@ -353,6 +353,9 @@ fn the_monitor_lists_the_vms_and_their_counters_grow() {
         "right booted three times"
     );
     assert!(text.contains("\"net_drops\"") || !text.contains("\"net\""));
+    // Interrupts injected and the mailbox's tags are counted too.
+    o.expect(r#"MONITOR \{"vm":"left"[^\n]*"irqs_injected":[1-9]\d*"#)
+        .expect(r#"MONITOR \{"vm":"left"[^\n]*"mailbox":\{"local":\d+,"forwarded":[1-9]\d*,"refused":\d+\}"#);
 }
 
 /// The exit totals of VM `vm`'s `MONITOR` lines, in order.
