@@ -35,7 +35,10 @@ BUNDLE   ?= linux
 TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB_DIR)/test-all-reserved.dtb \
              $(DTB_DIR)/native-host.dtb
 # The second serial port is the mini UART: the hypervisor's messages go
-# there once a VM owns the PL011 (BUNDLE=pt), kept in build/mini-uart.log.
+# there once a VM owns the PL011 (BUNDLE=pt), kept in build/mini-uart.log;
+# it is also a socket, build/mini-uart.sock, for typing into the monitor
+# (`socat -,raw,echo=0 UNIX-CONNECT:build/mini-uart.sock`, or
+# `nc -U build/mini-uart.sock`).
 # `make run` boots the SD card `make sd` writes for the bundle: QEMU
 # raspi4b has no VideoCore firmware to read its boot partition, so
 # kernel8.img, the device tree and guests.img are taken out of that
@@ -43,7 +46,9 @@ TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB
 # attached (-drive if=sd): what the firmware would load and the disks the
 # VMs see come from the one image, as on a Pi.
 RUN_DIR  := $(BUILD)/run
-QEMU_RUN  = $(QEMU) -M raspi4b -display none -serial mon:stdio -serial file:$(BUILD)/mini-uart.log \
+QEMU_RUN  = $(QEMU) -M raspi4b -display none -serial mon:stdio \
+            -chardev socket,id=mini,path=$(BUILD)/mini-uart.sock,server=on,wait=off,logfile=$(BUILD)/mini-uart.log \
+            -serial chardev:mini \
             -kernel $(RUN_DIR)/kernel8.img -dtb $(RUN_DIR)/bcm2711-rpi-4-b.dtb -initrd $(RUN_DIR)/guests.img \
             -drive if=sd,format=raw,file=$(call CARD,$(BUNDLE)) \
             $(if $(BOOTARGS),-append "$(BOOTARGS)")

@@ -243,6 +243,16 @@ impl<const N: usize> ConsoleSink for RingTee<N> {
             o.set_tx_interrupt(on);
         }
     }
+
+    fn read_byte(&mut self) -> Option<u8> {
+        self.out.as_deref_mut()?.read_byte()
+    }
+
+    fn enable_input(&mut self) {
+        if let Some(o) = self.out.as_deref_mut() {
+            o.enable_input();
+        }
+    }
 }
 
 /// A line on its way to the sink, kept in the history too.

@@ -404,9 +404,14 @@ pub fn start(online: u32) -> Result<(), String> {
             conswitch::console_interrupt(aux);
         }
         console::to_mini_uart((mini != 0).then_some(mini), irq);
+        if irq {
+            // What is typed there goes to the monitor.
+            console::with_console(|s| s.enable_input());
+        }
         info!(
-            "console: hypervisor log on the mini UART; the PL011 is VM '{}''s (passthrough, INTID {UART_INTID} hardware-linked)",
-            vm.name
+            "console: hypervisor log on the mini UART; the PL011 is VM '{}''s (passthrough, INTID {UART_INTID} hardware-linked){}",
+            vm.name,
+            if irq { "; type there for the monitor (help lists its commands)" } else { "" }
         );
     }
     // Physical SPIs passed through (hardware-linked) go to the core of

@@ -17,8 +17,8 @@
 //!
 //! When a VM owns the PL011 the switch writes to the hypervisor's log (the
 //! log ring and the mini UART), through the same queue, drained by the
-//! mini UART's transmit interrupt (the aux block's, on core 0); it takes
-//! no input there.
+//! mini UART's transmit interrupt (the aux block's, on core 0); what is
+//! typed on the mini UART goes to the monitor.
 
 use super::console::{queue_output, set_line_hook, with_console};
 use super::vm::vm;
@@ -199,13 +199,25 @@ pub fn interrupt() -> u64 {
     });
     for &b in &bytes[..n] {
         let mut r = Input::Handled;
+        let mut mux = false;
         with_console(|s| {
             if let Some((m, out)) = MUX.lock().as_mut() {
+                mux = true;
                 out.clear();
                 r = m.input(b, out);
                 s.write_bytes(out);
             }
         });
+        if !mux {
+            // No switch (a VM owns the PL011; this is the mini UART):
+            // everything typed is the monitor's.
+            if let Some(m) = MONITOR.get() {
+                (m.key)(b, false, &mut |bytes| {
+                    with_console(|s| s.write_bytes(bytes))
+                });
+            }
+            continue;
+        }
         match r {
             Input::ToVm(vm_index, b) => {
                 if let Some(u) = vm(vm_index).and_then(|v| v.uart.as_ref()) {

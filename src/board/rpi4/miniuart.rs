@@ -39,6 +39,11 @@ register_structs! {
 const AUX_ENABLES: isize = -0x3c;
 /// LSR: the transmitter can take a byte.
 const LSR_TX_EMPTY: u32 = 1 << 5;
+/// LSR: a received byte is waiting.
+const LSR_DATA_READY: u32 = 1;
+/// IER: receive interrupt (bit 0, as Linux's 8250 driver and QEMU's aux
+/// model use it).
+const IER_RX: u32 = 1;
 /// IER: transmit interrupt (bit 1; the BCM2835 manual's table has RX and
 /// TX swapped, its errata and Linux's 8250 driver agree on this).
 const IER_TX: u32 = 1 << 1;
@@ -54,6 +59,8 @@ pub fn baud_reg(clock: u32, baud: u32) -> u32 {
 pub struct MiniUart {
     regs: Mmio<MiniUartRegs>,
     base: usize,
+    /// The receive interrupt is on (the hypervisor's console input).
+    rx: bool,
 }
 
 impl MiniUart {
@@ -67,6 +74,7 @@ impl MiniUart {
         Self {
             regs: unsafe { Mmio::new(base) },
             base,
+            rx: false,
         }
     }
 
@@ -114,7 +122,23 @@ impl ConsoleSink for MiniUart {
 
     /// The aux interrupt while the FIFO can take a byte (level).
     fn set_tx_interrupt(&mut self, on: bool) {
-        self.regs.IER.set(if on { IER_TX } else { 0 });
+        let rx = if self.rx { IER_RX } else { 0 };
+        self.regs.IER.set(if on { IER_TX | rx } else { rx });
+    }
+
+    fn read_byte(&mut self) -> Option<u8> {
+        if self.regs.LSR.get() & LSR_DATA_READY == 0 {
+            return None;
+        }
+        Some(self.regs.IO.get() as u8)
+    }
+
+    /// Receiver and its interrupt on (the monitor's input when a VM owns
+    /// the PL011).
+    fn enable_input(&mut self) {
+        self.rx = true;
+        self.regs.CNTL.set(3); // receiver and transmitter on
+        self.regs.IER.set(self.regs.IER.get() & IER_TX | IER_RX);
     }
 }
 

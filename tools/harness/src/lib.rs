@@ -50,6 +50,9 @@ pub struct Boot {
     /// Typed input: once the output matches `.0` (in order), `.1` is sent.
     script: Vec<(String, Vec<u8>)>,
     timed: Vec<(Duration, Vec<u8>)>,
+    /// Typed on the mini UART (the second serial port) once the output
+    /// matches.
+    aux_script: Vec<(String, Vec<u8>)>,
 }
 
 /// The small Linux kernel and its initramfs booted natively (QEMU enters
@@ -207,7 +210,16 @@ impl Boot {
             sd: None,
             script: Vec::new(),
             timed: Vec::new(),
+            aux_script: Vec::new(),
         }
+    }
+
+    /// Types `bytes` on the mini UART (the hypervisor's console when a
+    /// VM owns the PL011) once the output of both ports matches `re`
+    /// (after the earlier such steps).
+    pub fn type_aux_after(mut self, re: &str, bytes: &[u8]) -> Self {
+        self.aux_script.push((re.to_string(), bytes.to_vec()));
+        self
     }
 
     /// Types `bytes` on the console once `after` has passed since QEMU
@@ -278,16 +290,25 @@ impl Boot {
         let qemu = std::env::var("PIVISOR_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into());
         let mut cmd = Command::new(&qemu);
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let aux_path = std::env::temp_dir().join(format!(
-            "pivisor-aux-{}-{}.log",
+        // The mini UART: a pair of FIFOs (QEMU's pipe chardev reads
+        // PATH.in and writes PATH.out), read by a thread into `aux_bytes`.
+        let aux_base = std::env::temp_dir().join(format!(
+            "pivisor-aux-{}-{}",
             std::process::id(),
             RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let _ = std::fs::remove_file(&aux_path);
+        let aux_in = aux_base.with_extension("in");
+        let aux_out = aux_base.with_extension("out");
+        for f in [&aux_in, &aux_out] {
+            let _ = std::fs::remove_file(f);
+            let st = Command::new("mkfifo").arg(f).status().expect("mkfifo");
+            assert!(st.success(), "mkfifo {}", f.display());
+        }
         cmd.args([
-            "-M", "raspi4b", "-display", "none", "-monitor", "none", "-serial", "stdio", "-serial",
+            "-M", "raspi4b", "-display", "none", "-monitor", "none", "-serial", "stdio", "-chardev",
         ])
-        .arg(format!("file:{}", aux_path.display()))
+        .arg(format!("pipe,id=aux,path={}", aux_base.display()))
+        .args(["-serial", "chardev:aux"])
         .arg("-kernel")
         .arg(&self.image);
         if let Some(d) = &self.dtb {
@@ -349,6 +370,25 @@ impl Boot {
                 }
             }
         });
+        let aux_bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        {
+            let (path, into) = (aux_out.clone(), aux_bytes.clone());
+            std::thread::spawn(move || {
+                // Opens once QEMU has (it holds both ends read-write).
+                let Ok(mut f) = std::fs::File::open(&path) else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = f.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    into.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        let mut aux_writer: Option<std::fs::File> = None;
+        let mut aux_step = 0;
         let mut err = guard.0.stderr.take().expect("piped stderr");
         let err_thread = std::thread::spawn(move || {
             let mut s = String::new();
@@ -364,7 +404,7 @@ impl Boot {
                 timed_out = true;
                 break;
             }
-            // Wake at least every 200 ms to look at the mini UART's file.
+            // Wake at least every 200 ms to look at the mini UART's bytes.
             let wait = (deadline - now).min(Duration::from_millis(200));
             let got = match rx.recv_timeout(wait) {
                 Ok(chunk) => {
@@ -379,9 +419,30 @@ impl Boot {
                     let mut text = String::from_utf8_lossy(&bytes).into_owned();
                     // `done` sees both ports (the hypervisor's lines move
                     // to the mini UART when the PL011 is passed through).
-                    if let Ok(aux) = std::fs::read(&aux_path) {
+                    {
+                        let aux = aux_bytes.lock().unwrap();
                         text.push('\n');
                         text.push_str(&String::from_utf8_lossy(&aux));
+                    }
+                    while let Some((re, input)) = self.aux_script.get(aux_step) {
+                        if !Regex::new(re).expect("valid regex").is_match(&text) {
+                            break;
+                        }
+                        if aux_writer.is_none() {
+                            // Non-blocking: QEMU holds the FIFO open (a
+                            // QEMU that is gone never blocks the test).
+                            use std::os::unix::fs::OpenOptionsExt;
+                            aux_writer = std::fs::OpenOptions::new()
+                                .write(true)
+                                .custom_flags(0o4000) // O_NONBLOCK
+                                .open(&aux_in)
+                                .ok();
+                        }
+                        if let Some(w) = aux_writer.as_mut() {
+                            let _ = w.write_all(input);
+                            let _ = w.flush();
+                        }
+                        aux_step += 1;
                     }
                     let started = deadline - self.timeout;
                     while let Some((at, input)) = self.timed.get(timed_step) {
@@ -422,8 +483,11 @@ impl Boot {
         if let Some(c) = scratch {
             let _ = std::fs::remove_file(c);
         }
-        let aux = std::fs::read(&aux_path).unwrap_or_default();
-        let _ = std::fs::remove_file(&aux_path);
+        drop(aux_writer);
+        let aux = aux_bytes.lock().unwrap().clone();
+        for f in [&aux_in, &aux_out] {
+            let _ = std::fs::remove_file(f);
+        }
         let raw = String::from_utf8_lossy(&bytes).into_owned();
         let mut serial = raw.replace('\r', "");
         for seq in SWITCH_SEQUENCES {

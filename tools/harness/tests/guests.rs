@@ -243,9 +243,17 @@ fn timer_ticks_are_exact_in_deterministic_time() {
 fn passthrough_pl011_belongs_to_its_vm() {
     // The PL011 is mapped into the owner VM and its interrupt injected
     // hardware-linked; the hypervisor's own lines move to the mini UART.
+    // What is typed on the mini UART goes to the monitor: list, stats,
+    // then (the VM typed to and powered off) list again.
     let o = boot("PIVISOR_BUNDLE_PT")
-        .type_after(r"(?m)^UART ready", b"owner-typed\r")
-        .run_until_match(r"SYSTEM_OFF from vCPU 0");
+        .type_aux_after(r"type there for the monitor", b"list\r")
+        .type_aux_after(r"(?m)^0\s+owner\s+running", b"stats owner --json\r")
+        .type_after(
+            r#"(?s)UART ready.*MONITOR \{"vm":"owner""#,
+            b"owner-typed\r",
+        )
+        .type_aux_after(r"SYSTEM_OFF from vCPU 0", b"list\r")
+        .run_until_match(r"(?m)^0\s+owner\s+halted");
     o.expect(r"console: the PL011 now belongs to VM 'owner'; hypervisor messages continue on the mini UART")
         .expect(r"(?m)^UART hello from VM 0$")
         .expect(r"(?m)^UART echo owner-typed$");
@@ -271,7 +279,10 @@ fn passthrough_pl011_belongs_to_its_vm() {
         timed_out: o.timed_out,
     };
     guest_passed(&aux, "owner", 2);
-    aux.expect(r"\[owner\] TEST uart-echo ok");
+    aux.expect(r"\[owner\] TEST uart-echo ok")
+        .expect(r#"(?m)^MONITOR \{"vm":"owner","exits":\{"irq":\d+"#)
+        .expect(r"(?m)^0\s+owner\s+running\s+0")
+        .expect(r"(?m)^0\s+owner\s+halted");
 }
 
 /// The isolation suite (guests/hostile.conf, guests/testguest/src/
