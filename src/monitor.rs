@@ -295,14 +295,16 @@ pub struct VmRow<'a> {
     pub uptime_ms: u64,
     /// Restarts so far.
     pub restarts: u32,
+    /// Why it last ended, if it has.
+    pub last_end: Option<String>,
 }
 
 /// The `list` table.
 pub fn list(rows: &[VmRow<'_>], out: &mut String) {
     let _ = write!(
         out,
-        "{:<3} {:<16} {:<10} {:<7} {:>8} {:>12} {:>8}\r\n",
-        "#", "name", "state", "cores", "memory", "uptime", "restarts"
+        "{:<3} {:<16} {:<10} {:<7} {:>8} {:>12} {:>8}  {}\r\n",
+        "#", "name", "state", "cores", "memory", "uptime", "restarts", "last end"
     );
     for (i, r) in rows.iter().enumerate() {
         let up = if r.state == State::Running {
@@ -312,14 +314,15 @@ pub fn list(rows: &[VmRow<'_>], out: &mut String) {
         };
         let _ = write!(
             out,
-            "{:<3} {:<16} {:<10} {:<7} {:>5} MiB {:>12} {:>8}\r\n",
+            "{:<3} {:<16} {:<10} {:<7} {:>5} MiB {:>12} {:>8}  {}\r\n",
             i,
             r.name,
             r.state.name(),
             r.cores,
             r.memory_mib,
             up,
-            r.restarts
+            r.restarts,
+            r.last_end.as_deref().unwrap_or("-")
         );
     }
 }

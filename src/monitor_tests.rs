@@ -103,6 +103,7 @@ fn list_shows_every_vm() {
             memory_mib: 256,
             uptime_ms: 61_500,
             restarts: 2,
+            last_end: Some("SYSTEM_RESET from vCPU 1".into()),
         },
         VmRow {
             name: "right",
@@ -111,6 +112,7 @@ fn list_shows_every_vm() {
             memory_mib: 256,
             uptime_ms: 5,
             restarts: 0,
+            last_end: None,
         },
     ];
     let mut s = String::new();
@@ -121,6 +123,12 @@ fn list_shows_every_vm() {
     assert!(lines[1].contains("1m01s") && lines[1].contains("256 MiB"));
     assert!(lines[2].contains("right") && lines[2].contains("halted"));
     assert!(lines[2].contains(" - "), "no uptime when not running");
+    assert!(
+        lines[1].ends_with("SYSTEM_RESET from vCPU 1"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[0].ends_with("last end"));
     assert_eq!(uptime(3_723_000), "1h02m03s");
 }
 

@@ -321,6 +321,7 @@ fn new_vm(
         io_pending: core::sync::atomic::AtomicBool::new(false),
         request: core::sync::atomic::AtomicU8::new(0),
         mailbox_tags: [const { AtomicU64::new(0) }; 3],
+        last_end: Mutex::new(None),
         pl011_pa,
         counters: p.cfg.devices.contains(&Device::Counters),
         name,

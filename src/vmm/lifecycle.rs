@@ -153,6 +153,7 @@ fn halt_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::Arguments<'
         let mut power = vm.power.lock();
         let won = claim_end(&vm.state, state::OFF);
         if won {
+            *vm.last_end.lock() = Some(alloc::format!("{why}"));
             power.iter_mut().for_each(|p| *p = Power::Off);
             if end == End::PowerOff && vm.policy == RestartPolicy::Default {
                 vm.note(format_args!("{why}: stopped; its cores are idle"));
@@ -206,6 +207,7 @@ fn restart_vm(vm: &Vm, v: usize, core: usize, why: core::fmt::Arguments<'_>) -> 
             );
         }
     }
+    *vm.last_end.lock() = Some(alloc::format!("{why}"));
     let n = vm.resets.fetch_add(1, Ordering::Relaxed) + 1;
     if vm.policy == RestartPolicy::Default {
         vm.note(format_args!("{why}: reloading (reset {n})"));

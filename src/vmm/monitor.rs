@@ -155,6 +155,7 @@ fn row(v: &Vm) -> VmRow<'_> {
         memory_mib: v.ram.size() >> 20,
         uptime_ms: ms,
         restarts: v.resets.load(Ordering::Relaxed),
+        last_end: v.last_end.lock().clone(),
     }
 }
 

@@ -121,6 +121,8 @@ pub struct Vm {
     /// A state change the monitor asked for (`lifecycle::request`), taken
     /// by one of the VM's own cores.
     pub request: AtomicU8,
+    /// Why it last ended (halted or restarted), for the monitor's `list`.
+    pub last_end: Mutex<Option<String>>,
 }
 
 /// All VMs, once built.

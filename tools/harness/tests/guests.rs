@@ -282,7 +282,7 @@ fn passthrough_pl011_belongs_to_its_vm() {
     aux.expect(r"\[owner\] TEST uart-echo ok")
         .expect(r#"(?m)^MONITOR \{"vm":"owner","exits":\{"irq":\d+"#)
         .expect(r"(?m)^0\s+owner\s+running\s+0")
-        .expect(r"(?m)^0\s+owner\s+halted");
+        .expect(r"(?m)^0\s+owner\s+halted\s+.*SYSTEM_OFF from vCPU 0$");
 }
 
 /// The isolation suite (guests/hostile.conf, guests/testguest/src/

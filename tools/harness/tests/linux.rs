@@ -324,7 +324,7 @@ fn the_monitor_lists_the_vms_and_their_counters_grow() {
         .run_until_match(r"(?m)^BACK-42");
     o.reject(r"ERROR|FAULT|PANIC|parked");
     o.expect(r"\[pivisor: monitor; help lists its commands")
-        .expect(r"(?m)^0\s+left\s+running\s+0-1\s+\d+ MiB\s+\S+\s+0\s*$")
+        .expect(r"(?m)^0\s+left\s+running\s+0-1\s+\d+ MiB\s+\S+\s+0\s+-$")
         .expect(r"(?m)^1\s+right\s+running\s+2-3\s+\d+ MiB")
         .expect(r"error: unknown command 'frob' \(help lists the commands\)")
         .expect(r"error: no VM 'nosuch' \(list shows them: left, right\)")
@@ -346,7 +346,18 @@ fn the_monitor_lists_the_vms_and_their_counters_grow() {
         .expect(r"error: cannot stop VM 'right': it is already halted")
         .expect(r"VM 'right': start from the monitor: reloading")
         .expect(r"VM 'right': reset from the monitor: reloading \(reset 1")
-        .expect(r"(?m)^1\s+right\s+running\s+2-3\s+\d+ MiB\s+\S+\s+1\s*$");
+        .expect(r"(?m)^1\s+right\s+running\s+2-3\s+\d+ MiB\s+\S+\s+1\s+reset from the monitor$")
+        .expect(r"(?m)^1\s+right\s+halted\s+2-3\s+\d+ MiB\s+-\s+0\s+stop from the monitor$");
+    // Stopped, right's console is quiet until it is started again.
+    let stopped = text
+        .split("stop from the monitor: stopped")
+        .nth(1)
+        .and_then(|t| t.split("start from the monitor").next())
+        .unwrap_or("");
+    assert!(
+        !stopped.contains("[right]"),
+        "right printed while stopped:\n{stopped}"
+    );
     assert_eq!(
         o.count(r"\[right\] LINUX ready"),
         3,
