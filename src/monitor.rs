@@ -303,8 +303,8 @@ pub struct VmRow<'a> {
 pub fn list(rows: &[VmRow<'_>], out: &mut String) {
     let _ = write!(
         out,
-        "{:<3} {:<16} {:<10} {:<7} {:>8} {:>12} {:>8}  {}\r\n",
-        "#", "name", "state", "cores", "memory", "uptime", "restarts", "last end"
+        "{:<3} {:<16} {:<10} {:<7} {:>8} {:>12} {:>8}  last end\r\n",
+        "#", "name", "state", "cores", "memory", "uptime", "restarts"
     );
     for (i, r) in rows.iter().enumerate() {
         let up = if r.state == State::Running {
