@@ -138,7 +138,7 @@ impl Lan {
         for &t in &targets[..n] {
             if let Some(p) = self.ports.get(t) {
                 // A receiver's drop is its own (counted there).
-                let _ = p.deliver(mem, frame.bufs, frame.len, &frame.meta);
+                let _ = p.deliver(mem, frame.bufs, frame.len, &frame.meta, from);
             }
         }
         Ok(())

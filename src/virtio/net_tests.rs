@@ -145,8 +145,9 @@ impl Vm {
     /// Posts `n` receive buffers of `len` bytes each.
     fn post_rx(&mut self, n: usize, len: u32) {
         let mut ram = self.ram.lock().unwrap();
-        for k in 0..n {
-            let at = DATA + 0x4_0000 + 0x800 * ((self.rx.avail_idx as u64 + k as u64) % 16);
+        for _ in 0..n {
+            // Slot by ring position: no two posted buffers overlap.
+            let at = DATA + 0x4_0000 + 0x800 * (u64::from(self.rx.avail_idx) % 16);
             self.rx.add(&mut ram, &[(at, len, true)]);
         }
     }
@@ -577,7 +578,13 @@ fn two_senders_and_a_busy_driver_keep_the_receive_ring_consistent() {
         "{:?}",
         b.problems.lock().unwrap()
     );
-    assert_eq!(s.rx_frames + s.dropped(DropReason::NoRxBuffer), 6000, "{s}");
+    // Every frame arrived or was dropped for want of a buffer (or of a
+    // share of the last ones: the two senders compete).
+    assert_eq!(
+        s.rx_frames + s.dropped(DropReason::NoRxBuffer) + s.dropped(DropReason::Share),
+        6000,
+        "{s}"
+    );
     assert_eq!(s.rx_frames, taken);
 }
 
@@ -747,4 +754,43 @@ fn offloads_a_driver_did_not_take_are_refused_and_reset_forgets_them() {
     a.send_big(oh(1, 1, 1448, 34, 16), &fr);
     assert_eq!(a.stats().dropped(DropReason::BadHeader), 1);
     assert!(b.received_raw().is_empty());
+}
+
+#[test]
+fn a_flooding_sender_leaves_the_last_quarter_of_a_ring_to_the_others() {
+    let l = lan(vec![spec(1, 0), spec(2, 0), spec(3, 0)]);
+    let (mut a, mut b, mut c) = (
+        vm(&l, 0, FEATURES),
+        vm(&l, 1, FEATURES),
+        vm(&l, 2, FEATURES),
+    );
+    // b's ring: 16 buffers, never refilled while this runs.
+    b.post_rx(16, 1526);
+    // a alone may fill it down to the last quarter and past it.
+    for k in 0..13u8 {
+        a.send(&frame(b.mac, a.mac, 60, k));
+    }
+    assert_eq!(b.stats().rx_frames, 13);
+    assert_eq!(
+        b.stats().dropped(DropReason::Share),
+        0,
+        "alone: no share limit"
+    );
+    // c sends: it gets a buffer, and from then on a has had more than
+    // its share of the last quarter.
+    c.send(&frame(b.mac, c.mac, 60, 100));
+    a.send(&frame(b.mac, a.mac, 60, 50));
+    a.send(&frame(b.mac, a.mac, 60, 51));
+    c.send(&frame(b.mac, c.mac, 60, 101));
+    c.send(&frame(b.mac, c.mac, 60, 102));
+    let s = b.stats();
+    assert_eq!(s.dropped(DropReason::Share), 2, "{s}");
+    assert_eq!(s.rx_frames, 16, "{s}");
+    let got = b.received();
+    let from_c = got.iter().filter(|(_, f)| f[6..12] == c.mac).count();
+    assert_eq!(from_c, 3, "c got the last buffers");
+    // Refilled past half, the count starts over: a is welcome again.
+    b.post_rx(10, 1526);
+    a.send(&frame(b.mac, a.mac, 60, 60));
+    assert_eq!(b.stats().rx_frames, 17);
 }

@@ -58,11 +58,14 @@ pub enum DropReason {
     /// take, whose frame would be cut into more than
     /// [`MAX_SEGS`] segments.
     Segments,
+    /// Received: the receiver's ring was nearly full and this sender
+    /// had had more than its share of it (others were sending too).
+    Share,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Runt,
         DropReason::Oversized,
         DropReason::BadHeader,
@@ -73,6 +76,7 @@ impl DropReason {
         DropReason::RxFault,
         DropReason::Storm,
         DropReason::Segments,
+        DropReason::Share,
     ];
 
     /// Its short name (counters, logs, the tests).
@@ -88,6 +92,7 @@ impl DropReason {
             DropReason::RxFault => "rx-fault",
             DropReason::Storm => "storm",
             DropReason::Segments => "segments",
+            DropReason::Share => "share",
         }
     }
 }
@@ -202,6 +207,8 @@ struct Rx {
     merge: bool,
     /// Lists reused from frame to frame.
     scratch: Scratch,
+    /// Who took its buffers since the ring was last half free.
+    share: Share,
     mem: Option<Box<dyn GuestRam + Send>>,
     irq: Option<Arc<IrqLine>>,
     problem: Option<ProblemSink>,
@@ -231,6 +238,7 @@ impl Port {
                 offer: Offer::default(),
                 merge: false,
                 scratch: Scratch::default(),
+                share: Share::default(),
                 mem: None,
                 irq: None,
                 problem: None,
@@ -258,13 +266,39 @@ impl Port {
         frame: &[Buf],
         len: u32,
         meta: &Meta,
+        from: usize,
     ) -> Result<(), DropReason> {
         let mut guard = self.rx.lock();
         let rx = &mut *guard;
-        if !rx.live || rx.broken || !rx.queue.ready || rx.mem.is_none() {
+        if !rx.live || rx.broken || !rx.queue.ready {
             self.counters.dropped(DropReason::NoRxBuffer);
             return Err(DropReason::NoRxBuffer);
         }
+        let Some(mem) = rx.mem.as_deref_mut() else {
+            self.counters.dropped(DropReason::NoRxBuffer);
+            return Err(DropReason::NoRxBuffer);
+        };
+        // A malformed ring is found (and reported) by the fill below.
+        let free = rx.queue.pending(mem).unwrap_or(rx.queue.size);
+        if !rx.share.allows(from, free, rx.queue.size) {
+            self.counters.dropped(DropReason::Share);
+            return Err(DropReason::Share);
+        }
+        let r = self.deliver_to(rx, src, frame, len, meta);
+        if r.is_ok() {
+            rx.share.took(from);
+        }
+        r
+    }
+
+    fn deliver_to(
+        &self,
+        rx: &mut Rx,
+        src: &mut dyn GuestRam,
+        frame: &[Buf],
+        len: u32,
+        meta: &Meta,
+    ) -> Result<(), DropReason> {
         if let Some(h) = meta.rx_header(rx.offer) {
             return self.fill_one(rx, src, frame, len, h);
         }
@@ -373,6 +407,7 @@ impl Port {
         let mut rx = self.rx.lock();
         rx.queue = queue.clone();
         rx.broken = false;
+        rx.share = Share::default();
     }
 
     /// The device went live or stopped: frames are delivered only while
@@ -391,5 +426,52 @@ impl Port {
     pub(crate) fn rx_ready(&self) -> bool {
         let rx = self.rx.lock();
         rx.live && rx.queue.ready && !rx.broken
+    }
+}
+
+/// Senders a port tells apart for fair shares of its ring (the switch's
+/// ports; a larger index shares a slot).
+pub const SENDERS: usize = 16;
+
+/// Fair shares of a receive ring among the VMs sending to it. While at
+/// least half the ring is free nobody is counted; below that each
+/// delivery counts for its sender; and once at most a quarter is left, a
+/// sender that has had more than an equal share of what others also took
+/// is refused (counted `share`), so a VM flooding another cannot take its
+/// last buffers from everyone else. A sender alone may use the whole
+/// ring.
+#[derive(Debug, Default)]
+struct Share {
+    got: [u32; SENDERS],
+    total: u32,
+}
+
+impl Share {
+    /// Whether sender `from` may take a buffer of a ring of `size` with
+    /// `free` chains posted.
+    fn allows(&mut self, from: usize, free: u16, size: u16) -> bool {
+        let (free, size) = (u32::from(free), u32::from(size));
+        if free * 2 >= size {
+            *self = Share::default();
+            return true;
+        }
+        if free * 4 > size {
+            return true;
+        }
+        let i = from % SENDERS;
+        let others = self
+            .got
+            .iter()
+            .enumerate()
+            .filter(|&(j, &n)| j != i && n > 0)
+            .count() as u32;
+        others == 0 || self.got[i] * (others + 1) <= self.total
+    }
+
+    /// Sender `from` took a buffer.
+    fn took(&mut self, from: usize) {
+        let g = &mut self.got[from % SENDERS];
+        *g = g.saturating_add(1);
+        self.total = self.total.saturating_add(1);
     }
 }

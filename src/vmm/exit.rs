@@ -130,7 +130,9 @@ fn handle_exit(frame: &mut Frame, slot: u64) {
     }
     // The monitor's stop, restart or reset (never returns if one is
     // carried out).
-    super::lifecycle::take_request(vm, v, core);
+    if vm.request.load(Ordering::Relaxed) != 0 {
+        super::lifecycle::take_request(vm, v, core);
+    }
     if let Some(w) = &vm.watchdog {
         watchdog::check(vm, v, core, w);
     }

@@ -208,6 +208,6 @@ pub fn receive(mut tap: File, port: Arc<Port>) {
             len,
             writable: false,
         };
-        let _ = port.deliver(&mut Bytes(frame), &[f], len, &meta);
+        let _ = port.deliver(&mut Bytes(frame), &[f], len, &meta, 0);
     }
 }
