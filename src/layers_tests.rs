@@ -20,6 +20,7 @@ const LAYERS: [&[&str]; 6] = [
         "ratelimit",
         "bootargs",
         "console",
+        "logring",
         "conout",
         "dt",
         "mm",

@@ -20,6 +20,7 @@ pub mod disk;
 pub mod dt;
 pub mod exception;
 pub mod fixedvec;
+pub mod logring;
 pub mod mm;
 pub mod monitor;
 pub mod net;

@@ -9,6 +9,7 @@
 //! behind each device's backend trait.
 
 pub mod blk;
+pub mod chain;
 pub mod irq;
 pub mod mmio;
 pub mod net;
