@@ -61,26 +61,29 @@ pub fn ask(vm: &Vm, what: Life) -> bool {
 /// the VM's own SYSTEM_OFF and SYSTEM_RESET take. Returns when there is
 /// none (or it does not apply any more).
 pub fn take_request(vm: &Vm, v: usize, core: usize) {
-    if vm.request.load(Ordering::Relaxed) == request::NONE {
+    let r = vm.request.load(Ordering::Acquire);
+    if r == request::NONE {
         return;
     }
-    let running = vm.state.load(Ordering::Acquire) == state::RUNNING;
-    let r = vm.request.load(Ordering::Acquire);
-    // A start is for a halted VM, the others for a running one; a
-    // request that no longer applies (the VM ended meanwhile) is dropped.
-    let applies = if r == request::START {
-        vm.state.load(Ordering::Acquire) == state::OFF && v == 0
+    // A start is for a halted VM, the others for a running one. One that
+    // no longer applies (the VM ended or started meanwhile) is dropped;
+    // while the VM resets it waits.
+    let st = vm.state.load(Ordering::Acquire);
+    let wanted = if r == request::START {
+        state::OFF
     } else {
-        running
+        state::RUNNING
     };
-    if !applies {
-        if r == request::START && v != 0 {
-            return; // vCPU 0's core takes it
-        }
-        if vm.state.load(Ordering::Acquire) != state::RESETTING {
-            vm.request.store(request::NONE, Ordering::Release);
+    if st != wanted {
+        if st != state::RESETTING {
+            let _ =
+                vm.request
+                    .compare_exchange(r, request::NONE, Ordering::AcqRel, Ordering::Acquire);
         }
         return;
+    }
+    if r == request::START && v != 0 {
+        return; // vCPU 0's core boots it
     }
     if vm
         .request
