@@ -13,6 +13,7 @@ pub mod chain;
 pub mod irq;
 pub mod mmio;
 pub mod net;
+pub mod netcount;
 pub mod offload;
 pub mod port;
 pub mod queue;
