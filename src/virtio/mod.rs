@@ -49,6 +49,24 @@ pub trait GuestRam {
         }
         true
     }
+    /// Reads the little-endian 16-bit ring field at `ipa` (a ring index,
+    /// flags, a ring entry or an event index: always 2-aligned, as
+    /// [`queue::Queue::activate`] checked) with one access, so a value
+    /// the driver's core is writing at the same moment is seen whole,
+    /// old or new (an aligned halfword access is single-copy atomic, ARM
+    /// ARM B2.2.1). A byte-wise copy is not: the available index moving
+    /// from 0x08ff to 0x0900 could be read as 0x09ff. None outside RAM.
+    fn read_u16(&mut self, ipa: u64) -> Option<u16> {
+        let mut b = [0u8; 2];
+        self.read(ipa, &mut b).then(|| u16::from_le_bytes(b))
+    }
+    /// Writes the 16-bit ring field at `ipa` with one access (see
+    /// [`GuestRam::read_u16`]: a used index written byte by byte could be
+    /// read by the driver half old, half new, and it would then take
+    /// stale used elements as returned buffers). False outside RAM.
+    fn write_u16(&mut self, ipa: u64, v: u16) -> bool {
+        self.write(ipa, &v.to_le_bytes())
+    }
     /// Orders this side's RAM accesses before it against later ones, as
     /// the driver on another core sees them (a DMB ISH on the target).
     fn fence(&mut self) {}

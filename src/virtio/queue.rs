@@ -32,9 +32,9 @@ use alloc::vec::Vec;
 /// The available ring's flag: the driver wants no interrupts.
 pub const AVAIL_F_NO_INTERRUPT: u16 = 1;
 
+/// A 16-bit ring field, read with one access ([`GuestRam::read_u16`]).
 fn r16(mem: &mut (impl GuestRam + ?Sized), at: u64) -> Option<u16> {
-    let mut b = [0u8; 2];
-    mem.read(at, &mut b).then(|| u16::from_le_bytes(b))
+    mem.read_u16(at)
 }
 
 /// A queue's configuration and the device's position in it.
@@ -190,7 +190,7 @@ impl Queue {
     pub fn publish_used(&mut self, mem: &mut (impl GuestRam + ?Sized)) -> Result<(), QueueError> {
         // The elements before the index that publishes them.
         mem.fence();
-        if !mem.write(self.used + 2, &self.next_used.to_le_bytes()) {
+        if !mem.write_u16(self.used + 2, self.next_used) {
             return Err(QueueError::RingNotRam("used", self.used));
         }
         Ok(())
@@ -227,7 +227,7 @@ impl Queue {
     pub fn ask_notify(&mut self, mem: &mut (impl GuestRam + ?Sized)) {
         if self.event_idx && self.ready {
             let at = self.used + 4 + 8 * u64::from(self.size);
-            let _ = mem.write(at, &self.next_avail.to_le_bytes());
+            let _ = mem.write_u16(at, self.next_avail);
             mem.fence();
         }
     }

@@ -158,6 +158,12 @@ impl GuestRam for VmRam {
     fn write(&mut self, ipa: u64, data: &[u8]) -> bool {
         vm(self.0).is_some_and(|v| v.write_ram_cached(ipa, data))
     }
+    fn read_u16(&mut self, ipa: u64) -> Option<u16> {
+        vm(self.0).and_then(|v| v.read_u16_cached(ipa))
+    }
+    fn write_u16(&mut self, ipa: u64, v: u16) -> bool {
+        vm(self.0).is_some_and(|vm| vm.write_u16_cached(ipa, v))
+    }
     fn read_with(&mut self, ipa: u64, len: u64, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
         let Some(v) = vm(self.0) else {
             return false;

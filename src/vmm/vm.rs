@@ -304,6 +304,46 @@ impl Vm {
         true
     }
 
+    /// Reads the halfword at `ipa` through the cacheable map with one
+    /// access where it is aligned (a virtio ring field the guest may be
+    /// writing at the same moment: see `GuestRam::read_u16`). None if it
+    /// is not RAM.
+    pub(super) fn read_u16_cached(&self, ipa: u64) -> Option<u16> {
+        if ipa % 2 != 0 {
+            let mut b = [0u8; 2];
+            return self
+                .read_ram_cached(ipa, &mut b)
+                .then(|| u16::from_le_bytes(b));
+        }
+        if !self.ram.contains(ipa, 2) {
+            return None;
+        }
+        let (pa, _) = self.ram.host(ipa)?;
+        // SAFETY: VM RAM, identity-mapped, inside the VM (checked) and
+        // aligned: one LDRH, single-copy atomic.
+        Some(u16::from_le(unsafe {
+            core::ptr::read_volatile(pa as *const u16)
+        }))
+    }
+
+    /// Writes the halfword at `ipa` through the cacheable map with one
+    /// access where it is aligned (see [`Vm::read_u16_cached`]). False if
+    /// it is not RAM.
+    pub(super) fn write_u16_cached(&self, ipa: u64, v: u16) -> bool {
+        if ipa % 2 != 0 {
+            return self.write_ram_cached(ipa, &v.to_le_bytes());
+        }
+        if !self.ram.contains(ipa, 2) {
+            return false;
+        }
+        let Some((pa, _)) = self.ram.host(ipa) else {
+            return false;
+        };
+        // SAFETY: as above: one STRH.
+        unsafe { core::ptr::write_volatile(pa as *mut u16, v.to_le()) };
+        true
+    }
+
     /// Copies `data` into the VM's RAM at `ipa` and cleans it to the point
     /// of coherency (a guest with its caches off, or mapping it
     /// non-cacheable, sees it). False if the range is not all RAM.
