@@ -191,6 +191,11 @@ $(BUILD)/guests-soak.img: guests/soak.conf $(LINUX_FILES)
 # larger board so that it lets it through).
 $(BUILD)/guests-toobig.img: guests/test-configs/toobig.conf $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(BUILD)/guests --ram 2G
+# Passthrough fixtures the hypervisor must refuse, each for its reason
+# (names are resolved against the firmware's tree at boot).
+PT_FIXTURES := $(patsubst guests/test-configs/%.conf,$(BUILD)/guests-%.img,$(wildcard guests/test-configs/pt-*.conf))
+$(BUILD)/guests-pt-%.img: guests/test-configs/pt-%.conf $(GUEST_IMG)
+	$(MKBUNDLE) $< $@ -L $(BUILD)/guests
 
 $(DTB): | setup
 	tools/fetch-dtbs.sh $(DTB_DIR)
@@ -280,6 +285,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_LINUX_INITRD=$(abspath $(LINUX_DIR)/rootfs.cpio.gz) \
   PIVISOR_KVM_HOST_INITRD=$(abspath $(KVM_HOST_RD)) \
   PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
+  PIVISOR_BUNDLE_DIR=$(abspath $(BUILD)) \
   PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) \
   PIVISOR_SD_IMAGE=$(abspath $(SD_IMG)) \
   PIVISOR_SD_DIR=$(abspath $(SD_DIR)) \
@@ -287,7 +293,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_QEMU=$(QEMU)
 
 # `make qemu-test T=boot_cost` runs only the QEMU tests whose names contain T.
-qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD) $(SD_IMG)
+qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(PT_FIXTURES) $(LINUX_BUNDLES) $(KVM_HOST_RD) $(SD_IMG)
 	$(QEMU_TEST_ENV) cargo test -p pivisor-harness -- --test-threads=1 --nocapture $(T)
 
 test: unit-test qemu-test

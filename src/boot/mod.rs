@@ -175,7 +175,11 @@ fn boot_mmu_on(early: EarlyBoot) -> ! {
     // partitions of the card.
     vmm::firmware::init(&info);
     vmm::firmware::probe_el3(info.psci_method);
-    vmm::sd::probe(&info);
+    let owned = prepared
+        .as_ref()
+        .map(|p| vmm::build::owned_paths(p))
+        .unwrap_or_default();
+    vmm::sd::probe(&info, &owned);
     let built = prepared.and_then(|p| vmm::build::build(p, cpu::pa_range(), &info));
     OPTIONS.call_once(|| opts);
 

@@ -43,6 +43,19 @@
 //! net-ip   = 10.0.0.5/24    # the address its /init gives eth0, passed as
 //!                           # `pivisor.ip=` on its command line (default
 //!                           # 10.0.0.N/24, N the VM's place in the file)
+//! passthrough = /soc/i2c@7e804000  # a device of the firmware's tree
+//!                           # the VM owns (path, alias or unique node
+//!                           # name; one line each, at most 8),
+//!                           # resolved and checked at boot (mapping it
+//!                           # into the VM is not built yet: refused
+//!                           # after the checks). `, host`: a USB controller
+//!                           # in host mode. A DMA master (SD hosts, USB,
+//!                           # Ethernet, PCIe) also needs the next two:
+//! trust    = dma            # the VM may own a DMA master: with no IOMMU
+//!                           # it can then read and write all of RAM
+//! (memory  = 256M, identity)  # RAM at guest-physical == host-physical,
+//!                           # where its DMA masters reach (memory-at
+//!                           # pins it)
 //! backoff  = 100ms 10s      # a VM restarting within a second of its start
 //!                           # more than 3 times in a row waits, from the
 //!                           # first wait doubling to the longest (default
@@ -148,6 +161,13 @@ pub struct VmConfig<'a> {
     pub disk: Option<DiskConfig>,
     /// Its network interface: a port of the hypervisor's switch.
     pub net: Option<NetConfig<'a>>,
+    /// Devices of the firmware's tree it owns (`passthrough`).
+    pub passthrough: Vec<Passthrough<'a>>,
+    /// Its RAM is at guest-physical == host-physical (`memory = SIZE,
+    /// identity`): what a DMA master it owns needs.
+    pub identity: bool,
+    /// `trust = dma`: it may own a DMA master, and so reach all of RAM.
+    pub trust_dma: bool,
     /// Line of the `[vm ...]` header (for messages).
     pub line: usize,
 }
@@ -406,7 +426,7 @@ mod keys;
 use keys::{valid_name, Partial};
 #[path = "config_io.rs"]
 mod io;
-pub use io::{parse_ip, DiskConfig, NetConfig, MAX_PARTITION};
+pub use io::{parse_ip, DiskConfig, NetConfig, Passthrough, MAX_PARTITION, MAX_PASSTHROUGH};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

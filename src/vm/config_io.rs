@@ -136,3 +136,40 @@ pub fn parse_ip(s: &str) -> Option<([u8; 4], u8)> {
     }
     it.next().is_none().then_some((out, len))
 }
+
+/// Most devices one VM may be given by `passthrough` lines.
+pub const MAX_PASSTHROUGH: usize = 8;
+
+/// A device of the firmware's tree given to the VM (`passthrough = NAME[,
+/// host]`): resolved against the tree when the hypervisor builds the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passthrough<'a> {
+    /// A node path, an alias or a unique node name.
+    pub name: &'a str,
+    /// `host`: a dual-role USB controller in host mode (its copy gets
+    /// `dr_mode = "host"`).
+    pub host: bool,
+    /// The line it is on.
+    pub line: usize,
+}
+
+impl<'a> Passthrough<'a> {
+    /// Parses `NAME` with an optional `, host`.
+    pub fn parse(s: &'a str, line: usize) -> Result<Self, &'static str> {
+        let mut parts = s.split(',').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        if name.is_empty() || name.contains(char::is_whitespace) || name.len() > 200 {
+            return Err(
+                "expected a device-tree node path, alias or node name, e.g. /soc/i2c@7e804000",
+            );
+        }
+        let mut host = false;
+        for p in parts {
+            match p {
+                "host" => host = true,
+                _ => return Err("the only option is 'host' (a USB controller in host mode)"),
+            }
+        }
+        Ok(Self { name, host, line })
+    }
+}

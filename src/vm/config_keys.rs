@@ -63,6 +63,9 @@ pub(super) struct Partial<'a> {
     net: Option<NetConfig<'a>>,
     net_mac: Option<([u8; 6], usize)>,
     net_ip: Option<(([u8; 4], u8), usize)>,
+    passthrough: Vec<Passthrough<'a>>,
+    identity: bool,
+    trust_dma: Option<usize>,
 }
 
 impl<'a> Partial<'a> {
@@ -139,6 +142,9 @@ impl<'a> Partial<'a> {
             backoff: self.backoff.unwrap_or_default(),
             disk: self.disk,
             net,
+            passthrough: self.passthrough,
+            identity: self.identity,
+            trust_dma: self.trust_dma.is_some(),
             line: self.line,
         })
     }
@@ -155,6 +161,23 @@ impl<'a> Partial<'a> {
         match key {
             "cores" => once(&mut self.cores, parse_cores(val, line)?, key, line),
             "memory" => {
+                let (size, opt) = match val.split_once(',') {
+                    Some((a, b)) => (a.trim(), Some(b.trim())),
+                    None => (val, None),
+                };
+                match opt {
+                    None => {}
+                    Some("identity") => self.identity = true,
+                    Some(o) => {
+                        return Err(err(
+                            line,
+                            alloc::format!(
+                                "memory: unknown option '{o}' (the only one is 'identity')"
+                            ),
+                        ))
+                    }
+                }
+                let val = size;
                 let m = parse_size(val)
                     .ok_or_else(|| err(line, alloc::format!("memory: '{val}' is not a size")))?;
                 if m == 0 || !m.is_multiple_of(MEMORY_ALIGN) {
@@ -315,6 +338,31 @@ impl<'a> Partial<'a> {
                     .map_err(|e| err(line, alloc::format!("backoff: '{val}': {e}")))?;
                 once(&mut self.backoff, b, key, line)
             }
+            "passthrough" => {
+                let p = Passthrough::parse(val, line)
+                    .map_err(|e| err(line, alloc::format!("passthrough: {e}")))?;
+                if self.passthrough.len() == MAX_PASSTHROUGH {
+                    return Err(err(
+                        line,
+                        alloc::format!("passthrough: at most {MAX_PASSTHROUGH} devices per VM"),
+                    ));
+                }
+                if self.passthrough.iter().any(|q| q.name == p.name) {
+                    return Err(err(
+                        line,
+                        alloc::format!("passthrough: '{}' is given twice", p.name),
+                    ));
+                }
+                self.passthrough.push(p);
+                Ok(())
+            }
+            "trust" => match val {
+                "dma" => once(&mut self.trust_dma, line, key, line),
+                _ => Err(err(
+                    line,
+                    alloc::format!("trust: '{val}' is not a trust (the only one is 'dma')"),
+                )),
+            },
             _ => Err(err(line, alloc::format!("unknown key '{key}'"))),
         }
     }

@@ -342,3 +342,70 @@ fn two_interfaces_on_one_lan_need_different_macs_and_addresses() {
     let e = parse(&two("", "net = lan0\nnet-ip = 10.0.0.1/24\n")).unwrap_err();
     assert!(e.msg.contains("same address 10.0.0.1"), "{e}");
 }
+
+#[test]
+fn passthrough_identity_and_trust_are_read() {
+    let vms = parse(
+        "[vm r]\ncores = 0\nmemory = 256M, identity\nkernel = k\ntrust = dma\n\
+         passthrough = /soc/usb@7e980000, host\npassthrough = i2c@7e804000\n",
+    )
+    .unwrap();
+    let v = &vms[0];
+    assert!(v.identity && v.trust_dma);
+    assert_eq!(v.memory, 256 << 20);
+    assert_eq!(
+        v.passthrough,
+        [
+            Passthrough {
+                name: "/soc/usb@7e980000",
+                host: true,
+                line: 6
+            },
+            Passthrough {
+                name: "i2c@7e804000",
+                host: false,
+                line: 7
+            }
+        ]
+    );
+    let plain = parse("[vm p]\ncores = 0\nmemory = 64M\nkernel = k\n").unwrap();
+    assert!(!plain[0].identity && !plain[0].trust_dma && plain[0].passthrough.is_empty());
+}
+
+#[test]
+fn passthrough_lines_are_checked() {
+    let head = "[vm r]\ncores = 0\nmemory = 64M\nkernel = k\n";
+    let mut many = String::from(head);
+    for i in 0..9 {
+        many.push_str(&std::format!("passthrough = /soc/d@{i}\n"));
+    }
+    for (tail, want) in [
+        (
+            "passthrough =\n",
+            "passthrough: expected a device-tree node path",
+        ),
+        ("passthrough = /soc/a b\n", "passthrough: expected"),
+        (
+            "passthrough = /soc/usb, device\n",
+            "the only option is 'host'",
+        ),
+        (
+            "passthrough = usb\npassthrough = usb\n",
+            "'usb' is given twice",
+        ),
+        ("trust = everything\n", "trust: 'everything' is not a trust"),
+        ("trust = dma\ntrust = dma\n", "'trust' is given twice"),
+    ] {
+        let text = std::format!("{head}{tail}");
+        let e = parse(&text).unwrap_err();
+        assert!(e.msg.contains(want), "{tail:?}: {e}");
+        assert!(e.line >= 5, "{tail:?}: the line is named");
+    }
+    assert!(parse(&many).unwrap_err().msg.contains("at most 8 devices"));
+    let e = parse("[vm r]\ncores = 0\nmemory = 64M, wherever\nkernel = k\n").unwrap_err();
+    assert!(
+        e.msg.contains("unknown option 'wherever'") && e.line == 3,
+        "{e}"
+    );
+    assert!(parse("[vm r]\ncores = 0\nmemory = , identity\nkernel = k\n").is_err());
+}

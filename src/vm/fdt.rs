@@ -96,8 +96,10 @@ pub struct VmTree<'a> {
     pub index: usize,
     /// vCPUs.
     pub vcpus: usize,
-    /// RAM bytes at IPA 0.
+    /// RAM bytes, at IPA 0 (the Pi 4 layout) or at `ram_base`.
     pub ram: u64,
+    /// Identity RAM's address (one bank there); 0: the Pi 4 layout.
+    pub ram_base: u64,
     /// Kernel command line.
     pub bootargs: &'a str,
     /// Initrd IPA range.
@@ -254,12 +256,17 @@ pub fn build(t: &VmTree<'_>) -> Result<Vec<u8>, TreeError> {
     }
     w.end_node()?;
 
-    w.begin_node("memory@0")?;
+    w.begin_node(&format!("memory@{:x}", t.ram_base))?;
     w.property_string("device_type", "memory")?;
-    // A Pi 4's layout: below the peripheral window, the rest from 4 GiB.
-    let cells: Vec<u32> = crate::vm::layout::ram_banks(t.ram)
-        .flat_map(|(a, n)| reg(a, n))
-        .collect();
+    // A Pi 4's layout: below the peripheral window, the rest from 4 GiB;
+    // identity RAM: its one bank.
+    let cells: Vec<u32> = if t.ram_base != 0 {
+        reg(t.ram_base, t.ram).to_vec()
+    } else {
+        crate::vm::layout::ram_banks(t.ram)
+            .flat_map(|(a, n)| reg(a, n))
+            .collect()
+    };
     w.property_cells("reg", &cells)?;
     w.end_node()?;
 

@@ -137,6 +137,20 @@ pub struct LoadPlan {
     pub dtb: u64,
 }
 
+impl LoadPlan {
+    /// The same plan for RAM that starts at `base` (identity RAM) rather
+    /// than at IPA 0: the kernel still `text_offset` above a 2 MiB-aligned
+    /// base (the arm64 booting protocol), the rest as far above it.
+    pub fn at(self, base: u64) -> LoadPlan {
+        LoadPlan {
+            kernel: self.kernel + base,
+            kernel_end: self.kernel_end + base,
+            initrd: self.initrd.map(|(a, n)| (a + base, n)),
+            dtb: self.dtb + base,
+        }
+    }
+}
+
 /// Plans a VM with `ram` bytes for a kernel with header `h`, an initrd of
 /// `initrd` bytes (if any) and a device tree of at most `dtb_max` bytes.
 pub fn plan(

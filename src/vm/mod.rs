@@ -9,6 +9,7 @@ pub mod config;
 pub mod fdt;
 pub mod image;
 pub mod layout;
+pub mod passthru;
 pub mod psci;
 pub mod ram;
 pub mod restart;

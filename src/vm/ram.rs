@@ -37,12 +37,43 @@ impl RamMap for &GuestRam {
 pub struct GuestRam {
     chunks: FixedVec<RamChunk, { MAX_CHUNKS + 1 }>,
     size: u64,
+    /// Identity RAM: one bank at this IPA, which is also its host
+    /// address (0 otherwise: the Pi 4 layout from IPA 0).
+    base: u64,
+    /// Identity RAM (guest-physical == host-physical).
+    identity: bool,
 }
 
 impl GuestRam {
     /// Empty RAM.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Identity RAM: `size` bytes at guest-physical == host-physical
+    /// `pa`, one bank wholly below the peripheral window (what a VM
+    /// owning a DMA master gets: the addresses its driver programs are
+    /// the device's). None if it would not fit there or is empty.
+    pub fn identity(pa: u64, size: u64) -> Option<Self> {
+        if size == 0 || pa.checked_add(size)? > LOW_RAM_END {
+            return None;
+        }
+        let mut r = Self::default();
+        let _ = r.chunks.push(RamChunk { ipa: pa, pa, size });
+        r.size = size;
+        r.base = pa;
+        r.identity = true;
+        Some(r)
+    }
+
+    /// Where the RAM starts (0, or identity RAM's host address).
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Whether it is identity RAM (guest-physical == host-physical).
+    pub fn is_identity(&self) -> bool {
+        self.identity
     }
 
     /// The IPA the next byte of RAM goes to.
@@ -59,6 +90,9 @@ impl GuestRam {
     /// Returns false (and changes nothing) if the table of chunks is full
     /// or the RAM would pass [`MAX_RAM`].
     pub fn push(&mut self, pa: u64, size: u64) -> bool {
+        if self.identity {
+            return false;
+        }
         let Some(total) = self.size.checked_add(size).filter(|&t| t <= MAX_RAM) else {
             return false;
         };
@@ -92,16 +126,19 @@ impl GuestRam {
         self.size
     }
 
-    /// Bytes of RAM below the peripheral window (from IPA 0): where the
-    /// kernel, initrd and device tree go, and what the firmware's
-    /// GET_ARM_MEMORY reports.
+    /// Bytes of RAM below the peripheral window (from IPA [`Self::base`]):
+    /// where the kernel, initrd and device tree go, and what the
+    /// firmware's GET_ARM_MEMORY reports.
     pub fn low_size(&self) -> u64 {
         self.size.min(LOW_RAM_END)
     }
 
-    /// The guest-physical RAM ranges `(ipa, size)` ([`ram_banks`]).
+    /// The guest-physical RAM ranges `(ipa, size)` ([`ram_banks`], or
+    /// identity RAM's one bank).
     pub fn banks(&self) -> impl Iterator<Item = (u64, u64)> {
-        ram_banks(self.size)
+        let identity = self.identity.then_some((self.base, self.size));
+        let layout = (!self.identity).then(|| ram_banks(self.size));
+        identity.into_iter().chain(layout.into_iter().flatten())
     }
 
     /// The chunks, in IPA order.

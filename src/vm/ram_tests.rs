@@ -186,3 +186,28 @@ fn ram_banks_follow_the_size_alone() {
     assert!(!(&ram).is_ram(HIGH_RAM_BASE, 0x400_0001));
     assert!(!(&ram).is_ram(LOW_RAM_END, 4));
 }
+
+#[test]
+fn identity_ram_is_one_bank_at_its_host_address() {
+    let r = GuestRam::identity(0x2000_0000, 0x1000_0000).unwrap();
+    assert!(r.is_identity());
+    assert_eq!(r.base(), 0x2000_0000);
+    assert_eq!(r.banks().collect::<Vec<_>>(), [(0x2000_0000, 0x1000_0000)]);
+    assert!(r.contains(0x2000_0000, 0x1000_0000));
+    assert!(!r.contains(0, 0x1000), "nothing at IPA 0");
+    assert!(!r.contains(0x2fff_ffff, 2));
+    assert_eq!(r.host(0x2800_0000), Some((0x2800_0000, 0x800_0000)));
+    assert_eq!(r.low_size(), 0x1000_0000);
+    let mut r2 = r;
+    assert!(
+        !r2.push(0x4000_0000, 0x20_0000),
+        "identity RAM takes no more chunks"
+    );
+    assert!(
+        GuestRam::identity(0xfb00_0000, 0x200_0000).is_none(),
+        "into the peripheral window"
+    );
+    assert!(GuestRam::identity(0x1000, 0).is_none());
+    assert!(GuestRam::identity(u64::MAX - 0xfff, 0x2000).is_none());
+    assert!(!GuestRam::new().is_identity());
+}

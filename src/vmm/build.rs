@@ -6,6 +6,7 @@
 
 use super::host::VmHost;
 use super::irq::new_vgic;
+use super::passthrough::{self, Owned};
 use super::vm::{publish, vms, Vcpu, Vm};
 use super::{console, conswitch, cores, irq};
 use crate::arch::{cpu, guest};
@@ -40,6 +41,15 @@ pub struct Prepared {
     initrd: Option<&'static [u8]>,
     extra: Option<&'static [u8]>,
     plan: LoadPlan,
+    owned: Vec<Owned>,
+}
+
+/// The firmware-tree paths of the devices prepared VMs own (the SD probe
+/// leaves those controllers alone).
+pub fn owned_paths(p: &[Prepared]) -> Vec<String> {
+    p.iter()
+        .flat_map(|v| v.owned.iter().map(|o| o.dev.path.clone()))
+        .collect()
 }
 
 /// Reads the bundle and configuration and takes each VM's RAM out of
@@ -64,13 +74,27 @@ pub fn prepare(
     aligned.shrink_to(stage2::BLOCK);
     config::check_fits(&vms, info.cpus.len().min(4), aligned.total())
         .map_err(|e| alloc::format!("vms.conf: {e}"))?;
+    let owned = passthrough::resolve(info, &vms).map_err(|e| alloc::format!("vms.conf: {e}"))?;
     let mut out = Vec::new();
-    for cfg in vms {
+    for (cfg, owned) in vms.into_iter().zip(owned) {
         let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{}': {e}", cfg.name);
         let f = image::vm_files(&bundle, &cfg)?;
-        let (kernel, initrd, extra, plan) = (f.kernel, f.initrd, f.extra, f.plan);
+        let (kernel, initrd, extra, mut plan) = (f.kernel, f.initrd, f.extra, f.plan);
         let mut ram = GuestRam::new();
+        let identity = cfg
+            .identity
+            .then(|| passthrough::identity_range(&cfg, &owned, &aligned, stage2::BLOCK))
+            .transpose()
+            .map_err(|e| what(&e))?;
         match cfg.memory_at {
+            _ if identity.is_some() => {
+                let r = identity.unwrap_or_default();
+                let _ = usable.remove(r);
+                let _ = aligned.remove(r);
+                ram = GuestRam::identity(r.start, r.size())
+                    .ok_or_else(|| what(&"identity RAM must lie below 0xfc000000"))?;
+                plan = plan.at(r.start);
+            }
             Some(at) => {
                 let r =
                     Range::from_size(at, cfg.memory).ok_or_else(|| what(&"memory-at overflows"))?;
@@ -110,7 +134,33 @@ pub fn prepare(
             initrd,
             extra,
             plan,
+            owned,
         });
+    }
+    // Every refusal above has been made: what is left is not built yet.
+    for p in &out {
+        if let (Some(o), Some(line)) = (p.owned.first(), p.cfg.passthrough.first()) {
+            let pages: Vec<String> = o
+                .dev
+                .pages()
+                .iter()
+                .map(|(a, n)| alloc::format!("{a:#x}+{n:#x}"))
+                .collect();
+            let spis: Vec<String> = o
+                .dev
+                .spis
+                .iter()
+                .map(|s| alloc::format!("SPI {} (INTID {s})", s - 32))
+                .collect();
+            return Err(alloc::format!(
+                "VM '{}': line {}: {} resolved (pages {}; {}), but mapping passed-through devices into VMs is not built yet in this version",
+                p.cfg.name,
+                line.line,
+                o.dev.path,
+                pages.join(", "),
+                if spis.is_empty() { "no interrupts".into() } else { spis.join(", ") }
+            ));
+        }
     }
     Ok(out)
 }
@@ -156,6 +206,7 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             name: &name,
             vcpus: p.cfg.cores.len(),
             ram: p.ram.size(),
+            ram_base: p.ram.base(),
             bootargs: &bootargs,
             initrd: p.plan.initrd,
             devices: &p.cfg.devices,

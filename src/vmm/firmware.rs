@@ -152,7 +152,7 @@ impl GuestMemory for &Vm {
         self.ram.contains(ipa, len)
     }
     fn low_size(&self) -> u64 {
-        self.ram.low_size()
+        self.ram.base() + self.ram.low_size()
     }
     fn read(&mut self, ipa: u64, out: &mut [u8]) -> bool {
         self.read_ram(ipa, out)
@@ -168,6 +168,7 @@ impl GuestMemory for &Vm {
 pub fn guest_request(index: usize, word: u32) -> Option<u32> {
     let vm = vm(index)?;
     let view = View {
+        ram_base: vm.ram.base(),
         ram: vm.ram.low_size(),
         serial: vm.serial,
         mac: vm.mac,

@@ -23,6 +23,7 @@
 //! | `sd.rs` | the SD card: found at boot, its partitions, the card lock |
 //! | `disk.rs` | VMs' disks: card partitions behind virtio-blk, taking turns |
 //! | `net.rs` | VMs' LANs: the switch built from the `net` lines, each VM's port |
+//! | `passthrough.rs` | devices of the firmware's tree given to VMs: resolved, refused, identity RAM placed |
 
 pub mod build;
 
@@ -35,6 +36,8 @@ pub mod cores;
 pub mod disk;
 
 pub mod net;
+
+pub mod passthrough;
 
 pub mod exit;
 

@@ -69,7 +69,8 @@ const CONTROLLERS: [(&str, u32, &str); 2] = [
 
 /// Finds the card (boot core, after the firmware's mailbox, before the
 /// VMs are built).
-pub fn probe(info: &HostInfo<'_>) {
+/// Controllers a VM owns (`owned`: their tree paths) are left alone.
+pub fn probe(info: &HostInfo<'_>, owned: &[alloc::string::String]) {
     let Ok(fdt) = Fdt::new(info.tree) else {
         return;
     };
@@ -78,6 +79,13 @@ pub fn probe(info: &HostInfo<'_>) {
             let Some((base, size)) = f.reg.filter(|_| f.enabled) else {
                 continue;
             };
+            if owned.contains(&f.path) {
+                info!(
+                    "sd: {} ({name}) belongs to a VM (passthrough); not probed",
+                    f.path
+                );
+                continue;
+            }
             if size < 0x100 {
                 warn!(
                     "sd: {} ({name}): register block of {size:#x} bytes, too small",

@@ -309,7 +309,7 @@ impl Vm {
     /// writing at the same moment: see `GuestRam::read_u16`). None if it
     /// is not RAM.
     pub(super) fn read_u16_cached(&self, ipa: u64) -> Option<u16> {
-        if ipa % 2 != 0 {
+        if !ipa.is_multiple_of(2) {
             let mut b = [0u8; 2];
             return self
                 .read_ram_cached(ipa, &mut b)
@@ -330,7 +330,7 @@ impl Vm {
     /// access where it is aligned (see [`Vm::read_u16_cached`]). False if
     /// it is not RAM.
     pub(super) fn write_u16_cached(&self, ipa: u64, v: u16) -> bool {
-        if ipa % 2 != 0 {
+        if !ipa.is_multiple_of(2) {
             return self.write_ram_cached(ipa, &v.to_le_bytes());
         }
         if !self.ram.contains(ipa, 2) {

@@ -45,7 +45,10 @@ pub const CHANNEL: u32 = crate::board::rpi4::mailbox::PROPERTY_CHANNEL;
 /// The VM's own view, for tags answered locally.
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
-    /// The VM's RAM size (at IPA 0).
+    /// Where the VM's RAM below the peripheral window starts (0, or the
+    /// host address of identity RAM).
+    pub ram_base: u64,
+    /// The size of the VM's RAM below the peripheral window.
     pub ram: u64,
     /// The board serial the VM sees (None: the real one).
     pub serial: Option<u64>,
@@ -211,7 +214,7 @@ fn local(id: u32, view: &View<'_>, out: &mut Vec<u8>) -> bool {
     match id {
         tag::ARM_MEMORY => {
             let size = view.ram.min(u64::from(u32::MAX) & !0xfff) as u32;
-            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&(view.ram_base as u32).to_le_bytes());
             out.extend_from_slice(&size.to_le_bytes());
         }
         tag::BOARD_SERIAL => match view.serial {

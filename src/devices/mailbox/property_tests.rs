@@ -60,6 +60,7 @@ impl Firmware for FakeFw {
 }
 
 pub(crate) const VIEW: View<'static> = View {
+    ram_base: 0,
     ram: 768 << 20,
     serial: None,
     mac: None,
@@ -91,6 +92,7 @@ fn arm_memory_is_the_vms_own() {
     // A VM larger than 4 GiB cannot be described in 32 bits: capped.
     let mut b = buffer(&[(tag::ARM_MEMORY, 8, 0, &[])]);
     let big = View {
+        ram_base: 0,
         ram: 8 << 30,
         ..VIEW
     };
@@ -101,6 +103,7 @@ fn arm_memory_is_the_vms_own() {
 #[test]
 fn serial_and_mac_virtual_when_configured_else_forwarded() {
     let view = View {
+        ram_base: 0,
         serial: Some(0x1122_3344_5566_7788),
         mac: Some([2, 0, 0, 0xaa, 0xbb, 0xcc]),
         ..VIEW

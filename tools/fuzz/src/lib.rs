@@ -278,6 +278,7 @@ pub fn mailbox(data: &[u8]) {
         gpio_pins: groups as u8,
     };
     let view = View {
+        ram_base: 0,
         ram: 64 << 20,
         serial: Some(0x1234),
         mac: None,
@@ -439,6 +440,7 @@ pub fn vm_config(data: &[u8]) {
             index,
             vcpus: v.cores.len(),
             ram: v.memory,
+            ram_base: 0,
             bootargs: v.bootargs,
             initrd: None,
             devices: &v.devices,

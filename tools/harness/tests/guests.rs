@@ -226,6 +226,48 @@ fn a_config_that_does_not_fit_starts_nothing() {
         .reject(r"FAULT|PANIC|starting the VMs|\[big\]");
 }
 
+/// Passthrough refusals (guests/test-configs/pt-*.conf), each resolved
+/// against the real Pi 4 tree at boot and refused with the VM, the line
+/// and the reason; nothing starts.
+#[test]
+fn passthrough_refusals_name_the_vm_the_line_and_the_reason() {
+    let dir = artifact("PIVISOR_BUNDLE_DIR");
+    for (fixture, want) in [
+        (
+            "pt-notrust",
+            r"VM 'sd': line 6: /soc/mmc@7e300000 \(brcm,bcm2835-sdhci\) masters DMA: with no IOMMU on the BCM2711 it can read and write all of RAM, the hypervisor's included; give the VM `trust = dma`",
+        ),
+        (
+            "pt-noidentity",
+            r"VM 'usb': line 7: /soc/usb@7e980000 \(brcm,bcm2835-usb\) masters DMA: its driver programs guest addresses into it, so the VM needs identity RAM \(memory = SIZE, identity\)",
+        ),
+        (
+            "pt-shared",
+            r"passthrough: /soc/i2c@7e804000 \(VM 'a'\) and /soc/i2c@7e205000 \(VM 'b'\) share interrupt line SPI 117 \(INTID 149\): one owner must have both",
+        ),
+        (
+            "pt-kept",
+            r"VM 'greedy': line 6: passthrough: /soc/mailbox@7e00b880 is the VideoCore mailbox \(the hypervisor's",
+        ),
+        (
+            "pt-unknown",
+            r"VM 'typo': line 6: passthrough: no node /soc/i2c@7e80400 in the firmware's device tree \(did you mean /soc/i2c@7e804000\?\)",
+        ),
+        (
+            "pt-i2c",
+            r"VM 'i2c': line 8: /soc/i2c@7e804000 resolved \(pages 0xfe804000\+0x1000; SPI 117 \(INTID 149\)\), but mapping passed-through devices into VMs is not built yet",
+        ),
+    ] {
+        let img = dir.join(format!("guests-{fixture}.img"));
+        let o = Boot::new(artifact("PIVISOR_IMAGE"))
+            .dtb(dtb("bcm2711-rpi-4-b.dtb"))
+            .initrd(img)
+            .run_until_match(r"no VM started");
+        o.expect(&format!("ERROR vms.conf: {want}|ERROR {want}"))
+            .reject(r"FAULT|PANIC|starting the VMs");
+    }
+}
+
 #[test]
 fn timer_ticks_are_exact_in_deterministic_time() {
     // Under -icount guest time is one nanosecond per instruction: the

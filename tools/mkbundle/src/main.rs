@@ -187,6 +187,7 @@ fn run() -> Result<(), String> {
             index,
             vcpus: v.cores.len(),
             ram: v.memory,
+            ram_base: 0,
             bootargs: v.bootargs,
             initrd: plan.initrd,
             devices: &v.devices,

@@ -74,6 +74,11 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
             &"devices = fault-injection panics pivisor's own core; pv-vmm has no such fault",
         ));
     }
+    if !cfg.passthrough.is_empty() || cfg.identity {
+        return Err(what(
+            &"passthrough and identity RAM give a VM the board's own devices; pv-vmm runs under KVM with none to give",
+        ));
+    }
     if cfg.memory > pivisor::vm::layout::LOW_RAM_END {
         // pivisor puts RAM past the peripheral window at 4 GiB; this VMM's
         // RAM is one flat slot from IPA 0, so it cannot give the same map.
@@ -91,6 +96,7 @@ pub fn plan(blob: &[u8], name: Option<&str>) -> Result<Machine, String> {
         name: cfg.name,
         vcpus: cfg.cores.len(),
         ram: cfg.memory,
+        ram_base: 0,
         bootargs: &bootargs,
         initrd: plan.initrd,
         devices: &cfg.devices,
@@ -153,6 +159,7 @@ impl Firmware for NoFirmware {
 /// if any.
 pub fn mailbox_request(m: &Machine, ram: &mut [u8], word: u32) -> (Option<u32>, Option<String>) {
     let view = View {
+        ram_base: 0,
         ram: m.ram,
         serial: m.serial,
         mac: m.mac,
@@ -216,6 +223,7 @@ mod tests {
             name: "b",
             vcpus: 2,
             ram: 32 << 20,
+            ram_base: 0,
             bootargs: "hello",
             initrd: m.plan.initrd,
             devices: &m.devices,
