@@ -171,6 +171,8 @@ $(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-debian.img: guests/linux-debian.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-linux-pt-sd.img: guests/linux-pt-sd.conf $(LINUX_FILES)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-disk.img: guests/linux-disk.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-disks.img: guests/linux-disks.conf $(LINUX_FILES)
@@ -256,7 +258,7 @@ unit-test: setup
 	cd tools/fuzz && cargo test
 
 LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-lans.img $(BUILD)/guests-linux-bench-net.img $(BUILD)/guests-linux-debian.img \
-                 $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img $(BUILD)/guests-linux-debian-disk.img \
+                 $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img $(BUILD)/guests-linux-pt-sd.img $(BUILD)/guests-linux-debian-disk.img \
                  $(BUILD)/guests-linux-bench-disk.img $(BUILD)/guests-linux-share.img
 # Where the QEMU tests and the benchmarks find what they boot.
 QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
@@ -275,6 +277,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_LINUX_TWO=$(abspath $(BUILD)/guests-linux-two.img) \
   PIVISOR_BUNDLE_LINUX_DEBIAN=$(abspath $(BUILD)/guests-linux-debian.img) \
   PIVISOR_BUNDLE_LINUX_DISK=$(abspath $(BUILD)/guests-linux-disk.img) \
+  PIVISOR_BUNDLE_LINUX_PT_SD=$(abspath $(BUILD)/guests-linux-pt-sd.img) \
   PIVISOR_BUNDLE_LINUX_DISKS=$(abspath $(BUILD)/guests-linux-disks.img) \
   PIVISOR_BUNDLE_LINUX_SHARE=$(abspath $(BUILD)/guests-linux-share.img) \
   PIVISOR_BUNDLE_LINUX_LANS=$(abspath $(BUILD)/guests-linux-lans.img) \

@@ -45,10 +45,10 @@
 //!                           # 10.0.0.N/24, N the VM's place in the file)
 //! passthrough = /soc/i2c@7e804000  # a device of the firmware's tree
 //!                           # the VM owns (path, alias or unique node
-//!                           # name; one line each, at most 8),
-//!                           # resolved and checked at boot (mapping it
-//!                           # into the VM is not built yet: refused
-//!                           # after the checks). `, host`: a USB controller
+//!                           # name; one line each, at most 8): its
+//!                           # pages mapped at the same addresses, its
+//!                           # SPIs hardware-linked, its node copied into
+//!                           # the VM's tree. `, host`: a USB controller
 //!                           # in host mode. A DMA master (SD hosts, USB,
 //!                           # Ethernet, PCIe) also needs the next two:
 //! trust    = dma            # the VM may own a DMA master: with no IOMMU

@@ -11,5 +11,6 @@ pub mod image;
 pub mod layout;
 pub mod passthru;
 pub mod psci;
+pub mod ptree;
 pub mod ram;
 pub mod restart;

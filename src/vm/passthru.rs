@@ -247,6 +247,11 @@ pub fn resolve(fdt: &Fdt<'_>, nodes: &[Found<'_>], name: &str) -> Result<Resolve
     if let Some(why) = kept(f.compatible) {
         return Err(format!("passthrough: {path} is {why}"));
     }
+    if path.matches('/').count() != 2 {
+        return Err(format!(
+            "passthrough: {path}: pivisor passes devices that sit on a bus under the root (/soc, /scb, /emmc2bus, ...), whole with their children"
+        ));
+    }
     if f.regs.is_empty() && f.lost_regs == 0 {
         return Err(format!(
             "passthrough: {path} has no reg (no registers to map: not a device a VM can own)"
@@ -397,6 +402,64 @@ pub fn dma_window(devs: &[&Resolved]) -> Result<Option<(u64, u64)>, String> {
         });
     }
     Ok(w)
+}
+
+/// One register step of bringing a device to rest: read the 32-bit
+/// register at `off`, clear `clear`, set `set`, write it back, then wait
+/// (bounded) until the bits `wait_clear` read as zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Register offset (32-bit aligned, inside the device's first reg).
+    pub off: u64,
+    /// Bits cleared.
+    pub clear: u32,
+    /// Bits set.
+    pub set: u32,
+    /// Bits that must read zero afterwards (a reset completing).
+    pub wait_clear: u32,
+}
+
+/// SDHCI (SD Host Controller Simplified Specification 3.00, 2.2.18):
+/// SOFTWARE_RESET's Reset All (bit 0 of the byte at 0x2f, so bit 24 of
+/// the 0x2c word: the BCM2711's controllers take 32-bit accesses only);
+/// it self-clears when the reset is done, and leaves DMA, interrupts and
+/// the card's clock and power off.
+const SDHCI_REST: [Step; 1] = [Step {
+    off: 0x2c,
+    clear: 0,
+    set: 1 << 24,
+    wait_clear: 1 << 24,
+}];
+
+/// DWC2 (the Pi's USB OTG controller): GAHBCFG's global interrupt and
+/// DMA enables cleared, then a core soft reset (GRSTCTL.CSftRst, which
+/// the core clears when done): its channels and DMA stop.
+const DWC2_REST: [Step; 2] = [
+    Step {
+        off: 0x008,
+        clear: 1 | 1 << 5,
+        set: 0,
+        wait_clear: 0,
+    },
+    Step {
+        off: 0x010,
+        clear: 0,
+        set: 1,
+        wait_clear: 1,
+    },
+];
+
+/// How a device of compatible `compatible` is brought to rest when its
+/// VM halts or restarts, before its RAM is scrubbed (a DMA master must not
+/// write into the next boot's images). Empty: left as the guest left it
+/// (register-only devices; and, documented, GENET and PCIe, which
+/// pivisor does not reset).
+pub fn rest_steps(compatible: &str) -> &'static [Step] {
+    match compatible {
+        "brcm,bcm2835-sdhci" | "brcm,bcm2711-emmc2" => &SDHCI_REST,
+        "brcm,bcm2835-usb" | "brcm,bcm2708-usb" | "snps,dwc2" => &DWC2_REST,
+        _ => &[],
+    }
 }
 
 #[cfg(test)]

@@ -387,3 +387,58 @@ fn identity_ram_is_where_every_master_reaches() {
     };
     assert!(dma_window(&[&none]).is_err());
 }
+
+#[test]
+fn dma_masters_are_brought_to_rest_by_a_reset() {
+    let sd = rest_steps("brcm,bcm2711-emmc2");
+    assert_eq!(sd.len(), 1);
+    assert_eq!(
+        (sd[0].off, sd[0].set, sd[0].wait_clear),
+        (0x2c, 1 << 24, 1 << 24)
+    );
+    assert_eq!(rest_steps("brcm,bcm2835-sdhci"), sd);
+    let usb = rest_steps("brcm,bcm2835-usb");
+    assert_eq!(usb[0].off, 0x008, "interrupts and DMA off first");
+    assert_eq!(usb[0].clear & 1 << 5, 1 << 5);
+    assert_eq!((usb[1].off, usb[1].set, usb[1].wait_clear), (0x010, 1, 1));
+    assert!(rest_steps("brcm,bcm2711-i2c").is_empty());
+    for s in sd.iter().chain(usb) {
+        assert_eq!(s.off % 4, 0);
+    }
+}
+
+#[test]
+fn only_devices_on_a_bus_under_the_root_are_passed() {
+    // A node under a device (the Arasan's Wi-Fi function) is not a device
+    // of its own here.
+    let mut w = FdtWriter::new();
+    w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 1).unwrap();
+    w.property_u32("#size-cells", 1).unwrap();
+    w.begin_node("soc").unwrap();
+    w.property_u32("#address-cells", 1).unwrap();
+    w.property_u32("#size-cells", 1).unwrap();
+    w.property_empty("ranges").unwrap();
+    w.begin_node("bus2").unwrap();
+    w.property_u32("#address-cells", 1).unwrap();
+    w.property_u32("#size-cells", 1).unwrap();
+    w.property_empty("ranges").unwrap();
+    w.begin_node("dev@1000").unwrap();
+    w.property_cells("reg", &[0x1000, 0x100]).unwrap();
+    w.end_node().unwrap();
+    w.end_node().unwrap();
+    w.end_node().unwrap();
+    w.begin_node("top@2000").unwrap();
+    w.property_cells("reg", &[0x2000, 0x100]).unwrap();
+    w.end_node().unwrap();
+    w.end_node().unwrap();
+    let blob = w.finish().unwrap();
+    let fdt = Fdt::new(&blob).unwrap();
+    let n = nodes(&fdt);
+    assert!(resolve(&fdt, &n, "/soc/bus2/dev@1000")
+        .unwrap_err()
+        .contains("sit on a bus under the root"));
+    assert!(resolve(&fdt, &n, "/top@2000")
+        .unwrap_err()
+        .contains("sit on a bus under the root"));
+}

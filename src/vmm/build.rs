@@ -137,31 +137,6 @@ pub fn prepare(
             owned,
         });
     }
-    // Every refusal above has been made: what is left is not built yet.
-    for p in &out {
-        if let (Some(o), Some(line)) = (p.owned.first(), p.cfg.passthrough.first()) {
-            let pages: Vec<String> = o
-                .dev
-                .pages()
-                .iter()
-                .map(|(a, n)| alloc::format!("{a:#x}+{n:#x}"))
-                .collect();
-            let spis: Vec<String> = o
-                .dev
-                .spis
-                .iter()
-                .map(|s| alloc::format!("SPI {} (INTID {s})", s - 32))
-                .collect();
-            return Err(alloc::format!(
-                "VM '{}': line {}: {} resolved (pages {}; {}), but mapping passed-through devices into VMs is not built yet in this version",
-                p.cfg.name,
-                line.line,
-                o.dev.path,
-                pages.join(", "),
-                if spis.is_empty() { "no interrupts".into() } else { spis.join(", ") }
-            ));
-        }
-    }
     Ok(out)
 }
 
@@ -199,7 +174,10 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
         let name = p.cfg.name.to_string();
         let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{name}': {e}");
         let pl011 = passed_pl011(&p, host).map_err(|e| what(&e))?;
-        let table = stage2_tables(&p, gicv, pl011).map_err(|e| what(&e))?;
+        let vm_devs: Vec<_> = p.owned.iter().map(|o| o.dev.clone()).collect();
+        let pt = passthrough::build(host, &p.owned, &passthrough::vm_ranges(&p.cfg.devices))
+            .map_err(|e| what(&e))?;
+        let table = stage2_tables(&p, gicv, pl011, &pt.maps).map_err(|e| what(&e))?;
         let bootargs = p.cfg.command_line(index);
         let dtb = fdt::build(&VmTree {
             index,
@@ -213,12 +191,14 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
             extra: p.extra,
             disk: p.cfg.disk.is_some(),
             net: p.cfg.net.is_some(),
+            host: host.tree,
+            pt: &pt.nodes,
         })
         .map_err(|e| what(&e))?;
         if dtb.len() as u64 > image::DTB_MAX {
             return Err(what(&"its device tree exceeds 2 MiB"));
         }
-        let dev = attach(
+        let mut dev = attach(
             &p.cfg.devices,
             p.cfg.disk.as_ref(),
             p.cfg.net.as_ref(),
@@ -231,9 +211,21 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
         if pl011.is_some() {
             PASSTHROUGH.store(index, Ordering::Relaxed);
         }
+        // The VM's own lines (its distributor lets it see them), each
+        // hardware-linked.
+        for &s in &pt.spis {
+            if !dev.spis.contains(&s) {
+                dev.spis.push(s);
+            }
+            if !dev.hw_spis.contains(&s) {
+                dev.hw_spis.push(s);
+            }
+        }
         let kernel = p.cfg.kernel;
         let net = p.cfg.net;
-        let vm = new_vm(index, name, p, table, dtb, dev, pl011, bootargs);
+        let mut vm = new_vm(index, name, p, table, dtb, dev, pl011, bootargs);
+        vm.pt_spis = pt.spis;
+        vm.passthrough = vm_devs;
         vm.zero_ram();
         vm.load();
         log_vm(&vm, kernel);
@@ -294,6 +286,7 @@ fn stage2_tables(
     p: &Prepared,
     gicv: u64,
     pl011: Option<u64>,
+    pt: &[DeviceMap],
 ) -> Result<PageTable<FrameTables>, String> {
     let mut table = PageTable::new(FrameTables).map_err(|e| alloc::format!("{e}"))?;
     let mut devices = alloc::vec![DeviceMap {
@@ -308,6 +301,7 @@ fn stage2_tables(
             size: PAGE_SIZE,
         });
     }
+    devices.extend_from_slice(pt);
     stage2::build(&mut table, p.ram.chunks(), &devices).map_err(|e| alloc::format!("{e}"))?;
     Ok(table)
 }
@@ -374,6 +368,8 @@ fn new_vm(
         mailbox_tags: [const { AtomicU64::new(0) }; 3],
         last_end: Mutex::new(None),
         pl011_pa,
+        passthrough: Vec::new(),
+        pt_spis: Vec::new(),
         counters: p.cfg.devices.contains(&Device::Counters),
         name,
     }

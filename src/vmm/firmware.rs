@@ -129,6 +129,22 @@ pub fn clock_rate(id: u32) -> Option<u32> {
     ok.then(|| word(6)).filter(|&hz| hz != 0)
 }
 
+/// Powers firmware device `id` on (SET_POWER_STATE, waiting for it):
+/// true if the firmware says it is on.
+pub fn power_on(id: u32) -> bool {
+    let mut b = [0u8; 32];
+    let words = [32u32, 0, 0x0002_8001, 8, 0, id, 0b11, 0];
+    for (i, w) in words.iter().enumerate() {
+        b[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+    }
+    if HostFirmware.call(&mut b).is_err() {
+        return false;
+    }
+    let word = |i: usize| u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+    // State bit 0: on; bit 1 in the answer: no such device.
+    word(1) == 0x8000_0000 && word(4) & 0x8000_0000 != 0 && word(5) == id && word(6) & 0b11 == 1
+}
+
 /// Runs `f` holding the host mailbox's lock (the fault-injection page:
 /// a panic inside must not keep other VMs from the firmware).
 pub fn holding_lock<R>(f: impl FnOnce() -> R) -> R {

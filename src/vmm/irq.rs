@@ -338,6 +338,17 @@ pub fn route_spis(intids: &[u32], core: usize) {
     }
 }
 
+/// Disables the SPIs `intids` at the distributor (a passed-through
+/// device's lines while its VM is down: given back to no one).
+pub fn disable_spis(intids: &[u32]) {
+    if let Some(g) = GIC.get() {
+        for &intid in intids {
+            g.disable_spi(intid);
+            g.deactivate_physical(intid);
+        }
+    }
+}
+
 /// Routes the console's input SPI `intid` to core 0 with the
 /// hypervisor's priority.
 pub fn route_console_input(intid: u32) {

@@ -177,6 +177,8 @@ fn halt_vm(vm: &Vm, v: usize, core: usize, end: End, why: core::fmt::Arguments<'
     if won {
         // Frames to a stopped VM are dropped (counted), never written.
         vm.stop_net();
+        // Its devices of the board quiet, their lines off, until it starts.
+        super::passthrough::rest(vm);
     }
     kick_siblings(vm, v);
     cores::set_in_guest(core, false);
@@ -273,8 +275,10 @@ fn start_vm(vm: &Vm, core: usize) -> ! {
 /// RESETTING) and starts its vCPU 0, after `wait_ms` (a restart loop's
 /// backoff; this core waits, handling interrupts, the other VMs run on).
 fn reload(vm: &Vm, wait_ms: u64) {
-    // Before the RAM is scrubbed: no other VM's frame lands in it after.
+    // Before the RAM is scrubbed: no other VM's frame lands in it after,
+    // and no device it owns writes into it by DMA.
     vm.stop_net();
+    super::passthrough::rest(vm);
     for c in &vm.vcpus {
         c.exits.reset();
     }
@@ -296,6 +300,8 @@ fn reload(vm: &Vm, wait_ms: u64) {
         u.init(crate::platform::UART_CLOCK_HZ, crate::platform::BAUD);
     }
     irq::reset_vgic(vm);
+    // Its devices' lines on again, to vCPU 0's core.
+    irq::route_spis(&vm.pt_spis, vm.vcpus[0].core);
     if wait_ms > 0 {
         irq::wait_until(wait_ms, || false);
     }

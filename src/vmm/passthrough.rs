@@ -4,15 +4,19 @@
 //! its DMA masters reach), the pages and lines of each VM handed to its
 //! stage 2 and its distributor at build.
 
+use super::{firmware, irq};
 use crate::dt::host::HostInfo;
+use crate::mm::stage2::DeviceMap;
 use crate::region::{Range, RangeSet};
 use crate::vm::config::{Device, VmConfig};
 use crate::vm::layout::LOW_RAM_END;
 use crate::vm::passthru::{self, check_owners, Claim, Dma, Owner, Resolved};
+use crate::vm::ptree::{self, ClockSrc, PtNode};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use fdt::Fdt;
+use log::info;
 
 /// One device a VM owns.
 #[derive(Debug, Clone)]
@@ -164,4 +168,192 @@ pub fn identity_range(
                 size >> 20
             )
         })
+}
+
+/// The guest-physical ranges of a VM with `devices` that no
+/// passed-through page may cover: the emulated devices' page range, the
+/// GIC's distributor and CPU interface, the mailbox's and the UART's
+/// pages when it has them.
+pub fn vm_ranges(devices: &[Device]) -> Vec<(u64, u64, &'static str)> {
+    use crate::vm::layout::*;
+    let mut v = alloc::vec![
+        (
+            TESTDEV_IPA,
+            0x10_0000,
+            "emulated devices (0xfc000000: test device, counters, watchdog, virtio)"
+        ),
+        (GICD_IPA, GICD_SIZE, "GIC distributor"),
+        (GICC_IPA, GICC_SIZE, "GIC CPU interface"),
+    ];
+    if devices.contains(&Device::Mailbox) {
+        v.push((MAILBOX_IPA & !0xfff, 0x1000, "mailbox (devices = mailbox)"));
+    }
+    if devices
+        .iter()
+        .any(|d| matches!(d, Device::Uart | Device::Pl011))
+    {
+        v.push((UART_IPA, 0x1000, "UART (devices = uart or pl011)"));
+    }
+    v
+}
+
+/// What VM building needs of a VM's devices: their pages for its stage
+/// 2 (at the same addresses), their SPIs (hardware-linked), their nodes
+/// for its tree (clock rates from the firmware). Their power domains are
+/// switched on here. `taken`: the VM's own guest-physical ranges (its
+/// emulated devices, its GIC interface), which no page may cover.
+pub struct Built {
+    /// Stage-2 device pages, IPA == PA.
+    pub maps: Vec<DeviceMap>,
+    /// Their SPIs.
+    pub spis: Vec<u32>,
+    /// Their nodes for the VM's tree.
+    pub nodes: Vec<PtNode>,
+}
+
+/// The firmware's power domains (raspberrypi,bcm2835-power; dt-bindings
+/// raspberrypi-power.h) with the firmware device SET_POWER_STATE powers:
+/// USB (domain 6) is device 3.
+const POWER_DOMAINS: [(u32, u32); 1] = [(6, 3)];
+
+/// See [`Built`].
+pub fn build(
+    host: &HostInfo<'_>,
+    owned: &[Owned],
+    taken: &[(u64, u64, &str)],
+) -> Result<Built, String> {
+    let mut b = Built {
+        maps: Vec::new(),
+        spis: Vec::new(),
+        nodes: Vec::new(),
+    };
+    if owned.is_empty() {
+        return Ok(b);
+    }
+    let fdt = Fdt::new(host.tree)
+        .map_err(|_| String::from("passthrough: the firmware's device tree cannot be read"))?;
+    for o in owned {
+        let d = &o.dev;
+        passthru::check_clear(d, taken)?;
+        for (a, n) in d.pages() {
+            b.maps.push(DeviceMap {
+                ipa: a,
+                pa: a,
+                size: n,
+            });
+        }
+        for &s in &d.spis {
+            if !b.spis.contains(&s) {
+                b.spis.push(s);
+            }
+        }
+        let mut clock_hz = Vec::new();
+        for src in ptree::clock_sources(&fdt, &d.path).map_err(|e| format!("passthrough: {e}"))? {
+            clock_hz.push(match src {
+                ClockSrc::Fixed(hz) => hz,
+                ClockSrc::Firmware(id) => firmware::clock_rate(id).ok_or_else(|| {
+                    format!("passthrough: {}: the firmware gives no rate for its clock (firmware clock {id})", d.path)
+                })?,
+            });
+        }
+        power_up(&fdt, &d.path)?;
+        b.nodes.push(PtNode {
+            path: d.path.clone(),
+            host_mode: o.host_mode,
+            clock_hz,
+        });
+        info!(
+            "passthrough: {} ({}) -> pages {}, SPIs {:?}{}",
+            d.path,
+            d.compatible,
+            d.pages()
+                .iter()
+                .map(|(a, n)| format!("{a:#x}+{n:#x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            d.spis.iter().map(|s| s - 32).collect::<Vec<_>>(),
+            if d.is_dma() { ", DMA master" } else { "" }
+        );
+    }
+    Ok(b)
+}
+
+/// Switches on the power domains the node lists (the firmware's; the
+/// VM's copy of the node lists none).
+fn power_up(fdt: &Fdt<'_>, path: &str) -> Result<(), String> {
+    let Some(node) = fdt.find_node(path) else {
+        return Ok(());
+    };
+    let Some(p) = node.property("power-domains") else {
+        return Ok(());
+    };
+    let w: Vec<u32> = p
+        .value
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    for pair in w.chunks(2) {
+        let (ph, dom) = (pair[0], pair.get(1).copied().unwrap_or(u32::MAX));
+        let prov = fdt.find_phandle(ph);
+        let ok_provider = prov.is_some_and(|n| {
+            n.compatible()
+                .is_some_and(|c| c.all().any(|s| s == "raspberrypi,bcm2835-power"))
+        });
+        let dev = POWER_DOMAINS
+            .iter()
+            .find(|(d, _)| *d == dom)
+            .map(|(_, f)| *f);
+        match (ok_provider, dev) {
+            (true, Some(id)) => {
+                if !firmware::power_on(id) {
+                    return Err(format!(
+                        "passthrough: {path}: the firmware did not switch its power domain {dom} on"
+                    ));
+                }
+                info!("passthrough: {path}: power domain {dom} on (firmware device {id})");
+            }
+            _ => {
+                return Err(format!(
+                    "passthrough: {path}: its power domain ({ph:#x}, {dom}) is not one pivisor can switch on (the USB domain only)"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Brings VM `vm`'s passed-through devices to rest (its halt, its
+/// restart before the RAM is scrubbed): their SPIs disabled at the
+/// distributor, each device reset where pivisor knows how
+/// ([`passthru::rest_steps`]).
+pub fn rest(vm: &super::vm::Vm) {
+    irq::disable_spis(&vm.pt_spis);
+    for d in &vm.passthrough {
+        let Some(&(base, _)) = d.regs.first() else {
+            continue;
+        };
+        for s in passthru::rest_steps(&d.compatible) {
+            let at = (base + s.off) as usize;
+            // SAFETY: a register of the VM's own passed-through device
+            // (its pages are in the EL2 map as Device); every vCPU of the
+            // VM is stopped, so no one else touches it.
+            unsafe {
+                let r = at as *mut u32;
+                let v = core::ptr::read_volatile(r);
+                core::ptr::write_volatile(r, (v & !s.clear) | s.set);
+            }
+            if s.wait_clear != 0
+                && !irq::wait_until(10, || {
+                    // SAFETY: as above.
+                    let v = unsafe { core::ptr::read_volatile(at as *const u32) };
+                    v & s.wait_clear == 0
+                })
+            {
+                vm.warn(format_args!(
+                    "{}: its reset did not complete within 10 ms",
+                    d.path
+                ));
+            }
+        }
+    }
 }

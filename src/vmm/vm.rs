@@ -107,6 +107,10 @@ pub struct Vm {
     /// The real PL011's address, if the VM owns it (passed through): a
     /// restart puts it back as the firmware left it.
     pub pl011_pa: Option<u64>,
+    /// Devices of the firmware's tree it owns (`passthrough`).
+    pub passthrough: Vec<crate::vm::passthru::Resolved>,
+    /// Their SPIs (also in `hw_spis`).
+    pub pt_spis: Vec<u32>,
     /// The emulated SP805 watchdog, if the VM has one.
     pub watchdog: Option<Arc<Mutex<Sp805>>>,
     /// Its disk (virtio-blk on a partition of the card), if any.

@@ -441,6 +441,8 @@ pub fn vm_config(data: &[u8]) {
             vcpus: v.cores.len(),
             ram: v.memory,
             ram_base: 0,
+            host: &[],
+            pt: &[],
             bootargs: v.bootargs,
             initrd: None,
             devices: &v.devices,

@@ -253,10 +253,6 @@ fn passthrough_refusals_name_the_vm_the_line_and_the_reason() {
             "pt-unknown",
             r"VM 'typo': line 6: passthrough: no node /soc/i2c@7e80400 in the firmware's device tree \(did you mean /soc/i2c@7e804000\?\)",
         ),
-        (
-            "pt-i2c",
-            r"VM 'i2c': line 8: /soc/i2c@7e804000 resolved \(pages 0xfe804000\+0x1000; SPI 117 \(INTID 149\)\), but mapping passed-through devices into VMs is not built yet",
-        ),
     ] {
         let img = dir.join(format!("guests-{fixture}.img"));
         let o = Boot::new(artifact("PIVISOR_IMAGE"))

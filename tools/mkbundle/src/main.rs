@@ -188,6 +188,8 @@ fn run() -> Result<(), String> {
             vcpus: v.cores.len(),
             ram: v.memory,
             ram_base: 0,
+            host: &[],
+            pt: &[],
             bootargs: v.bootargs,
             initrd: plan.initrd,
             devices: &v.devices,
