@@ -14,6 +14,9 @@ DTB      := $(DTB_DIR)/bcm2711-rpi-4-b.dtb
 QEMU     ?= qemu-system-aarch64
 # Hypervisor options for `make run` (see src/bootargs.rs), e.g. BOOTARGS=pivisor.log=debug
 BOOTARGS ?=
+# More QEMU arguments for `make run`, e.g. a USB device for a VM that owns
+# the USB controller: QEMU_EXTRA="-device usb-net,netdev=n0 -netdev user,id=n0,restrict=on"
+QEMU_EXTRA ?=
 GUEST_DIR := guests/testguest
 GUEST_ELF := $(GUEST_DIR)/target/$(TARGET)/release/testguest
 GUEST_IMG := $(BUILD)/guests/testguest.img
@@ -33,7 +36,7 @@ LINUX_DIR := $(BUILD)/linux
 # PL011).
 BUNDLE   ?= linux
 TEST_DTBS := $(DTB_DIR)/test-no-cpus.dtb $(DTB_DIR)/test-no-soc-ranges.dtb $(DTB_DIR)/test-all-reserved.dtb \
-             $(DTB_DIR)/native-host.dtb
+             $(DTB_DIR)/native-host.dtb $(DTB_DIR)/native-usb.dtb
 # The second serial port is the mini UART: the hypervisor's messages go
 # there once a VM owns the PL011 (BUNDLE=pt), kept in build/mini-uart.log;
 # it is also a socket, build/mini-uart.sock, for typing into the monitor
@@ -51,7 +54,7 @@ QEMU_RUN  = $(QEMU) -M raspi4b -display none -serial mon:stdio \
             -serial chardev:mini \
             -kernel $(RUN_DIR)/kernel8.img -dtb $(RUN_DIR)/bcm2711-rpi-4-b.dtb -initrd $(RUN_DIR)/guests.img \
             -drive if=sd,format=raw,file=$(call CARD,$(BUNDLE)) \
-            $(if $(BOOTARGS),-append "$(BOOTARGS)")
+            $(if $(BOOTARGS),-append "$(BOOTARGS)") $(QEMU_EXTRA)
 RUN_FILES = mkdir -p $(RUN_DIR) && MTOOLS_SKIP_CHECK=1 mcopy -o -n -i $(call CARD,$(BUNDLE))@@1M \
             ::/kernel8.img ::/bcm2711-rpi-4-b.dtb ::/guests.img $(RUN_DIR)/
 
@@ -142,8 +145,9 @@ $(VMM): FORCE setup
 DROPBEAR := $(LINUX_DIR)/dropbear/files
 $(DROPBEAR): tools/fetch-dropbear.sh tools/debfetch.sh | setup
 	tools/fetch-dropbear.sh $(LINUX_DIR)/dropbear
-$(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS) $(DROPBEAR)
-	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS) $$(cat $(DROPBEAR))
+$(LINUX_DIR)/rootfs.cpio.gz: guests/linux/init guests/linux/udhcpc.script tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS) $(DROPBEAR)
+	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/init $(PROGS) $$(cat $(DROPBEAR)) \
+	  etc/udhcpc/default.script=guests/linux/udhcpc.script
 # Debian's kernel's initramfs: the same, plus the modules it needs for the
 # virtio devices (its /init loads them when their kernel runs).
 $(LINUX_DIR)/rootfs-debian.cpio.gz: guests/linux/init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(PROGS) $(DROPBEAR)
@@ -172,6 +176,8 @@ $(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_FILES)
 $(BUILD)/guests-linux-debian.img: guests/linux-debian.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-pt-sd.img: guests/linux-pt-sd.conf $(LINUX_FILES)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-linux-pt-usb.img: guests/linux-pt-usb.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-disk.img: guests/linux-disk.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
@@ -231,6 +237,13 @@ sd: $(call CARD,$(BUNDLE))
 # the expander; this tree is for QEMU only.
 $(DTB_DIR)/native-host.dtb: $(DTB)
 	cp $< $@.tmp && fdtput -d $@.tmp /soc/mmc@7e300000 mmc-pwrseq && mv $@.tmp $@
+# The positive control of USB passthrough: native Linux with the tree
+# change a VM's copy of the DWC2 node gets (host mode, no PHY, no power
+# domain: pivisor switches the USB domain on through the firmware).
+$(DTB_DIR)/native-usb.dtb: $(DTB_DIR)/native-host.dtb
+	cp $< $@.tmp && fdtput -t s $@.tmp /soc/usb@7e980000 dr_mode host \
+	  && fdtput -d $@.tmp /soc/usb@7e980000 phys && fdtput -d $@.tmp /soc/usb@7e980000 power-domains \
+	  && mv $@.tmp $@
 $(DTB_DIR)/test-no-cpus.dtb: $(DTB)
 	cp $< $@.tmp && fdtput -r $@.tmp /cpus && mv $@.tmp $@
 $(DTB_DIR)/test-no-soc-ranges.dtb: $(DTB)
@@ -258,7 +271,7 @@ unit-test: setup
 	cd tools/fuzz && cargo test
 
 LINUX_BUNDLES := $(BUILD)/guests-linux.img $(BUILD)/guests-linux-two.img $(BUILD)/guests-linux-lans.img $(BUILD)/guests-linux-bench-net.img $(BUILD)/guests-linux-debian.img \
-                 $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img $(BUILD)/guests-linux-pt-sd.img $(BUILD)/guests-linux-debian-disk.img \
+                 $(BUILD)/guests-linux-disk.img $(BUILD)/guests-linux-disks.img $(BUILD)/guests-linux-pt-sd.img $(BUILD)/guests-linux-pt-usb.img $(BUILD)/guests-linux-debian-disk.img \
                  $(BUILD)/guests-linux-bench-disk.img $(BUILD)/guests-linux-share.img
 # Where the QEMU tests and the benchmarks find what they boot.
 QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
@@ -278,6 +291,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_LINUX_DEBIAN=$(abspath $(BUILD)/guests-linux-debian.img) \
   PIVISOR_BUNDLE_LINUX_DISK=$(abspath $(BUILD)/guests-linux-disk.img) \
   PIVISOR_BUNDLE_LINUX_PT_SD=$(abspath $(BUILD)/guests-linux-pt-sd.img) \
+  PIVISOR_BUNDLE_LINUX_PT_USB=$(abspath $(BUILD)/guests-linux-pt-usb.img) \
   PIVISOR_BUNDLE_LINUX_DISKS=$(abspath $(BUILD)/guests-linux-disks.img) \
   PIVISOR_BUNDLE_LINUX_SHARE=$(abspath $(BUILD)/guests-linux-share.img) \
   PIVISOR_BUNDLE_LINUX_LANS=$(abspath $(BUILD)/guests-linux-lans.img) \

@@ -316,17 +316,21 @@ pub struct Claim<'c> {
 /// Checks that no device, 4 KiB page or interrupt line would have two
 /// owners; the first conflict, naming both devices and both owners.
 pub fn check_owners(claims: &[Claim<'_>]) -> Result<(), String> {
+    // A device claimed twice first (the plainest conflict), then pages
+    // and lines.
+    for (i, a) in claims.iter().enumerate() {
+        if let Some(b) = claims[..i].iter().find(|b| b.dev.path == a.dev.path) {
+            if a.owner == b.owner {
+                return Err(format!("{} is given to {} twice", a.dev.path, a.owner));
+            }
+            return Err(format!(
+                "{} is claimed by both {} and {} (one owner at most)",
+                a.dev.path, b.owner, a.owner
+            ));
+        }
+    }
     for (i, a) in claims.iter().enumerate() {
         for b in &claims[..i] {
-            if a.dev.path == b.dev.path {
-                if a.owner == b.owner {
-                    return Err(format!("{} is given to {} twice", a.dev.path, a.owner));
-                }
-                return Err(format!(
-                    "{} is claimed by both {} and {} (one owner at most)",
-                    a.dev.path, b.owner, a.owner
-                ));
-            }
             if a.owner == b.owner {
                 continue;
             }
@@ -432,12 +436,21 @@ const SDHCI_REST: [Step; 1] = [Step {
 }];
 
 /// DWC2 (the Pi's USB OTG controller): GAHBCFG's global interrupt and
-/// DMA enables cleared, then a core soft reset (GRSTCTL.CSftRst, which
-/// the core clears when done): its channels and DMA stop.
-const DWC2_REST: [Step; 2] = [
+/// DMA enables cleared; the host port's power off (HPRT0.PrtPwr, written
+/// with its write-1-to-clear bits as zero), so what is plugged in sees a
+/// detach and the next owner's driver, powering the port, a fresh
+/// connect; then a core soft reset (GRSTCTL.CSftRst, which the core
+/// clears when done): its channels and DMA stop.
+const DWC2_REST: [Step; 3] = [
     Step {
         off: 0x008,
         clear: 1 | 1 << 5,
+        set: 0,
+        wait_clear: 0,
+    },
+    Step {
+        off: 0x440,
+        clear: 1 << 12 | 1 << 1 | 1 << 2 | 1 << 3 | 1 << 5,
         set: 0,
         wait_clear: 0,
     },

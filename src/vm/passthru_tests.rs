@@ -400,7 +400,13 @@ fn dma_masters_are_brought_to_rest_by_a_reset() {
     let usb = rest_steps("brcm,bcm2835-usb");
     assert_eq!(usb[0].off, 0x008, "interrupts and DMA off first");
     assert_eq!(usb[0].clear & 1 << 5, 1 << 5);
-    assert_eq!((usb[1].off, usb[1].set, usb[1].wait_clear), (0x010, 1, 1));
+    assert_eq!(usb[1].off, 0x440, "the host port's power off");
+    assert_eq!(
+        usb[1].clear & (1 << 12 | 0b10_1110),
+        1 << 12 | 0b10_1110,
+        "PrtPwr and the W1C bits written as 0"
+    );
+    assert_eq!((usb[2].off, usb[2].set, usb[2].wait_clear), (0x010, 1, 1));
     assert!(rest_steps("brcm,bcm2711-i2c").is_empty());
     for s in sd.iter().chain(usb) {
         assert_eq!(s.off % 4, 0);

@@ -148,6 +148,7 @@ fn dropped(name: &str) -> bool {
                 | "nvmem-cell-names"
                 | "mboxes"
                 | "iommus"
+                | "mmc-pwrseq"
         )
 }
 

@@ -175,8 +175,13 @@ pub fn build(prepared: Vec<Prepared>, parange: u64, host: &HostInfo<'_>) -> Resu
         let what = |e: &dyn core::fmt::Display| alloc::format!("VM '{name}': {e}");
         let pl011 = passed_pl011(&p, host).map_err(|e| what(&e))?;
         let vm_devs: Vec<_> = p.owned.iter().map(|o| o.dev.clone()).collect();
-        let pt = passthrough::build(host, &p.owned, &passthrough::vm_ranges(&p.cfg.devices))
-            .map_err(|e| what(&e))?;
+        let pt = passthrough::build(
+            &name,
+            host,
+            &p.owned,
+            &passthrough::vm_ranges(&p.cfg.devices),
+        )
+        .map_err(|e| what(&e))?;
         let table = stage2_tables(&p, gicv, pl011, &pt.maps).map_err(|e| what(&e))?;
         let bootargs = p.cfg.command_line(index);
         let dtb = fdt::build(&VmTree {

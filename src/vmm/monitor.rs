@@ -8,8 +8,8 @@
 //! ([`super::lifecycle::ask`]): the VM's own cores carry them out through
 //! the lifecycle path SYSTEM_OFF and SYSTEM_RESET take.
 //!
-//! Not yet: the monitor when a VM owns the PL011 (the mini UART, the
-//! hypervisor's console then, takes no input).
+//! When a VM owns the PL011 the monitor is on the mini UART (its input
+//! interrupt, like the PL011's in the mux layout).
 
 use super::console::log_tail;
 use super::vm::{vms, Vm};
@@ -250,6 +250,18 @@ fn info(mux: bool, out: &mut String) {
         }
         if let Some(pa) = v.pl011_pa {
             devs.push(alloc::format!("the PL011 at {pa:#x} (passed through)"));
+        }
+        for d in &v.passthrough {
+            devs.push(alloc::format!(
+                "{} ({}) passed through{}",
+                d.path,
+                d.compatible,
+                if d.is_dma() {
+                    ", a DMA master: the VM is trusted with all of RAM"
+                } else {
+                    ""
+                }
+            ));
         }
         if v.blk.is_some() {
             devs.push("virtio disk (an SD card partition)".into());

@@ -218,6 +218,7 @@ const POWER_DOMAINS: [(u32, u32); 1] = [(6, 3)];
 
 /// See [`Built`].
 pub fn build(
+    vm: &str,
     host: &HostInfo<'_>,
     owned: &[Owned],
     taken: &[(u64, u64, &str)],
@@ -273,6 +274,17 @@ pub fn build(
                 .join(" "),
             d.spis.iter().map(|s| s - 32).collect::<Vec<_>>(),
             if d.is_dma() { ", DMA master" } else { "" }
+        );
+    }
+    let masters: Vec<&str> = owned
+        .iter()
+        .filter(|o| o.dev.is_dma())
+        .map(|o| o.dev.path.as_str())
+        .collect();
+    if !masters.is_empty() {
+        log::warn!(
+            "VM '{vm}' is trusted with DMA (trust = dma): {} can read and write all of RAM, the hypervisor's and the other VMs' included",
+            masters.join(", ")
         );
     }
     Ok(b)

@@ -468,7 +468,39 @@ pub fn host_dtb(data: &[u8]) {
                 let _ = info.translate(w.bus);
             }
         }
+        passthrough(&out[..n]);
     }
+}
+
+/// Passthrough against a hostile firmware tree: every node resolved by
+/// its path, its clocks read, its node copied into a VM's tree; never a
+/// panic, and what resolves has whole pages.
+fn passthrough(tree: &[u8]) {
+    use pivisor::vm::{passthru, ptree};
+    let Ok(fdt) = fdt::Fdt::new(tree) else {
+        return;
+    };
+    let nodes = passthru::nodes(&fdt);
+    for f in nodes.iter().take(64) {
+        let Ok(d) = passthru::resolve(&fdt, &nodes, &f.path) else {
+            continue;
+        };
+        for (a, n) in d.pages() {
+            assert!(a % passthru::PAGE == 0 && n % passthru::PAGE == 0 && n > 0);
+        }
+        let clocks = ptree::clock_sources(&fdt, &d.path).unwrap_or_default();
+        let node = ptree::PtNode {
+            path: d.path.clone(),
+            host_mode: true,
+            clock_hz: clocks.iter().map(|_| 1).collect(),
+        };
+        let mut w = pivisor::dt::writer::FdtWriter::new();
+        if w.begin_node("").is_ok() {
+            let _ = ptree::write_bus(&mut w, tree, node.bus(), core::slice::from_ref(&node));
+        }
+    }
+    let _ = passthru::lookup(&fdt, &nodes, "serial0");
+    let _ = passthru::lookup(&fdt, &nodes, "mmc");
 }
 
 /// The console switch and output queue (a guest controls every byte its

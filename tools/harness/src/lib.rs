@@ -53,6 +53,8 @@ pub struct Boot {
     /// Typed on the mini UART (the second serial port) once the output
     /// matches.
     aux_script: Vec<(String, Vec<u8>)>,
+    /// More QEMU arguments (devices: `-device usb-net ...`).
+    extra: Vec<String>,
 }
 
 /// The small Linux kernel and its initramfs booted natively (QEMU enters
@@ -211,7 +213,14 @@ impl Boot {
             script: Vec::new(),
             timed: Vec::new(),
             aux_script: Vec::new(),
+            extra: Vec::new(),
         }
+    }
+
+    /// Passes more arguments to QEMU (e.g. a USB device and its backend).
+    pub fn qemu_args(mut self, args: &[&str]) -> Self {
+        self.extra.extend(args.iter().map(|a| a.to_string()));
+        self
     }
 
     /// Types `bytes` on the mini UART (the hypervisor's console when a
@@ -323,6 +332,7 @@ impl Boot {
         if self.icount {
             cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
         }
+        cmd.args(&self.extra);
         let mut scratch = None;
         if let Some((sd, copy)) = &self.sd {
             let card = if *copy {

@@ -253,6 +253,22 @@ fn passthrough_refusals_name_the_vm_the_line_and_the_reason() {
             "pt-unknown",
             r"VM 'typo': line 6: passthrough: no node /soc/i2c@7e80400 in the firmware's device tree \(did you mean /soc/i2c@7e804000\?\)",
         ),
+        (
+            "pt-noreg",
+            r"VM 'fw': line 6: passthrough: /soc/firmware has no reg \(no registers to map: not a device a VM can own\)",
+        ),
+        (
+            "pt-twice",
+            r"passthrough: /soc/i2c@7e804000 is claimed by both VM 'a' and VM 'b' \(one owner at most\)",
+        ),
+        (
+            "pt-page",
+            r"passthrough: /soc/serial@7e201000 \(the hypervisor \(its console; a VM gets it with devices = pl011\)\) and /soc/serial@7e201400 \(VM 'u2'\) share the 4 KiB page 0xfe201000: one owner must have both",
+        ),
+        (
+            "pt-disk",
+            r"passthrough: /soc/mmc@7e300000 is claimed by both the hypervisor \(the SD card's controller while it serves the VMs' disks\) and VM 'sd' \(one owner at most\)",
+        ),
     ] {
         let img = dir.join(format!("guests-{fixture}.img"));
         let o = Boot::new(artifact("PIVISOR_IMAGE"))
