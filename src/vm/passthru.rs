@@ -311,6 +311,20 @@ pub struct Claim<'c> {
     pub owner: Owner<'c>,
     /// The device.
     pub dev: &'c Resolved,
+    /// The configuration line that asks for it (0: none, the
+    /// hypervisor's own).
+    pub line: usize,
+}
+
+impl Claim<'_> {
+    /// Its owner, with the line that asks for it.
+    fn who(&self) -> String {
+        if self.line > 0 {
+            format!("{} (line {})", self.owner, self.line)
+        } else {
+            format!("{}", self.owner)
+        }
+    }
 }
 
 /// Checks that no device, 4 KiB page or interrupt line would have two
@@ -321,11 +335,16 @@ pub fn check_owners(claims: &[Claim<'_>]) -> Result<(), String> {
     for (i, a) in claims.iter().enumerate() {
         if let Some(b) = claims[..i].iter().find(|b| b.dev.path == a.dev.path) {
             if a.owner == b.owner {
-                return Err(format!("{} is given to {} twice", a.dev.path, a.owner));
+                return Err(format!(
+                    "{} is given to {} twice (line {} and line {})",
+                    a.dev.path, a.owner, b.line, a.line
+                ));
             }
             return Err(format!(
                 "{} is claimed by both {} and {} (one owner at most)",
-                a.dev.path, b.owner, a.owner
+                a.dev.path,
+                b.who(),
+                a.who()
             ));
         }
     }
@@ -342,16 +361,19 @@ pub fn check_owners(claims: &[Claim<'_>]) -> Result<(), String> {
             }) {
                 return Err(format!(
                     "{} ({}) and {} ({}) share the 4 KiB page {p:#x}: one owner must have both",
-                    b.dev.path, b.owner, a.dev.path, a.owner
+                    b.dev.path,
+                    b.who(),
+                    a.dev.path,
+                    a.who()
                 ));
             }
             if let Some(s) = a.dev.spis.iter().find(|s| b.dev.spis.contains(s)) {
                 return Err(format!(
                     "{} ({}) and {} ({}) share interrupt line SPI {} (INTID {s}): one owner must have both",
                     b.dev.path,
-                    b.owner,
+                    b.who(),
                     a.dev.path,
-                    a.owner,
+                    a.who(),
                     s - 32
                 ));
             }

@@ -312,7 +312,11 @@ fn pages_are_whole_and_merged() {
 }
 
 fn claim<'c>(owner: Owner<'c>, dev: &'c Resolved) -> Claim<'c> {
-    Claim { owner, dev }
+    Claim {
+        owner,
+        dev,
+        line: 0,
+    }
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub struct Owned {
     pub dev: Resolved,
     /// `, host`: the USB controller in host mode.
     pub host_mode: bool,
+    /// The configuration line that gives it.
+    pub line: usize,
 }
 
 /// What the hypervisor keeps while VMs run, by compatible (beyond
@@ -80,22 +82,26 @@ pub fn resolve(info: &HostInfo<'_>, vms: &[VmConfig<'_>]) -> Result<Vec<Vec<Owne
             mine.push(Owned {
                 dev,
                 host_mode: p.host,
+                line: p.line,
             });
         }
         out.push(mine);
     }
     // The hypervisor's own, and the PL011 of `devices = pl011`.
-    let mut extra: Vec<(Owner<'_>, Resolved)> = Vec::new();
+    let mut extra: Vec<(Owner<'_>, Resolved, usize)> = Vec::new();
     let pl011_vm = vms.iter().find(|v| v.devices.contains(&Device::Pl011));
     if let Some(uart) = nodes.iter().find(|f| {
         f.compatible == "arm,pl011" && f.reg.map(|r| r.0) == info.uart && info.uart.is_some()
     }) {
         if let Ok(dev) = passthru::resolve(&fdt, &nodes, &uart.path) {
-            let owner = match pl011_vm {
-                Some(v) => Owner::Vm(v.name),
-                None => Owner::Hypervisor("its console; a VM gets it with devices = pl011"),
+            let (owner, line) = match pl011_vm {
+                Some(v) => (Owner::Vm(v.name), v.line),
+                None => (
+                    Owner::Hypervisor("its console; a VM gets it with devices = pl011"),
+                    0,
+                ),
             };
-            extra.push((owner, dev));
+            extra.push((owner, dev, line));
         }
     }
     if vms.iter().any(|v| v.disk.is_some()) {
@@ -107,19 +113,25 @@ pub fn resolve(info: &HostInfo<'_>, vms: &[VmConfig<'_>]) -> Result<Vec<Vec<Owne
                 extra.push((
                     Owner::Hypervisor("the SD card's controller while it serves the VMs' disks"),
                     dev,
+                    0,
                 ));
             }
         }
     }
     let mut claims: Vec<Claim<'_>> = extra
         .iter()
-        .map(|(o, d)| Claim { owner: *o, dev: d })
+        .map(|(o, d, line)| Claim {
+            owner: *o,
+            dev: d,
+            line: *line,
+        })
         .collect();
     for (v, mine) in vms.iter().zip(&out) {
         for o in mine {
             claims.push(Claim {
                 owner: Owner::Vm(v.name),
                 dev: &o.dev,
+                line: o.line,
             });
         }
     }

@@ -243,7 +243,7 @@ fn passthrough_refusals_name_the_vm_the_line_and_the_reason() {
         ),
         (
             "pt-shared",
-            r"passthrough: /soc/i2c@7e804000 \(VM 'a'\) and /soc/i2c@7e205000 \(VM 'b'\) share interrupt line SPI 117 \(INTID 149\): one owner must have both",
+            r"passthrough: /soc/i2c@7e804000 \(VM 'a' \(line 7\)\) and /soc/i2c@7e205000 \(VM 'b' \(line 13\)\) share interrupt line SPI 117 \(INTID 149\): one owner must have both",
         ),
         (
             "pt-kept",
@@ -259,15 +259,15 @@ fn passthrough_refusals_name_the_vm_the_line_and_the_reason() {
         ),
         (
             "pt-twice",
-            r"passthrough: /soc/i2c@7e804000 is claimed by both VM 'a' and VM 'b' \(one owner at most\)",
+            r"passthrough: /soc/i2c@7e804000 is claimed by both VM 'a' \(line 6\) and VM 'b' \(line 12\) \(one owner at most\)",
         ),
         (
             "pt-page",
-            r"passthrough: /soc/serial@7e201000 \(the hypervisor \(its console; a VM gets it with devices = pl011\)\) and /soc/serial@7e201400 \(VM 'u2'\) share the 4 KiB page 0xfe201000: one owner must have both",
+            r"passthrough: /soc/serial@7e201000 \(the hypervisor \(its console; a VM gets it with devices = pl011\)\) and /soc/serial@7e201400 \(VM 'u2' \(line 7\)\) share the 4 KiB page 0xfe201000: one owner must have both",
         ),
         (
             "pt-disk",
-            r"passthrough: /soc/mmc@7e300000 is claimed by both the hypervisor \(the SD card's controller while it serves the VMs' disks\) and VM 'sd' \(one owner at most\)",
+            r"passthrough: /soc/mmc@7e300000 is claimed by both the hypervisor \(the SD card's controller while it serves the VMs' disks\) and VM 'sd' \(line 14\) \(one owner at most\)",
         ),
     ] {
         let img = dir.join(format!("guests-{fixture}.img"));
