@@ -58,7 +58,7 @@ QEMU_RUN  = $(QEMU) -M raspi4b -display none -serial mon:stdio \
 RUN_FILES = mkdir -p $(RUN_DIR) && MTOOLS_SKIP_CHECK=1 mcopy -o -n -i $(call CARD,$(BUNDLE))@@1M \
             ::/kernel8.img ::/bcm2711-rpi-4-b.dtb ::/guests.img $(RUN_DIR)/
 
-.PHONY: all setup run test unit-test qemu-test bench sd fuzz soak gdb clippy fmt clean help bundles FORCE
+.PHONY: all setup run test unit-test qemu-test debian-test debian-root bench sd fuzz soak gdb clippy fmt clean help bundles FORCE
 
 all: $(IMAGE) bundles
 
@@ -189,6 +189,19 @@ $(BUILD)/guests-linux-bench-net.img: guests/linux-bench-net.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-lans.img: guests/linux-lans.conf $(LINUX_FILES) $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR) -L $(BUILD)/guests
+# The Debian VMs' root file system (tools/mkdebian.sh: debootstrap's
+# first stage on the host, its second in a pivisor VM; cached per
+# machine).
+DEBIAN_ROOT := $(LINUX_DIR)/debian-root.ext4
+$(BUILD)/guests-debian.img: guests/debian.conf $(LINUX_FILES)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(BUILD)/guests-debian-setup.img: guests/debian-setup.conf $(LINUX_FILES)
+	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
+$(DEBIAN_ROOT): tools/mkdebian.sh tools/debfetch.sh guests/debian/packages guests/debian/setup.sh $(wildcard guests/debian/rootfs/*/*/*/* guests/debian/rootfs/*/*/*) \
+                $(IMAGE) $(DTB) $(BUILD)/guests-debian-setup.img $(LINUX_DIR)/VERSION
+	@tools/setup.sh sd
+	tools/mkdebian.sh $@ $(IMAGE) $(DTB_DIR)/bcm2711-rpi-4-b.dtb $(BUILD)/guests-debian-setup.img $(LINUX_DIR)/VERSION
+debian-root: $(DEBIAN_ROOT)
 $(BUILD)/guests-linux-debian-disk.img: guests/linux-debian-disk.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-bench-disk.img: guests/linux-bench-disk.conf $(LINUX_FILES)
@@ -223,6 +236,11 @@ SD_DIR := $(call CARD_DIR,linux)
 $(FW_DIR)/VERSION: tools/fetch-firmware.sh tools/debfetch.sh | setup
 	@tools/setup.sh sd
 	tools/fetch-firmware.sh $(FW_DIR)
+# The Debian card: both VMs' partitions copies of the Debian root file
+# system.
+$(BUILD)/card-debian.img: tools/mksd.sh firmware/config.txt $(IMAGE) $(DTB) $(BUILD)/guests-debian.img $(FW_DIR)/VERSION $(DEBIAN_ROOT)
+	@tools/setup.sh sd
+	MKSD_DISK_IMAGE=$(DEBIAN_ROOT) tools/mksd.sh $(call CARD_DIR,debian) $@ $(FW_DIR) $(DTB_DIR) firmware/config.txt $(IMAGE) $(BUILD)/guests-debian.img
 $(BUILD)/card-%.img: tools/mksd.sh firmware/config.txt $(IMAGE) $(DTB) $(BUILD)/guests-%.img $(FW_DIR)/VERSION
 	@tools/setup.sh sd
 	tools/mksd.sh $(call CARD_DIR,$*) $@ $(FW_DIR) $(DTB_DIR) firmware/config.txt $(IMAGE) $(BUILD)/guests-$*.img
@@ -292,6 +310,8 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_BUNDLE_LINUX_DISK=$(abspath $(BUILD)/guests-linux-disk.img) \
   PIVISOR_BUNDLE_LINUX_PT_SD=$(abspath $(BUILD)/guests-linux-pt-sd.img) \
   PIVISOR_BUNDLE_LINUX_PT_USB=$(abspath $(BUILD)/guests-linux-pt-usb.img) \
+  PIVISOR_BUNDLE_DEBIAN=$(abspath $(BUILD)/guests-debian.img) \
+  PIVISOR_DEBIAN_CARD=$(abspath $(call CARD,debian)) \
   PIVISOR_BUNDLE_LINUX_DISKS=$(abspath $(BUILD)/guests-linux-disks.img) \
   PIVISOR_BUNDLE_LINUX_SHARE=$(abspath $(BUILD)/guests-linux-share.img) \
   PIVISOR_BUNDLE_LINUX_LANS=$(abspath $(BUILD)/guests-linux-lans.img) \
@@ -314,6 +334,12 @@ qemu-test: $(IMAGE) $(IMAGE_80) $(DTB) $(TEST_DTBS) $(BUNDLES) $(PT_FIXTURES) $(
 	$(QEMU_TEST_ENV) cargo test -p pivisor-harness -- --test-threads=1 --nocapture $(T)
 
 test: unit-test qemu-test
+
+# The two Debian VMs end to end (tools/harness/tests/debian.rs): the
+# Debian card first (its root file system about 11 minutes once per
+# machine, then cached). Not yet part of `make test`.
+debian-test: $(IMAGE) $(DTB) $(BUILD)/guests-debian.img $(call CARD,debian)
+	$(QEMU_TEST_ENV) cargo test -p pivisor-harness --test debian -- --ignored --nocapture
 
 # The benchmarks (minutes; progress on stderr). BENCH_RUNS: plain-TCG runs
 # for the cross-core figures. The plot uses Debian's python3-matplotlib.

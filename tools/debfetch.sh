@@ -58,3 +58,15 @@ deb_fetch() {
     fi
     echo "$deb"
 }
+
+# The machine's own Debian archive for bookworm (its apt sources, deb822
+# or one-line), for debootstrap: never written into the project.
+deb_mirror() {
+    local m
+    m=$(awk '/^URIs:/{u=$2} /^Suites:/{for(i=2;i<=NF;i++) if($i=="bookworm") s=1}
+             /^$/{if(s&&u~/\/debian\/?$/){print u; exit} s=0; u=""}
+             END{if(s&&u~/\/debian\/?$/) print u}' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+    [ -n "$m" ] || m=$(awk '$1=="deb" && $3=="bookworm" && $2~/\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+    [ -n "$m" ] || { _say "no Debian bookworm archive in this machine's apt sources"; return 1; }
+    echo "$m"
+}

@@ -12,7 +12,9 @@
 # partition 1 FAT32 with DIR's files (at least 256 MiB, room for bigger
 # bundles), then one ext4 partition per VM disk of the bundle's
 # configuration (`disk = sd:N, SIZE`), under the number it names; a VM's
-# disk starts with guests/disks/<VM name>/ if that exists, else a README.
+# disk starts with guests/disks/<VM name>/ if that exists, else a README;
+# with MKSD_DISK_IMAGE=FILE every VM's disk is a copy of that ext4 file
+# system instead, grown to its partition (the Debian card).
 # The image's size is a power of two (QEMU raspi4b insists).
 set -euo pipefail
 [ $# -eq 7 ] || { echo "usage: mksd.sh DIR IMAGE FIRMWARE-DIR DTB-DIR CONFIG KERNEL GUESTS" >&2; exit 2; }
@@ -60,6 +62,37 @@ disks=""
 while read -r n start sectors who; do
     [ "$n" = 1 ] && continue
     [ "$who" = spare ] && continue
+    if [ -n "${MKSD_DISK_IMAGE:-}" ]; then
+        # Every VM's partition a copy of this file system (the Debian
+        # card: tools/mkdebian.sh's root file system), grown to fill it.
+        part=$(mktemp "$img.part.XXXXXX")
+        cp --sparse=always "$MKSD_DISK_IMAGE" "$part"
+        e2fsck -fy "$part" >/dev/null 2>&1 || [ $? -le 1 ] || { say "$MKSD_DISK_IMAGE: e2fsck found errors"; exit 1; }
+        resize2fs -f "$part" "$(( sectors / 2 ))K" >/dev/null 2>&1 \
+            || { say "$MKSD_DISK_IMAGE does not fit partition $n ($(( sectors / 2048 )) MiB)"; exit 1; }
+        # root's SSH key, made for this card (the same in every VM of it:
+        # root of each logs in to the others without a password).
+        if [ -z "${cardkey:-}" ]; then
+            cardkey=$(mktemp -d)
+            ssh-keygen -q -t ed25519 -N '' -C "root@pivisor-card" -f "$cardkey/id_ed25519"
+            printf 'Host 10.0.0.*\n    StrictHostKeyChecking accept-new\n' > "$cardkey/config"
+        fi
+        debugfs -w -f - "$part" >/dev/null 2>&1 <<DEBUGFS
+mkdir /root/.ssh
+write $cardkey/id_ed25519 /root/.ssh/id_ed25519
+write $cardkey/id_ed25519.pub /root/.ssh/id_ed25519.pub
+write $cardkey/id_ed25519.pub /root/.ssh/authorized_keys
+write $cardkey/config /root/.ssh/config
+set_inode_field /root/.ssh mode 040700
+set_inode_field /root/.ssh/id_ed25519 mode 0100600
+set_inode_field /root/.ssh/authorized_keys mode 0100600
+set_inode_field /root/.ssh/config mode 0100600
+DEBUGFS
+        dd if="$part" of="$img.tmp" bs=1M seek=$(( start * 512 )) oflag=seek_bytes conv=notrunc,sparse status=none
+        rm -f "$part"
+        disks="$disks, partition $n ($(( sectors / 2048 )) MiB) for $who from ${MKSD_DISK_IMAGE##*/}"
+        continue
+    fi
     content=$(mktemp -d)
     first=${who%%,*}
     if [ -d "$here/../guests/disks/$first" ]; then
@@ -73,5 +106,6 @@ while read -r n start sectors who; do
     rm -rf "$content"
     disks="$disks, ext4 partition $n ($(( sectors / 2048 )) MiB) for $who"
 done <<< "$layout"
+[ -n "${cardkey:-}" ] && rm -rf "$cardkey"
 mv "$img.tmp" "$img"
 say "$dir/ ($(ls "$dir" | wc -l) files, $(( used_kib / 1024 )) MiB) and $img ($(( $(stat -c %s "$img") >> 20 )) MiB: MBR, FAT32 partition 1 of $part_mib MiB$disks)"
