@@ -169,7 +169,7 @@ fn boot_mmu_on(early: EarlyBoot) -> ! {
     heap::setup_heap(&mut usable);
     vmm::monitor::set_board(info.model, plan.ram.total());
     // VM RAM comes out of `usable` before the frame allocator gets the rest.
-    let prepared = vmm::build::prepare(&info, &mut usable);
+    let prepared = vmm::prepare::prepare(&info, &mut usable);
     heap::setup_frames(&usable);
     // The firmware and the SD card before the VMs: their disks are
     // partitions of the card.
@@ -177,7 +177,7 @@ fn boot_mmu_on(early: EarlyBoot) -> ! {
     vmm::firmware::probe_el3(info.psci_method);
     let owned = prepared
         .as_ref()
-        .map(|p| vmm::build::owned_paths(p))
+        .map(|p| vmm::prepare::owned_paths(p))
         .unwrap_or_default();
     vmm::sd::probe(&info, &owned);
     let built = prepared.and_then(|p| vmm::build::build(p, cpu::pa_range(), &info));

@@ -7,7 +7,8 @@
 //!
 //! | file | job |
 //! |------|-----|
-//! | `build.rs` | VMs from the bundle: RAM, stage 2, device tree, devices, images; the start |
+//! | `prepare.rs` | the bundle and configuration read, passthrough checked, each VM's RAM taken |
+//! | `build.rs` | VMs from what `prepare` placed: stage 2, device tree, devices, images; the start |
 //! | `host.rs` | what a VM's devices ask of the hypervisor (`vm::attach::Host`) |
 //! | `vm.rs` | the VM and vCPU types, guest RAM access |
 //! | `cores.rs` | which vCPU each core runs, the release of the cores |
@@ -38,6 +39,8 @@ pub mod disk;
 pub mod net;
 
 pub mod passthrough;
+
+pub mod prepare;
 
 pub mod exit;
 
