@@ -117,7 +117,7 @@ pub struct GicAddrs {
 }
 
 /// Reads a big-endian number of `cells` 32-bit cells (1 or 2).
-pub(super) fn cells(bytes: &[u8], at: usize, n: usize) -> Option<u64> {
+pub fn cells(bytes: &[u8], at: usize, n: usize) -> Option<u64> {
     let mut v = 0u64;
     for i in 0..n {
         let s = bytes.get(at + i * 4..at + i * 4 + 4)?;

@@ -181,7 +181,10 @@ fn soc(w: &mut FdtWriter, t: &VmTree<'_>) -> Result<(), TreeError> {
     w.property_u32("#size-cells", 1)?;
     // With devices of the board on it, the firmware's windows (the VM's
     // addresses of those devices are the board's).
-    match ptree::bus_property(t.host, "soc", "ranges").filter(|_| pt_on(t, "soc")) {
+    match pt_on(t, "soc")
+        .then(|| ptree::bus_property(t.host, "soc", "ranges"))
+        .flatten()
+    {
         Some(r) => w.property("ranges", &r)?,
         None => w.property_cells("ranges", &[SOC_BUS, 0, SOC_IPA as u32, SOC_SIZE])?,
     }

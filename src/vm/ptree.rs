@@ -10,6 +10,7 @@
 //! in host mode gets `dr_mode = "host"`. Pure.
 
 use crate::dt::blob::{self, Event};
+use crate::dt::host::cells;
 use crate::dt::writer::{FdtWriter, WriteError};
 use crate::dt::DtError;
 use alloc::format;
@@ -55,9 +56,9 @@ pub enum ClockSrc {
 /// PWM, 12 EMMC2).
 const CPRMAN_TO_FIRMWARE: [(u32, u32); 5] = [(19, 2), (20, 4), (28, 1), (30, 10), (51, 12)];
 
+/// Cell `i` of a property.
 fn be32(v: &[u8], i: usize) -> Option<u32> {
-    v.get(i * 4..i * 4 + 4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    cells(v, i * 4, 1).map(|c| c as u32)
 }
 
 /// The sources of the node's `clocks` entries, in order.
@@ -167,16 +168,15 @@ pub fn write_bus(
     nodes: &[PtNode],
 ) -> Result<(), DtError> {
     w.begin_node(bus).map_err(werr)?;
-    for name in [
+    let names = [
         "compatible",
         "#address-cells",
         "#size-cells",
         "ranges",
         "dma-ranges",
-    ] {
-        if let Some(v) = bus_property(host, bus, name) {
-            w.property(name, &v).map_err(werr)?;
-        }
+    ];
+    for (name, v) in bus_properties(host, bus, &names) {
+        w.property(&name, &v).map_err(werr)?;
     }
     write_children(w, host, bus, nodes)?;
     w.end_node().map_err(werr)
@@ -215,19 +215,29 @@ pub fn buses(nodes: &[PtNode]) -> Vec<&str> {
 
 /// Property `prop` of the firmware's bus `bus` (a root child).
 pub fn bus_property(host: &[u8], bus: &str, prop: &str) -> Option<Vec<u8>> {
-    let mut at = false;
-    let mut out = None;
+    bus_properties(host, bus, &[prop]).pop().map(|(_, v)| v)
+}
+
+/// The properties of bus `bus` (a root child) among `names`, in the
+/// tree's order, from one walk. Only the bus's own: a child's (PCIe's
+/// `dma-ranges` under /scb) never stands in for one the bus lacks.
+fn bus_properties(host: &[u8], bus: &str, names: &[&str]) -> Vec<(String, Vec<u8>)> {
+    // The depth of the node whose properties come next, and whether it
+    // is the bus.
+    let (mut depth, mut in_bus) = (0usize, false);
+    let mut out = Vec::new();
     let _ = blob::walk(host, &mut |e| -> Result<(), DtError> {
         match e {
-            Event::Begin(name, 1) => at = name == bus,
-            Event::Begin(..) | Event::End(..) => {
-                if let Event::End(1) = e {
-                    at = false;
+            Event::Begin(name, d) => {
+                depth = d;
+                if d == 1 {
+                    in_bus = name == bus;
                 }
             }
+            Event::End(d) => depth = d.saturating_sub(1),
             Event::Prop(name, value) => {
-                if at && name == prop && out.is_none() {
-                    out = Some(value.to_vec());
+                if in_bus && depth == 1 && names.contains(&name) {
+                    out.push((String::from(name), value.to_vec()));
                 }
             }
         }

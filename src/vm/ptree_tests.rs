@@ -253,3 +253,29 @@ fn a_missing_node_is_an_error() {
     w.begin_node("").unwrap();
     assert!(write_children(&mut w, &h, "soc", &nodes).is_err());
 }
+
+#[test]
+fn a_bus_gets_only_its_own_properties_never_a_childs() {
+    // /scb has no dma-ranges; its PCIe child has: the VM's /scb must not.
+    let mut w = FdtWriter::new();
+    w.begin_node("").unwrap();
+    w.begin_node("scb").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.begin_node("pcie@7d500000").unwrap();
+    w.property_cells("dma-ranges", &[1, 2, 3]).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    w.end_node().unwrap();
+    w.end_node().unwrap();
+    w.begin_node("other").unwrap();
+    w.property_cells("ranges", &[9]).unwrap();
+    w.end_node().unwrap();
+    w.end_node().unwrap();
+    let h = w.finish().unwrap();
+    assert_eq!(bus_property(&h, "scb", "dma-ranges"), None);
+    assert_eq!(bus_property(&h, "scb", "#size-cells"), None);
+    assert_eq!(bus_property(&h, "scb", "ranges"), None, "not another bus's");
+    assert_eq!(
+        bus_property(&h, "scb", "#address-cells"),
+        Some(2u32.to_be_bytes().to_vec())
+    );
+}

@@ -4,7 +4,7 @@
 //! its DMA masters reach), the pages and lines of each VM handed to its
 //! stage 2 and its distributor at build.
 
-use super::{firmware, irq};
+use super::{firmware, irq, sd};
 use crate::dt::host::HostInfo;
 use crate::mm::stage2::DeviceMap;
 use crate::region::{Range, RangeSet};
@@ -28,11 +28,6 @@ pub struct Owned {
     /// The configuration line that gives it.
     pub line: usize,
 }
-
-/// What the hypervisor keeps while VMs run, by compatible (beyond
-/// [`passthru::kept`], which no VM may ever have): its console and, when
-/// VMs have disks, the SD controllers.
-const SD_HOSTS: [&str; 2] = ["brcm,bcm2711-emmc2", "brcm,bcm2835-sdhci"];
 
 /// Resolves every VM's `passthrough` lines against the firmware's tree
 /// and refuses, naming the VM and the line: unknown names, devices
@@ -87,7 +82,9 @@ pub fn resolve(info: &HostInfo<'_>, vms: &[VmConfig<'_>]) -> Result<Vec<Vec<Owne
         }
         out.push(mine);
     }
-    // The hypervisor's own, and the PL011 of `devices = pl011`.
+    // Beyond what no VM may ever have (passthru::kept): the hypervisor's
+    // console (or the PL011 of `devices = pl011`) and, while VMs have
+    // disks, the SD controllers it probes (sd::CONTROLLERS).
     let mut extra: Vec<(Owner<'_>, Resolved, usize)> = Vec::new();
     let pl011_vm = vms.iter().find(|v| v.devices.contains(&Device::Pl011));
     if let Some(uart) = nodes.iter().find(|f| {
@@ -107,7 +104,7 @@ pub fn resolve(info: &HostInfo<'_>, vms: &[VmConfig<'_>]) -> Result<Vec<Vec<Owne
     if vms.iter().any(|v| v.disk.is_some()) {
         for f in nodes
             .iter()
-            .filter(|f| SD_HOSTS.contains(&f.compatible) && f.enabled)
+            .filter(|f| f.enabled && sd::CONTROLLERS.iter().any(|c| c.0 == f.compatible))
         {
             if let Ok(dev) = passthru::resolve(&fdt, &nodes, &f.path) {
                 extra.push((

@@ -62,7 +62,7 @@ pub fn card() -> Option<&'static Mutex<SdCard>> {
 
 /// The controllers, in the order they are tried: compatible, firmware
 /// clock id, name.
-const CONTROLLERS: [(&str, u32, &str); 2] = [
+pub(super) const CONTROLLERS: [(&str, u32, &str); 2] = [
     ("brcm,bcm2711-emmc2", 12, "EMMC2"),
     ("brcm,bcm2835-sdhci", 1, "Arasan SDHCI"),
 ];

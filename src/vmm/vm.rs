@@ -319,15 +319,22 @@ impl Vm {
                 .read_ram_cached(ipa, &mut b)
                 .then(|| u16::from_le_bytes(b));
         }
-        if !self.ram.contains(ipa, 2) {
-            return None;
-        }
-        let (pa, _) = self.ram.host(ipa)?;
+        let pa = self.halfword(ipa)?;
         // SAFETY: VM RAM, identity-mapped, inside the VM (checked) and
         // aligned: one LDRH, single-copy atomic.
         Some(u16::from_le(unsafe {
             core::ptr::read_volatile(pa as *const u16)
         }))
+    }
+
+    /// The host address of the halfword at `ipa` if both its bytes are
+    /// RAM (one chunk lookup: ring indices are read on every exit that
+    /// serves a queue).
+    fn halfword(&self, ipa: u64) -> Option<u64> {
+        self.ram
+            .host(ipa)
+            .filter(|&(_, left)| left >= 2)
+            .map(|(pa, _)| pa)
     }
 
     /// Writes the halfword at `ipa` through the cacheable map with one
@@ -337,10 +344,7 @@ impl Vm {
         if !ipa.is_multiple_of(2) {
             return self.write_ram_cached(ipa, &v.to_le_bytes());
         }
-        if !self.ram.contains(ipa, 2) {
-            return false;
-        }
-        let Some((pa, _)) = self.ram.host(ipa) else {
+        let Some(pa) = self.halfword(ipa) else {
             return false;
         };
         // SAFETY: as above: one STRH.
