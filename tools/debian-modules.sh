@@ -2,7 +2,10 @@
 # The kernel modules Debian's stock kernel needs for pivisor's virtio
 # devices, for its initramfs: virtio_mmio, virtio_blk, ext4 (with jbd2,
 # mbcache, crc16, and crc32c_generic, which ext4 asks the crypto API for)
-# and virtio_net, from the same linux-image package as the kernel, with
+# and virtio_net; and sdhci-iproc (with sdhci-pltfm and sdhci), Linux's
+# own SD driver, for the same kernel booted natively from the card (the
+# BOOT benchmark's yardstick, root=sd:N); from the same linux-image
+# package as the kernel, with
 # their dependencies (each module's `depends=`), in load order.
 #
 #   tools/debian-modules.sh KERNEL-DEB OUTDIR
@@ -13,7 +16,7 @@
 set -euo pipefail
 deb=${1:?usage: debian-modules.sh KERNEL-DEB OUTDIR}
 out=${2:?usage: debian-modules.sh KERNEL-DEB OUTDIR}
-roots="virtio_mmio virtio_blk crc32c_generic ext4 virtio_net"
+roots="virtio_mmio virtio_blk crc32c_generic ext4 virtio_net sdhci-iproc"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './lib/modules/*/kernel/*'

@@ -17,11 +17,20 @@ out=${1:?usage: fetch-linux.sh OUTDIR}
 say() { printf 'fetch-linux: %s\n' "$*" >&2; }
 . "$(dirname "$0")/debfetch.sh"
 
-[ -s "$out/Image" ] && [ -s "$out/busybox" ] && [ -s "$out/VERSION" ] && [ -s "$out/modules/load-order" ] && exit 0
+here=$(dirname "$0")
+if [ -s "$out/Image" ] && [ -s "$out/busybox" ] && [ -s "$out/VERSION" ]; then
+    [ -s "$out/modules/load-order" ] && [ "$out/modules/load-order" -nt "$here/debian-modules.sh" ] && exit 0
+    # Only the module set changed: remade from the package VERSION names.
+    read -r _ kfile ksum < <(awk '$1=="kernel"' "$out/VERSION")
+    if [ "sha256:$(sha256sum "$cache/$kfile" 2>/dev/null | cut -d' ' -f1)" = "$ksum" ]; then
+        "$here/debian-modules.sh" "$cache/$kfile" "$out/modules"
+        exit 0
+    fi
+fi
 mkdir -p "$out"
 kpkg=$(deb_resolve_kernel)
 kdeb=$(deb_fetch "$kpkg")
-"$(dirname "$0")/debian-modules.sh" "$kdeb" "$out/modules"
+"$here/debian-modules.sh" "$kdeb" "$out/modules"
 bdeb=$(deb_fetch busybox-static:arm64)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -88,6 +88,23 @@ set_inode_field /root/.ssh/id_ed25519 mode 0100600
 set_inode_field /root/.ssh/authorized_keys mode 0100600
 set_inode_field /root/.ssh/config mode 0100600
 DEBUGFS
+        # SSH host keys of this VM's own (the image has none): made here,
+        # where it is instant, not on the VM's first boot, where RSA key
+        # generation takes long under emulation.
+        hostkeys=$(mktemp -d)
+        cmds=""
+        for t in rsa ecdsa ed25519; do
+            ssh-keygen -q -t "$t" -N '' -C "root@${who%%,*}" -f "$hostkeys/ssh_host_${t}_key"
+            cmds="${cmds}write $hostkeys/ssh_host_${t}_key /etc/ssh/ssh_host_${t}_key
+set_inode_field /etc/ssh/ssh_host_${t}_key mode 0100600
+write $hostkeys/ssh_host_${t}_key.pub /etc/ssh/ssh_host_${t}_key.pub
+set_inode_field /etc/ssh/ssh_host_${t}_key.pub mode 0100644
+"
+        done
+        printf '%s' "$cmds" | debugfs -w -f - "$part" >/dev/null 2>&1
+        rm -rf "$hostkeys"
+        debugfs -R "stat /etc/ssh/ssh_host_ed25519_key" "$part" 2>/dev/null | grep -q "Mode:  0600" \
+            || { say "partition $n: the SSH host keys were not written"; exit 1; }
         dd if="$part" of="$img.tmp" bs=1M seek=$(( start * 512 )) oflag=seek_bytes conv=notrunc,sparse status=none
         rm -f "$part"
         disks="$disks, partition $n ($(( sectors / 2048 )) MiB) for $who from ${MKSD_DISK_IMAGE##*/}"

@@ -8,8 +8,9 @@ ver=$(ls /lib/modules | head -n1)
 depmod -a "$ver"
 # A login for the console and SSH: root, password "pivisor" (README).
 echo 'root:pivisor' | chpasswd
-# Each VM makes its own SSH host keys on its first boot
-# (pivisor-boot.service), not the image's shared ones.
+# No shared SSH host keys in the image: `make sd` writes each partition
+# its own (tools/mksd.sh), and pivisor-boot.service makes them on a
+# first boot that finds none.
 rm -f /etc/ssh/ssh_host_*
 # Root logs in over SSH with the key the card carries (tools/mkdebian.sh
 # generated it) or the password.
@@ -21,4 +22,7 @@ systemctl enable ssh.service
 systemctl mask networking.service 2>/dev/null || true
 apt-get clean
 rm -rf /debootstrap /var/log/bootstrap.log
-echo "/dev/vda / ext4 defaults,noatime 0 1" > /etc/fstab
+# / is mounted by the initramfs (guests/linux/init: root=/dev/vda in a
+# VM, root=sd:N when the same kernel boots natively from the card), so
+# fstab names no device that exists only one way.
+echo "# / is mounted by the initramfs (root= on the kernel command line)" > /etc/fstab

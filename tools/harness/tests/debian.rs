@@ -7,23 +7,50 @@
 use pivisor_harness::{artifact, dtb, Boot};
 use std::time::Duration;
 
-/// Markers are computed by the shell ($((1+1)) prints 2), never typed,
-/// so the echo of a typed line never matches them.
-#[test]
-#[ignore = "run by `make debian-test` (builds the Debian card, ~11 min once per machine); not yet in `make test`: alpha's router waits only 10 s for the USB device, which under TCG may enumerate later (then 'Network is unreachable')"]
-fn two_debian_vms_log_in_reach_each_other_and_keep_their_files() {
-    let o = Boot::new(artifact("PIVISOR_IMAGE"))
+/// A scratch copy of the Debian card that outlives one QEMU run (the
+/// second run boots the same card again), removed when the test ends.
+struct Card(std::path::PathBuf);
+
+impl Card {
+    fn copy_of(src: std::path::PathBuf) -> Card {
+        let dst = std::env::temp_dir().join(format!("pivisor-debian-{}.img", std::process::id()));
+        let st = std::process::Command::new("cp")
+            .arg("--sparse=always")
+            .arg(&src)
+            .arg(&dst)
+            .status()
+            .expect("cp");
+        assert!(st.success(), "copying {}", src.display());
+        Card(dst)
+    }
+}
+
+impl Drop for Card {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn debian(card: &Card, timeout: u64) -> Boot {
+    Boot::new(artifact("PIVISOR_IMAGE"))
         .dtb(dtb("bcm2711-rpi-4-b.dtb"))
         .initrd(artifact("PIVISOR_BUNDLE_DEBIAN"))
-        // A scratch copy: the built card stays as made.
-        .sd_copy_of(artifact("PIVISOR_DEBIAN_CARD"))
+        .sd(card.0.clone())
         .qemu_args(&[
             "-device",
             "usb-net,netdev=n0",
             "-netdev",
             "user,id=n0,restrict=on",
         ])
-        .timeout(Duration::from_secs(900))
+        .timeout(Duration::from_secs(timeout))
+}
+
+/// Markers are computed by the shell ($((1+1)) prints 2), never typed,
+/// so the echo of a typed line never matches them.
+#[test]
+fn two_debian_vms_log_in_reach_each_other_and_keep_their_files() {
+    let card = Card::copy_of(artifact("PIVISOR_DEBIAN_CARD"));
+    let o = debian(&card, 900)
         // alpha (focused): a root login, the gateway through its USB
         // network device, beta's host name over SSH with the card's key.
         .type_after(r"(?m)^alpha login:", b"root\r")
@@ -32,16 +59,16 @@ fn two_debian_vms_log_in_reach_each_other_and_keep_their_files() {
             r"root@alpha:~#",
             b"ping -c 2 10.0.2.2 >/dev/null && echo A-GW-$((1+1)); ssh root@10.0.0.2 hostname; echo A-SSH-$((2+1))\r",
         )
-        // beta: a root login, the gateway through alpha's NAT, a file
-        // that must survive its reboot (SYSTEM_RESET: its policy restarts
-        // it) while alpha runs on.
+        // beta: a root login, the gateway through alpha's NAT, a file and
+        // a user that must survive its reboot (SYSTEM_RESET: its policy
+        // restarts it) while alpha runs on.
         .type_after(r"(?m)^A-SSH-3", b"\x1d1")
         .type_after(r"console -> VM 1 'beta'", b"\r")
         .type_after(r"(?s)console -> VM 1 'beta'.*beta login:", b"root\r")
         .type_after(r"(?s)console -> VM 1 'beta'.*beta login:.*Password:", b"pivisor\r")
         .type_after(
             r"root@beta:~#",
-            b"ping -c 2 10.0.2.2 >/dev/null && echo B-GW-$((1+1)); echo persisted-4711 > /root/mark; sync; systemctl reboot\r",
+            b"ping -c 2 10.0.2.2 >/dev/null && echo B-GW-$((1+1)); useradd -m carol; echo persisted-4711 > /root/mark; sync; systemctl reboot\r",
         )
         // Its second life: only after the hypervisor restarted it (a
         // prompt of the first life must not be taken for one).
@@ -49,13 +76,13 @@ fn two_debian_vms_log_in_reach_each_other_and_keep_their_files() {
         .type_after(r"(?s)VM 'beta': SYSTEM_RESET.*beta login:.*Password:", b"pivisor\r")
         .type_after(
             r"(?s)VM 'beta': SYSTEM_RESET.*beta login:.*root@beta:~#",
-            b"cat /root/mark; echo B-MARK-$((3+1))\r",
+            b"cat /root/mark; id -un carol; echo B-MARK-$((3+1))\r",
         )
-        // alpha does not have it.
+        // alpha has neither.
         .type_after(r"(?m)^B-MARK-4", b"\x1d0")
         .type_after(
             r"console -> VM 0 'alpha'",
-            b"ls /root/mark; echo A-MARK-$((4+1))\r",
+            b"ls /root/mark; id carol; echo A-MARK-$((4+1))\r",
         )
         .run_until_match(r"(?m)^A-MARK-5|Kernel panic");
     // (Bash's prompt mode escapes may precede a line: no ^ anchors.)
@@ -63,8 +90,8 @@ fn two_debian_vms_log_in_reach_each_other_and_keep_their_files() {
         .expect(r"(?s)A-GW-2.*\nbeta\r?\n.*A-SSH-3")
         .expect(r"B-GW-2")
         .expect(r"VM 'beta': SYSTEM_RESET")
-        .expect(r"(?s)B-GW-2.*persisted-4711\r?\n.*B-MARK-4")
-        .expect(r"(?s)B-MARK-4.*No such file or directory.*A-MARK-5")
+        .expect(r"(?s)B-GW-2.*persisted-4711\r?\ncarol\r?\n.*B-MARK-4")
+        .expect(r"(?s)B-MARK-4.*No such file or directory.*no such user.*A-MARK-5")
         .reject(r"FAULT|PANIC|Kernel panic|EXT4-fs error");
     assert_eq!(
         o.count(r"Debian GNU/Linux 12 alpha ttyAMA0"),
@@ -72,4 +99,21 @@ fn two_debian_vms_log_in_reach_each_other_and_keep_their_files() {
         "alpha booted once, beta's reboot did not touch it:\n{}",
         o.serial
     );
+    // A fresh QEMU boot of the same card: beta's file and user are still
+    // there.
+    let o = debian(&card, 600)
+        .type_after(r"(?m)^alpha login:", b"\x1d1")
+        .type_after(r"console -> VM 1 'beta'", b"\r")
+        .type_after(r"(?s)console -> VM 1 'beta'.*beta login:", b"root\r")
+        .type_after(
+            r"(?s)console -> VM 1 'beta'.*beta login:.*Password:",
+            b"pivisor\r",
+        )
+        .type_after(
+            r"root@beta:~#",
+            b"cat /root/mark; id -un carol; echo B-AGAIN-$((5+1))\r",
+        )
+        .run_until_match(r"(?m)B-AGAIN-6|Kernel panic");
+    o.expect(r"(?s)persisted-4711\r?\ncarol\r?\n.*B-AGAIN-6")
+        .reject(r"FAULT|PANIC|Kernel panic|EXT4-fs error");
 }

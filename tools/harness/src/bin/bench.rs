@@ -151,6 +151,33 @@ fn net_linux(c: Config) -> Option<Boot> {
     Some(b.timeout(Duration::from_secs(900)).icount())
 }
 
+/// The Debian boot (DBOOT): partition 2 of the Debian card (a scratch
+/// copy) booted to its login prompt, natively (Debian's kernel and
+/// initramfs with root=sd:2: Linux's own SD driver) and as a pivisor VM
+/// (guests/debian-bench.conf: the same partition through virtio-blk).
+/// Not under KVM: the KVM host's initramfs carries the small kernel's
+/// bundles only.
+fn debian_boot(c: Config) -> Option<Boot> {
+    let b = match c {
+        Config::Native => Boot::new(artifact("PIVISOR_DEBIAN_IMAGE"))
+            .dtb(dtb("native-debian.dtb"))
+            .initrd(artifact("PIVISOR_DEBIAN_INITRD"))
+            .append(
+                "console=ttyAMA0,115200 rdinit=/init root=sd:2 panic=5 pivisor.hostname=alpha \
+                 kvm-arm.mode=none",
+            ),
+        Config::Pivisor => Boot::new(artifact("PIVISOR_IMAGE"))
+            .initrd(artifact("PIVISOR_BUNDLE_DEBIAN_BENCH"))
+            .dtb(dtb("bcm2711-rpi-4-b.dtb")),
+        Config::Kvm => return None,
+    };
+    Some(
+        b.sd_copy_of(artifact("PIVISOR_DEBIAN_CARD"))
+            .timeout(Duration::from_secs(2400))
+            .icount(),
+    )
+}
+
 /// A fresh benchmark card: 256 MiB, partition 1 (8 MiB, the boot one's
 /// place), partition 2 (128 MiB) the benchmark disk.
 fn bench_card(out: &std::path::Path, c: Config) -> PathBuf {
@@ -187,7 +214,7 @@ fn main() {
         .clamp(1, 99);
     let _ = std::fs::create_dir_all(&out);
     let measured = Config::ALL;
-    // PIVISOR_BENCH_ONLY=disk (or micro, linux, net, tcg; comma-separated)
+    // PIVISOR_BENCH_ONLY=disk (or micro, linux, net, debian, tcg; comma-separated)
     // runs only those groups: for working on one path.
     let only: Vec<String> = std::env::var("PIVISOR_BENCH_ONLY")
         .map(|s| {
@@ -208,7 +235,8 @@ fn main() {
                 .iter()
                 .filter(|g| want(g))
                 .count()
-                + if want("tcg") { 2 * runs } else { 0 }),
+                + if want("tcg") { 2 * runs } else { 0 })
+            + if want("debian") { 2 } else { 0 },
     };
     let mut results = Results::new();
     let mut disk_detail: Vec<String> = Vec::new();
@@ -316,6 +344,24 @@ fn main() {
                 }
             }
         }
+        if want("debian") {
+            if let Some(boot) = debian_boot(c) {
+                let d = b.run(
+                    &format!("debian-{}-icount", c.name()),
+                    &format!("Debian boot to its login prompt, {}, -icount", c.name()),
+                    boot,
+                    r"BOOTMARK getty \S+ at uptime \d+\.\d+ s|Kernel panic",
+                );
+                let f = report::bootmark_us(&d.serial).map(|us| Figure {
+                    value: us as f64,
+                    exits: None,
+                    per_s: None,
+                    requests: None,
+                    irq: None,
+                });
+                put(&mut results, "DBOOT", c, f);
+            }
+        }
         if want("tcg") {
             // Cross-core: medians over plain-TCG runs.
             let (mut b6, mut m6) = (Vec::new(), Vec::new());
@@ -391,7 +437,10 @@ fn main() {
          in total per benchmark (the exit-counter page: pivisor's, or\n\
          pv-vmm's from KVM's statistics). Exits per second: over the\n\
          operation's cost (B1, B2, B5, B6) or the benchmark's whole span (M). BOOT: the\n\
-         small kernel's printk time at `Run /init`.\n\n\
+         small kernel's printk time at `Run /init`. DBOOT: the Debian\n\
+         system's uptime when its serial login prompt comes (systemd, root\n\
+         on the card: natively Linux's SD driver, under pivisor\n\
+         virtio-blk on pivisor's; not run under KVM).\n\n\
          KVM: the same small kernel booted natively at EL2 as the host,\n\
          running the same bundle under pv-vmm (tools/vmm): KVM's in-kernel\n\
          GICv2 and PSCI; the PL011, mailbox and exit-counter page emulated\n\
