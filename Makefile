@@ -17,6 +17,10 @@ BOOTARGS ?=
 # More QEMU arguments for `make run`, e.g. a USB device for a VM that owns
 # the USB controller: QEMU_EXTRA="-device usb-net,netdev=n0 -netdev user,id=n0,restrict=on"
 QEMU_EXTRA ?=
+# What a bundle's VMs expect of the board: BUNDLE=debian's router owns
+# the USB controller, so `make run` plugs QEMU's USB network device into
+# it (its user-mode network, restrict=on: nothing leaves QEMU).
+QEMU_BUNDLE_debian := -device usb-net,netdev=n0 -netdev user,id=n0,restrict=on
 GUEST_DIR := guests/testguest
 GUEST_ELF := $(GUEST_DIR)/target/$(TARGET)/release/testguest
 GUEST_IMG := $(BUILD)/guests/testguest.img
@@ -31,7 +35,8 @@ BUNDLES  := $(BUILD)/guests-test.img $(BUILD)/guests-two.img $(BUILD)/guests-pt.
             $(BUILD)/guests-panic.img
 LINUX_DIR := $(BUILD)/linux
 # The bundle `make run` boots: linux (Linux, four vCPUs, the default),
-# linux-debian (the same with Debian's own kernel), linux-two (two Linux
+# linux-debian (the same with Debian's own kernel), debian (two Debian
+# systems, each on its own partition of the card), linux-two (two Linux
 # VMs), test (one test VM), two (two test VMs), pt (a test VM owning the
 # PL011).
 BUNDLE   ?= linux
@@ -54,7 +59,7 @@ QEMU_RUN  = $(QEMU) -M raspi4b -display none -serial mon:stdio \
             -serial chardev:mini \
             -kernel $(RUN_DIR)/kernel8.img -dtb $(RUN_DIR)/bcm2711-rpi-4-b.dtb -initrd $(RUN_DIR)/guests.img \
             -drive if=sd,format=raw,file=$(call CARD,$(BUNDLE)) \
-            $(if $(BOOTARGS),-append "$(BOOTARGS)") $(QEMU_EXTRA)
+            $(if $(BOOTARGS),-append "$(BOOTARGS)") $(QEMU_BUNDLE_$(BUNDLE)) $(QEMU_EXTRA)
 RUN_FILES = mkdir -p $(RUN_DIR) && MTOOLS_SKIP_CHECK=1 mcopy -o -n -i $(call CARD,$(BUNDLE))@@1M \
             ::/kernel8.img ::/bcm2711-rpi-4-b.dtb ::/guests.img $(RUN_DIR)/
 
@@ -66,7 +71,7 @@ bundles: $(BUNDLES)
 
 help:
 	@echo "make            build $(IMAGE)"
-	@echo "make run        boot the SD card of a guest bundle on QEMU raspi4b (BUNDLE=linux|linux-debian|linux-two|linux-disks|test|two|pt; Ctrl-A x quits)"
+	@echo "make run        boot the SD card of a guest bundle on QEMU raspi4b (BUNDLE=linux|debian|linux-debian|linux-two|linux-disks|test|two|pt; Ctrl-A x quits)"
 	@echo "make test       host unit tests + QEMU integration tests"
 	@echo "make bench      native vs pivisor vs KVM benchmarks: build/bench/report.md, results.json/.csv, ratios.png"
 	@echo "make soak       two Linux VMs under load, one crashing and restarted (SOAK_MINUTES=30)"
