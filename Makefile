@@ -174,6 +174,12 @@ $(KVM_HOST_RD): guests/linux/kvm-host-init tools/mkinitramfs.sh $(LINUX_DIR)/VER
 	  guests/linux.img=$(BUILD)/guests-linux.img guests/bench.img=$(BUILD)/guests-bench.img \
 	  guests/linux-bench-disk.img=$(BUILD)/guests-linux-bench-disk.img \
 	  guests/linux-bench-net.img=$(BUILD)/guests-linux-bench-net.img
+# The same host for the Debian boot benchmark (make bench, DBOOT): only
+# the Debian bundle (Debian's kernel is large; the tests' host stays small).
+KVM_HOST_DEBIAN_RD := $(LINUX_DIR)/kvm-host-debian.cpio.gz
+$(KVM_HOST_DEBIAN_RD): guests/linux/kvm-host-init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(VMM) $(BUILD)/guests-debian-bench.img
+	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/kvm-host-init $(VMM) \
+	  guests/debian-bench.img=$(BUILD)/guests-debian-bench.img
 $(BUILD)/guests-linux.img: guests/linux.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_FILES)
@@ -343,6 +349,7 @@ QEMU_TEST_ENV := PIVISOR_IMAGE=$(abspath $(IMAGE)) \
   PIVISOR_LINUX_IMAGE=$(abspath $(LINUX_DIR)/Image-small) \
   PIVISOR_LINUX_INITRD=$(abspath $(LINUX_DIR)/rootfs.cpio.gz) \
   PIVISOR_KVM_HOST_INITRD=$(abspath $(KVM_HOST_RD)) \
+  PIVISOR_KVM_HOST_DEBIAN_INITRD=$(abspath $(KVM_HOST_DEBIAN_RD)) \
   PIVISOR_BUNDLE_TOOBIG=$(abspath $(BUILD)/guests-toobig.img) \
   PIVISOR_BUNDLE_DIR=$(abspath $(BUILD)) \
   PIVISOR_DTB_DIR=$(abspath $(DTB_DIR)) \
@@ -370,7 +377,8 @@ debian-test: $(IMAGE) $(DTB) $(BUILD)/guests-debian.img $(call CARD,debian)
 BENCH_RUNS ?= 3
 # BENCH_ONLY: a comma-separated subset of micro, linux, disk, net, debian, tcg.
 BENCH_ONLY ?=
-bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD) $(SD_IMG) $(BUILD)/guests-debian-bench.img $(call CARD,debian)
+bench: $(IMAGE) $(DTB) $(BUNDLES) $(LINUX_BUNDLES) $(KVM_HOST_RD) $(SD_IMG) $(BUILD)/guests-debian-bench.img $(call CARD,debian) \
+       $(KVM_HOST_DEBIAN_RD) $(DTB_DIR)/native-debian.dtb
 	@tools/setup.sh bench
 	@mkdir -p $(BUILD)/bench
 	$(QEMU_TEST_ENV) PIVISOR_BENCH_OUT=$(abspath $(BUILD)/bench) PIVISOR_BENCH_RUNS=$(BENCH_RUNS) PIVISOR_BENCH_ONLY=$(BENCH_ONLY) \
