@@ -17,7 +17,7 @@
 #      debootstrap's second stage runs the maintainer scripts, then
 #      guests/debian/setup.sh (depmod, the root password, the services);
 #      the VM powers off and the image is taken back off the card.
-# About 30 s for the first half, 5-6 minutes for the second on 2 cores.
+# About 40 s for the first half, 10-11 minutes for the second on 2 cores.
 # The result is cached by a hash of every input (the scripts, the package
 # list, the overlay, the kernel package), so it is built once per machine
 # and copied from the cache afterwards.
@@ -77,7 +77,7 @@ printf 'label: dos\nstart=2048, size=65536, type=c\nstart=%d, size=%d, type=83\n
     "$start" $(( SIZE_MB * 2048 )) | sfdisk -q "$card"
 mke2fs -q -t ext4 -F -L debian -E offset=$((start * 512)) -d "$root" "$card" "$((SIZE_MB * 1024))k"
 rm -rf "$root"
-say "second half: debootstrap --second-stage in a pivisor VM (5-6 minutes)"
+say "second half: debootstrap --second-stage in a pivisor VM (about 10 minutes)"
 log="$work/stage2.log"
 qemu=${PIVISOR_QEMU:-qemu-system-aarch64}
 "$qemu" -M raspi4b -display none -monitor none -serial "file:$log" -serial null \
