@@ -51,6 +51,20 @@ pub struct Figure {
     pub irq: Option<f64>,
 }
 
+impl Figure {
+    /// A figure that is a time alone (the boot benchmarks: no exits or
+    /// requests on a line to count).
+    pub fn time_us(us: u64) -> Figure {
+        Figure {
+            value: us as f64,
+            exits: None,
+            per_s: None,
+            requests: None,
+            irq: None,
+        }
+    }
+}
+
 /// How a benchmark's exits per second follow from its line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rate {

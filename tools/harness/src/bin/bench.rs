@@ -327,13 +327,8 @@ fn main() {
                             _ => &l.serial,
                         };
                         if sp.id == "BOOT" {
-                            report::printk_us(guest, "Run /init as init process").map(|us| Figure {
-                                value: us as f64,
-                                exits: None,
-                                per_s: None,
-                                requests: None,
-                                irq: None,
-                            })
+                            report::printk_us(guest, "Run /init as init process")
+                                .map(Figure::time_us)
                         } else {
                             report::figure(&l.serial, sp)
                         }
@@ -412,14 +407,7 @@ fn main() {
                     ms(total),
                     ms(init)
                 );
-                let f = total.map(|us| Figure {
-                    value: us as f64,
-                    exits: None,
-                    per_s: None,
-                    requests: None,
-                    irq: None,
-                });
-                put(&mut results, "DBOOT", c, f);
+                put(&mut results, "DBOOT", c, total.map(Figure::time_us));
             }
         }
         if want("tcg") {
