@@ -180,23 +180,9 @@ KVM_HOST_DEBIAN_RD := $(LINUX_DIR)/kvm-host-debian.cpio.gz
 $(KVM_HOST_DEBIAN_RD): guests/linux/kvm-host-init tools/mkinitramfs.sh $(LINUX_DIR)/VERSION $(VMM) $(BUILD)/guests-debian-bench.img
 	tools/mkinitramfs.sh $@ $(LINUX_DIR)/busybox guests/linux/kvm-host-init $(VMM) \
 	  guests/debian-bench.img=$(BUILD)/guests-debian-bench.img
-$(BUILD)/guests-linux.img: guests/linux.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-linux-two.img: guests/linux-two.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-linux-debian.img: guests/linux-debian.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-linux-pt-sd.img: guests/linux-pt-sd.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-linux-pt-usb.img: guests/linux-pt-usb.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-linux-disk.img: guests/linux-disk.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-linux-disks.img: guests/linux-disks.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-linux-share.img: guests/linux-share.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-linux-bench-net.img: guests/linux-bench-net.conf $(LINUX_FILES)
+# The Linux guests' bundles: a configuration and the files it names.
+LINUX_CONF_BUNDLES := $(foreach b,linux linux-two linux-debian linux-pt-sd linux-pt-usb linux-disk linux-disks linux-share linux-bench-net debian debian-bench debian-setup linux-debian-disk linux-bench-disk soak,$(BUILD)/guests-$(b).img)
+$(LINUX_CONF_BUNDLES): $(BUILD)/guests-%.img: guests/%.conf $(LINUX_FILES)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(BUILD)/guests-linux-lans.img: guests/linux-lans.conf $(LINUX_FILES) $(GUEST_IMG)
 	$(MKBUNDLE) $< $@ -L $(LINUX_DIR) -L $(BUILD)/guests
@@ -204,12 +190,6 @@ $(BUILD)/guests-linux-lans.img: guests/linux-lans.conf $(LINUX_FILES) $(GUEST_IM
 # first stage on the host, its second in a pivisor VM; cached per
 # machine).
 DEBIAN_ROOT := $(LINUX_DIR)/debian-root.ext4
-$(BUILD)/guests-debian.img: guests/debian.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-debian-bench.img: guests/debian-bench.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-debian-setup.img: guests/debian-setup.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 $(DEBIAN_ROOT): tools/mkdebian.sh tools/debfetch.sh guests/debian/packages guests/debian/setup.sh $(shell find guests/debian/rootfs -type f) \
                 $(IMAGE) $(DTB) $(BUILD)/guests-debian-setup.img $(LINUX_DIR)/VERSION
 	@tools/setup.sh sd
@@ -218,12 +198,6 @@ $(DEBIAN_ROOT): tools/mkdebian.sh tools/debfetch.sh guests/debian/packages guest
 	    -exec rm -rf {} + 2>/dev/null || true
 	tools/mkdebian.sh $@ $(IMAGE) $(DTB_DIR)/bcm2711-rpi-4-b.dtb $(BUILD)/guests-debian-setup.img $(LINUX_DIR)/VERSION
 debian-root: $(DEBIAN_ROOT)
-$(BUILD)/guests-linux-debian-disk.img: guests/linux-debian-disk.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-linux-bench-disk.img: guests/linux-bench-disk.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
-$(BUILD)/guests-soak.img: guests/soak.conf $(LINUX_FILES)
-	$(MKBUNDLE) $< $@ -L $(LINUX_DIR)
 # A fixture the hypervisor must refuse at boot (mkbundle is told of a
 # larger board so that it lets it through).
 $(BUILD)/guests-toobig.img: guests/test-configs/toobig.conf $(GUEST_IMG)

@@ -74,6 +74,36 @@ pub fn native_linux() -> Boot {
         )
 }
 
+/// A sparse scratch copy of a card image in the temporary directory,
+/// removed when dropped (a run's writes never reach the original).
+pub struct ScratchCard(PathBuf);
+
+impl ScratchCard {
+    /// Copies `src` to `pivisor-TAG-PID.img`.
+    pub fn copy_of(src: &std::path::Path, tag: &str) -> ScratchCard {
+        let dst = std::env::temp_dir().join(format!("pivisor-{tag}-{}.img", std::process::id()));
+        let st = Command::new("cp")
+            .arg("--sparse=always")
+            .arg(src)
+            .arg(&dst)
+            .status()
+            .expect("cp");
+        assert!(st.success(), "copying the card {}", src.display());
+        ScratchCard(dst)
+    }
+
+    /// Where the copy is.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchCard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// The KVM yardstick: the same small kernel booted natively (entered at
 /// EL2, KVM built in and on), its initramfs holding pv-vmm (tools/vmm)
 /// and the bundles pivisor boots; pv-vmm runs bundle `vm` ("linux" or
@@ -336,20 +366,13 @@ impl Boot {
         let mut scratch = None;
         if let Some((sd, copy)) = &self.sd {
             let card = if *copy {
-                let c = std::env::temp_dir().join(format!(
-                    "pivisor-card-{}-{}.img",
-                    std::process::id(),
-                    RUNS.load(std::sync::atomic::Ordering::Relaxed)
-                ));
-                let st = Command::new("cp")
-                    .arg("--sparse=always")
-                    .arg(sd)
-                    .arg(&c)
-                    .status()
-                    .expect("cp");
-                assert!(st.success(), "copying the card {}", sd.display());
-                scratch = Some(c.clone());
-                c
+                let c = ScratchCard::copy_of(
+                    sd,
+                    &format!("card-{}", RUNS.load(std::sync::atomic::Ordering::Relaxed)),
+                );
+                let p = c.path().to_path_buf();
+                scratch = Some(c);
+                p
             } else {
                 sd.clone()
             };
@@ -490,9 +513,7 @@ impl Boot {
         }
         drop(guard);
         let stderr = err_thread.join().unwrap_or_default();
-        if let Some(c) = scratch {
-            let _ = std::fs::remove_file(c);
-        }
+        drop(scratch);
         drop(aux_writer);
         let aux = aux_bytes.lock().unwrap().clone();
         for f in [&aux_in, &aux_out] {

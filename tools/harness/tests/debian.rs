@@ -4,38 +4,16 @@
 //! reaches the other by SSH over lan0; alpha owns the USB controller
 //! (QEMU's usb-net behind it) and NATs lan0 for beta.
 
-use pivisor_harness::{artifact, dtb, Boot};
+use pivisor_harness::{artifact, dtb, Boot, ScratchCard};
 use std::time::Duration;
 
-/// A scratch copy of the Debian card that outlives one QEMU run (the
-/// second run boots the same card again), removed when the test ends.
-struct Card(std::path::PathBuf);
-
-impl Card {
-    fn copy_of(src: std::path::PathBuf) -> Card {
-        let dst = std::env::temp_dir().join(format!("pivisor-debian-{}.img", std::process::id()));
-        let st = std::process::Command::new("cp")
-            .arg("--sparse=always")
-            .arg(&src)
-            .arg(&dst)
-            .status()
-            .expect("cp");
-        assert!(st.success(), "copying {}", src.display());
-        Card(dst)
-    }
-}
-
-impl Drop for Card {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn debian(card: &Card, timeout: u64) -> Boot {
+/// Both QEMU runs boot the same scratch copy of the Debian card (the
+/// second finds what the first wrote).
+fn debian(card: &ScratchCard, timeout: u64) -> Boot {
     Boot::new(artifact("PIVISOR_IMAGE"))
         .dtb(dtb("bcm2711-rpi-4-b.dtb"))
         .initrd(artifact("PIVISOR_BUNDLE_DEBIAN"))
-        .sd(card.0.clone())
+        .sd(card.path().to_path_buf())
         .qemu_args(&[
             "-device",
             "usb-net,netdev=n0",
@@ -49,7 +27,7 @@ fn debian(card: &Card, timeout: u64) -> Boot {
 /// so the echo of a typed line never matches them.
 #[test]
 fn two_debian_vms_log_in_reach_each_other_and_keep_their_files() {
-    let card = Card::copy_of(artifact("PIVISOR_DEBIAN_CARD"));
+    let card = ScratchCard::copy_of(&artifact("PIVISOR_DEBIAN_CARD"), "debian");
     let o = debian(&card, 900)
         // alpha (focused): a root login, the gateway through its USB
         // network device, beta's host name over SSH with the card's key.
