@@ -7,12 +7,14 @@ use alloc::vec::Vec;
 pub const LINE_MAX: usize = 120;
 /// The prompt.
 pub const PROMPT: &[u8] = b"pivisor> ";
+/// The console switch's escape key, Ctrl-].
+const SWITCH_ESCAPE: u8 = 0x1d;
 /// The line being typed.
 #[derive(Debug, Default)]
 pub struct LineEditor {
     buf: Vec<u8>,
-    /// Inside an escape sequence (ESC, then `[` and parameters up to a
-    /// final byte).
+    /// Inside an escape sequence (1, 2: ESC, then `[` and parameters up
+    /// to a final byte), or after the console switch's escape key (3).
     esc: u8,
 }
 
@@ -21,6 +23,20 @@ impl LineEditor {
     /// (Enter) is returned, trimmed.
     pub fn key(&mut self, b: u8, out: &mut Vec<u8>) -> Option<String> {
         match (self.esc, b) {
+            // Ctrl-] and one key (Ctrl-] m, out of the mux layout's
+            // habit, where no switch takes it): the line abandoned, a
+            // fresh prompt.
+            (0, SWITCH_ESCAPE) => {
+                self.esc = 3;
+                return None;
+            }
+            (3, _) => {
+                self.esc = 0;
+                self.buf.clear();
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(PROMPT);
+                return None;
+            }
             (0, 0x1b) => {
                 self.esc = 1;
                 return None;

@@ -13,7 +13,7 @@
 //! | `log [N]` | the last N (default 20) lines of the hypervisor's log |
 //! | `info` | version, board, RAM, console layout, which VM owns which device |
 //! | `stop VM` | its cores leave the guest and sleep, its devices quiesced |
-//! | `start VM` | a halted VM booted again from its images, RAM scrubbed |
+//! | `start VM` | a halted VM booted again from its images, RAM scrubbed, its restart policy counting afresh |
 //! | `restart VM` | a running VM reloaded and booted again, whatever its policy |
 //! | `reset VM` | what the VM's own SYSTEM_RESET does (its restart policy decides) |
 //!
@@ -35,6 +35,35 @@ use alloc::vec::Vec;
 pub const LOG_DEFAULT: usize = 20;
 /// `log N`: at most.
 pub const LOG_MAX: usize = 1000;
+
+/// The console the monitor is on (its `info` says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The hypervisor's PL011, switched between the VMs' emulated UARTs
+    /// (Ctrl-] m opens the monitor, Ctrl-] and a digit leaves it).
+    Mux,
+    /// A VM owns the PL011; the hypervisor's console is the mini UART,
+    /// all of whose input is the monitor's.
+    MiniUart,
+    /// The hypervisor's PL011 and no VM with a UART: all of its input is
+    /// the monitor's.
+    Pl011,
+}
+
+impl Layout {
+    /// How `info` describes it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Layout::Mux => "the hypervisor's PL011, switched between the VMs' emulated UARTs (mux)",
+            Layout::MiniUart => {
+                "a VM owns the PL011; the hypervisor's log and this monitor are on the mini UART"
+            }
+            Layout::Pl011 => {
+                "the hypervisor's PL011; no VM has a UART, so what is typed is the monitor's"
+            }
+        }
+    }
+}
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,6 +31,31 @@ fn the_line_editor_echoes_erases_and_ends_lines() {
 }
 
 #[test]
+fn the_switch_escape_gives_a_fresh_prompt_where_no_switch_takes_it() {
+    // Out of the mux layout, Ctrl-] and any key (Ctrl-] m by habit)
+    // abandon the line and prompt again; neither byte is kept.
+    let mut e = LineEditor::default();
+    let (out, lines) = typed(&mut e, b"sta\x1dmlist\r");
+    assert_eq!(lines, vec!["list".to_string()]);
+    assert_eq!(out, b"sta\r\npivisor> list\r\n");
+    // Ctrl-] Ctrl-] is one escape and its key, not two.
+    let (out, lines) = typed(&mut e, b"\x1d\x1dx\r");
+    assert_eq!(lines, vec!["x".to_string()]);
+    assert_eq!(out, b"\r\npivisor> x\r\n");
+}
+
+#[test]
+fn every_console_layout_is_described() {
+    let all = [Layout::Mux, Layout::MiniUart, Layout::Pl011];
+    for (i, a) in all.iter().enumerate() {
+        assert!(!a.describe().is_empty());
+        for b in &all[i + 1..] {
+            assert_ne!(a.describe(), b.describe());
+        }
+    }
+}
+
+#[test]
 fn a_line_is_bounded_and_trimmed() {
     let mut e = LineEditor::default();
     let long = vec![b'x'; 500];

@@ -234,6 +234,12 @@ impl Backoff {
         self.started = now;
     }
 
+    /// A start asked for by the operator (the monitor's `start`): no
+    /// loop is going on, the next quick restarts count from zero.
+    pub fn forget_loop(&mut self) {
+        self.quick = 0;
+    }
+
     /// Counter time of the VM's last start.
     pub fn started_at(&self) -> u64 {
         self.started
@@ -366,6 +372,15 @@ mod tests {
         b.started(t);
         t += 5000;
         assert_eq!(b.restart(t, f), (0, 1));
+        // An operator's start forgets a loop in progress.
+        for _ in 0..6 {
+            b.started(t);
+            t += 20;
+            b.restart(t, f);
+        }
+        b.forget_loop();
+        b.started(t);
+        assert_eq!(b.restart(t + 20, f), (0, 1));
         // Hostile clocks and frequencies stay sane.
         let mut h = Backoff::new(BackoffConfig::default());
         h.started(u64::MAX);

@@ -376,6 +376,14 @@ pub fn start(online: u32) -> Result<(), String> {
             irq::route_console_input(i);
         }
         conswitch::init(names, focus, input);
+    } else if PASSTHROUGH.load(Ordering::Relaxed) == usize::MAX {
+        // No VM has a UART and the PL011 is the hypervisor's: what is
+        // typed there is the monitor's.
+        let intid = HOST_UART_INTID.load(Ordering::Relaxed);
+        if intid != 0 {
+            irq::route_console_input(intid);
+            conswitch::monitor_only(intid);
+        }
     }
     for vm in vms {
         for (i, v) in vm.vcpus.iter().enumerate() {

@@ -18,16 +18,19 @@
 //! When a VM owns the PL011 the switch writes to the hypervisor's log (the
 //! log ring and the mini UART), through the same queue, drained by the
 //! mini UART's transmit interrupt (the aux block's, on core 0); what is
-//! typed on the mini UART goes to the monitor.
+//! typed on the mini UART goes to the monitor. When no VM has a UART
+//! there is no switch: the PL011's output goes through the queue and
+//! what is typed on it to the monitor ([`monitor_only`]).
 
 use super::console::{queue_output, set_line_hook, with_console};
 use super::vm::vm;
 use crate::conmux::{Input, Mux};
 use crate::console::ConsoleSink;
+use crate::monitor::Layout;
 use crate::sync::Mutex;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use log::info;
 
 /// The switch and a scratch buffer for what it writes (reused: a VM's
@@ -45,8 +48,8 @@ static CONSOLE_INTID: AtomicU32 = AtomicU32::new(0);
 pub struct MonitorHooks {
     /// The monitor was opened.
     pub opened: fn(Sink<'_>),
-    /// A byte typed into it; whether the console is the mux.
-    pub key: fn(u8, bool, Sink<'_>),
+    /// A byte typed into it, on the console layout given.
+    pub key: fn(u8, Layout, Sink<'_>),
 }
 
 /// Where the monitor writes.
@@ -58,6 +61,11 @@ static MONITOR: crate::sync::Once<MonitorHooks> = crate::sync::Once::new();
 pub fn connect_monitor(h: MonitorHooks) {
     MONITOR.call_once(|| h);
 }
+
+/// The console is the hypervisor's PL011 with no switch (no VM has a
+/// UART): what is typed there is the monitor's. Otherwise, with no
+/// switch, the console is the mini UART (a VM owns the PL011).
+static PL011_MONITOR: AtomicBool = AtomicBool::new(false);
 
 /// VMs whose emulated UART is to be told the console has room again
 /// (bit per VM index), collected where that UART's lock may be held.
@@ -80,6 +88,18 @@ pub fn init(names: Vec<String>, focus: usize, intid: Option<u32>) {
         "console: mux layout, focus on VM {focus}; type Ctrl-] then a VM number to switch, Ctrl-] l to list"
     );
     with_console(|s| s.write_bytes(&out));
+}
+
+/// The layout where the hypervisor keeps the PL011 and no VM has a UART
+/// (the VMs print through the test device's lines, or not at all): the
+/// PL011's input goes to the monitor, on INTID `intid` (the caller
+/// routes it to core 0), its output through the queue.
+pub fn monitor_only(intid: u32) {
+    queue_output(true);
+    with_console(|s| s.enable_input());
+    PL011_MONITOR.store(true, Ordering::Relaxed);
+    CONSOLE_INTID.store(intid, Ordering::Release);
+    info!("console: no VM has a UART; type here for the monitor (help lists its commands)");
 }
 
 /// Before each log line: end a focused guest's unfinished line.
@@ -209,10 +229,15 @@ pub fn interrupt() -> u64 {
             }
         });
         if !mux {
-            // No switch (a VM owns the PL011; this is the mini UART):
-            // everything typed is the monitor's.
+            // No switch (a VM owns the PL011 and this is the mini UART,
+            // or no VM has a UART): everything typed is the monitor's.
+            let layout = if PL011_MONITOR.load(Ordering::Relaxed) {
+                Layout::Pl011
+            } else {
+                Layout::MiniUart
+            };
             if let Some(m) = MONITOR.get() {
-                (m.key)(b, false, &mut |bytes| {
+                (m.key)(b, layout, &mut |bytes| {
                     with_console(|s| s.write_bytes(bytes))
                 });
             }
@@ -232,7 +257,7 @@ pub fn interrupt() -> u64 {
             }
             Input::ToMonitor(b) => {
                 if let Some(m) = MONITOR.get() {
-                    (m.key)(b, true, &mut write_monitor);
+                    (m.key)(b, Layout::Mux, &mut write_monitor);
                 }
             }
             Input::Handled => {}

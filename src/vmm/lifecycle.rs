@@ -259,6 +259,11 @@ fn start_vm(vm: &Vm, core: usize) -> ! {
         leave(core);
     }
     vm.note(format_args!("start from the monitor: reloading"));
+    // The operator's start: its restart policy counts afresh (a VM halted
+    // after its last allowed restart gets them all again), and no
+    // restart loop is going on.
+    vm.resets.store(0, Ordering::Relaxed);
+    vm.backoff.lock().forget_loop();
     // The TLB maintenance in reload acts on the VMID loaded here: this
     // VM's (a core serves one vCPU of one VM; load it in case it never ran).
     guest::configure_vcpu(

@@ -9,12 +9,13 @@
 //! the lifecycle path SYSTEM_OFF and SYSTEM_RESET take.
 //!
 //! When a VM owns the PL011 the monitor is on the mini UART (its input
-//! interrupt, like the PL011's in the mux layout).
+//! interrupt, like the PL011's in the mux layout); when no VM has a UART
+//! it has the PL011's input to itself.
 
 use super::console::log_tail;
 use super::vm::{vms, Vm};
 use crate::arch::cpu;
-use crate::monitor::{self, Command, Figures, LineEditor, State, VmRow, PROMPT};
+use crate::monitor::{self, Command, Figures, Layout, LineEditor, State, VmRow, PROMPT};
 use crate::sync::{Mutex, Once};
 use crate::trap::stats::ExitCounts;
 use crate::virtio::net::DropReason;
@@ -50,9 +51,9 @@ pub fn opened(write: Out<'_>) {
     write(PROMPT);
 }
 
-/// A byte typed while the monitor has the keyboard; `mux`: the console
-/// layout is the switch between the VMs' emulated UARTs.
-pub fn key(b: u8, mux: bool, write: Out<'_>) {
+/// A byte typed while the monitor has the keyboard, on the console
+/// `layout`.
+pub fn key(b: u8, layout: Layout, write: Out<'_>) {
     let mut echo = Vec::new();
     let line = {
         let mut g = STATE.lock();
@@ -68,7 +69,7 @@ pub fn key(b: u8, mux: bool, write: Out<'_>) {
     let mut tail = Vec::new();
     match monitor::parse(&line, &names) {
         Ok(Command::Log(n)) => log_tail(n, &mut tail),
-        Ok(c) => run(c, mux, &mut out),
+        Ok(c) => run(c, layout, &mut out),
         Err(e) => {
             let _ = write!(out, "error: {e}\r\n");
         }
@@ -79,7 +80,7 @@ pub fn key(b: u8, mux: bool, write: Out<'_>) {
     write(&bytes);
 }
 
-fn run(c: Command, mux: bool, out: &mut String) {
+fn run(c: Command, layout: Layout, out: &mut String) {
     match c {
         Command::Nothing | Command::Log(_) => {}
         Command::Help => out.push_str(monitor::HELP),
@@ -111,7 +112,7 @@ fn run(c: Command, mux: bool, out: &mut String) {
                 last[v.index] = Some((f, now));
             }
         }
-        Command::Info => info(mux, out),
+        Command::Info => info(layout, out),
         Command::Life(what, i) => {
             let Some(v) = vms().get(i) else { return };
             if let Some(why) = monitor::refusal(what, &v.name, state_of(v)) {
@@ -228,7 +229,7 @@ fn figures(v: &Vm) -> Figures {
     f
 }
 
-fn info(mux: bool, out: &mut String) {
+fn info(layout: Layout, out: &mut String) {
     let (model, ram) = BOARD
         .get()
         .map_or(("unknown", 0), |(m, r)| (m.as_str(), *r));
@@ -237,11 +238,7 @@ fn info(mux: bool, out: &mut String) {
         "pivisor {}\r\nboard: {model}, {} MiB of RAM\r\nconsole: {}\r\n",
         crate::VERSION,
         ram >> 20,
-        if mux {
-            "the hypervisor's PL011, switched between the VMs' emulated UARTs (mux)"
-        } else {
-            "a VM owns the PL011; the hypervisor's log is on the mini UART"
-        }
+        layout.describe()
     );
     for v in vms() {
         let mut devs: Vec<String> = Vec::new();
