@@ -16,6 +16,7 @@ rm -f /etc/ssh/ssh_host_*
 # generated it) or the password.
 sed -i 's/^#\?PermitRootLogin.*/PermitRootLogin yes/' /etc/ssh/sshd_config
 systemctl enable pivisor-boot.service
+systemctl enable pivisor-router.service
 systemctl enable ssh.service
 # No network configuration from ifupdown: pivisor-boot does it from the
 # kernel command line.

@@ -33,8 +33,10 @@ fn two_debian_vms_log_in_reach_each_other_and_keep_their_files() {
         // network device, beta's host name over SSH with the card's key.
         .type_after(r"(?m)^alpha login:", b"root\r")
         .type_after(r"(?s)alpha login:.*Password:", b"pivisor\r")
+        // The router sets up the outside in the background (no login
+        // waits for it): the gateway once it says so, either way.
         .type_after(
-            r"root@alpha:~#",
+            r"(?s)root@alpha:~#.*pivisor-router: (\S+ external|no )|pivisor-router: (\S+ external|no ).*root@alpha:~#",
             b"ping -c 2 10.0.2.2 >/dev/null && echo A-GW-$((1+1)); ssh root@10.0.0.2 hostname; echo A-SSH-$((2+1))\r",
         )
         // beta: a root login, the gateway through alpha's NAT, a file and
