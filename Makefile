@@ -347,7 +347,8 @@ debian-test: $(IMAGE) $(DTB) $(BUILD)/guests-debian.img $(call CARD,debian)
 	$(QEMU_TEST_ENV) cargo test -p pivisor-harness --test debian -- --nocapture
 
 # The benchmarks (minutes; progress on stderr). BENCH_RUNS: plain-TCG runs
-# for the cross-core figures. The plot uses Debian's python3-matplotlib.
+# for the cross-core figures and Debian boots per configuration (medians).
+# The plot uses Debian's python3-matplotlib.
 BENCH_RUNS ?= 3
 # BENCH_ONLY: a comma-separated subset of micro, linux, disk, net, debian, tcg.
 BENCH_ONLY ?=
