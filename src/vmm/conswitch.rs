@@ -80,9 +80,7 @@ pub fn init(names: Vec<String>, focus: usize, intid: Option<u32>) {
     *MUX.lock() = Some((m, Vec::with_capacity(crate::conmux::LINE_MAX + 64)));
     set_line_hook(line_hook);
     if let Some(i) = intid {
-        queue_output(true);
-        with_console(|s| s.enable_input());
-        CONSOLE_INTID.store(i, Ordering::Release);
+        take_pl011(i);
     }
     info!(
         "console: mux layout, focus on VM {focus}; type Ctrl-] then a VM number to switch, Ctrl-] l to list"
@@ -95,11 +93,17 @@ pub fn init(names: Vec<String>, focus: usize, intid: Option<u32>) {
 /// PL011's input goes to the monitor, on INTID `intid` (the caller
 /// routes it to core 0), its output through the queue.
 pub fn monitor_only(intid: u32) {
+    PL011_MONITOR.store(true, Ordering::Relaxed);
+    take_pl011(intid);
+    info!("console: no VM has a UART; type here for the monitor (help lists its commands)");
+}
+
+/// The hypervisor's PL011 as an interrupt-driven console: its output
+/// through the queue, its input (INTID `intid`) to this module.
+fn take_pl011(intid: u32) {
     queue_output(true);
     with_console(|s| s.enable_input());
-    PL011_MONITOR.store(true, Ordering::Relaxed);
     CONSOLE_INTID.store(intid, Ordering::Release);
-    info!("console: no VM has a UART; type here for the monitor (help lists its commands)");
 }
 
 /// Before each log line: end a focused guest's unfinished line.

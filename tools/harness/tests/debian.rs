@@ -23,6 +23,23 @@ fn debian(card: &ScratchCard, timeout: u64) -> Boot {
         .timeout(Duration::from_secs(timeout))
 }
 
+/// Typing a root login into beta's console.
+trait BetaLogin {
+    /// Logs in as root once `after` has been printed and beta's login
+    /// prompt after it.
+    fn beta_login(self, after: &str) -> Self;
+}
+
+impl BetaLogin for Boot {
+    fn beta_login(self, after: &str) -> Self {
+        self.type_after(&format!(r"(?s){after}.*beta login:"), b"root\r")
+            .type_after(
+                &format!(r"(?s){after}.*beta login:.*Password:"),
+                b"pivisor\r",
+            )
+    }
+}
+
 /// Markers are computed by the shell ($((1+1)) prints 2), never typed,
 /// so the echo of a typed line never matches them.
 #[test]
@@ -44,16 +61,14 @@ fn two_debian_vms_log_in_reach_each_other_and_keep_their_files() {
         // restarts it) while alpha runs on.
         .type_after(r"(?m)^A-SSH-3", b"\x1d1")
         .type_after(r"console -> VM 1 'beta'", b"\r")
-        .type_after(r"(?s)console -> VM 1 'beta'.*beta login:", b"root\r")
-        .type_after(r"(?s)console -> VM 1 'beta'.*beta login:.*Password:", b"pivisor\r")
+        .beta_login(r"console -> VM 1 'beta'")
         .type_after(
             r"root@beta:~#",
             b"ping -c 2 10.0.2.2 >/dev/null && echo B-GW-$((1+1)); useradd -m carol; echo persisted-4711 > /root/mark; sync; systemctl reboot\r",
         )
         // Its second life: only after the hypervisor restarted it (a
         // prompt of the first life must not be taken for one).
-        .type_after(r"(?s)VM 'beta': SYSTEM_RESET.*beta login:", b"root\r")
-        .type_after(r"(?s)VM 'beta': SYSTEM_RESET.*beta login:.*Password:", b"pivisor\r")
+        .beta_login(r"VM 'beta': SYSTEM_RESET")
         .type_after(
             r"(?s)VM 'beta': SYSTEM_RESET.*beta login:.*root@beta:~#",
             b"cat /root/mark; id -un carol; echo B-MARK-$((3+1))\r",
@@ -84,11 +99,7 @@ fn two_debian_vms_log_in_reach_each_other_and_keep_their_files() {
     let o = debian(&card, 600)
         .type_after(r"(?m)^alpha login:", b"\x1d1")
         .type_after(r"console -> VM 1 'beta'", b"\r")
-        .type_after(r"(?s)console -> VM 1 'beta'.*beta login:", b"root\r")
-        .type_after(
-            r"(?s)console -> VM 1 'beta'.*beta login:.*Password:",
-            b"pivisor\r",
-        )
+        .beta_login(r"console -> VM 1 'beta'")
         .type_after(
             r"root@beta:~#",
             b"cat /root/mark; id -un carol; echo B-AGAIN-$((5+1))\r",

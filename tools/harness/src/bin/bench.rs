@@ -159,7 +159,7 @@ fn net_linux(c: Config) -> Option<Boot> {
 /// (guests/debian-bench.conf: the same partition through virtio-blk),
 /// and under KVM (the same bundle under pv-vmm, its disk the host's
 /// /dev/mmcblk0p2, from a host initramfs of its own).
-fn debian_boot(c: Config) -> Option<Boot> {
+fn debian_boot(c: Config) -> Boot {
     let b = match c {
         Config::Native => Boot::new(artifact("PIVISOR_DEBIAN_IMAGE"))
             .dtb(dtb("native-debian.dtb"))
@@ -179,11 +179,9 @@ fn debian_boot(c: Config) -> Option<Boot> {
                  quiet pv.vm=debian-bench",
             ),
     };
-    Some(
-        b.sd_copy_of(artifact("PIVISOR_DEBIAN_CARD"))
-            .timeout(Duration::from_secs(2400))
-            .icount(),
-    )
+    b.sd_copy_of(artifact("PIVISOR_DEBIAN_CARD"))
+        .timeout(Duration::from_secs(2400))
+        .icount()
 }
 
 /// A fresh benchmark card: 256 MiB, partition 1 (8 MiB, the boot one's
@@ -430,7 +428,6 @@ fn main() {
                 spans: Vec::new(),
             };
             for k in 1..=b.runs {
-                let Some(boot) = debian_boot(c) else { break };
                 let runs = b.runs;
                 let d = b.run(
                     &format!("debian-{}-icount{k}", c.name()),
@@ -438,7 +435,7 @@ fn main() {
                         "Debian boot to its login prompt, {}, -icount, run {k} of {runs}",
                         c.name()
                     ),
-                    boot,
+                    debian_boot(c),
                     r"BOOTMARK getty \S+ at uptime \d+\.\d+ s|Kernel panic",
                 );
                 // Apart from the whole boot, the span both boots spend on
